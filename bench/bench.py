@@ -1,0 +1,814 @@
+#!/usr/bin/env python3
+"""Side-by-side CPU benchmark: responses_rs.OpenAIResponsesImpl vs llama-stack's Python class.
+
+Runs the same scenarios through both implementations in one process and one event loop,
+with zero-latency collaborators (a plain async inference function over PRE-BUILT chunk
+objects, an in-memory store), and prints CPU time (time.process_time, best of N) per
+request / per chunk / per delta plus the ratio ours/theirs.
+
+    PYTHONPATH=/work/main/python /tmp/venvs/ls027/bin/python bench/bench.py [--quick] [--json FILE]
+
+This is a benchmark, not a test: it never fails on a missed target, it only reports.
+See bench/README.md for the methodology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib.metadata
+import inspect
+import json
+import logging
+import platform
+import statistics
+import string
+import sys
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# llama-stack emits pydantic warnings at import time; they are noise here.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from llama_stack.apis.agents import openai_responses as _ls_responses
+    from llama_stack.apis.agents.openai_responses import OpenAIResponseInputToolFunction
+    from llama_stack.apis.inference.inference import (
+        OpenAIAssistantMessageParam,
+        OpenAIChatCompletion,
+        OpenAIChatCompletionChunk,
+        OpenAIChatCompletionToolCall,
+        OpenAIChatCompletionToolCallFunction,
+        OpenAIChoice,
+        OpenAIChoiceDelta,
+        OpenAIChunkChoice,
+    )
+    from llama_stack.providers.inline.agents.meta_reference import openai_responses as _theirs_mod
+
+TheirImpl = _theirs_mod.OpenAIResponsesImpl
+
+# The class logs one INFO line per request through a Rich console handler in some
+# scenarios (0.2.12: "Exiting inference loop since there is a function (client-side)
+# tool call"). Console rendering is not what we measure, so raise that logger to WARNING.
+# (logger.debug(f"...") f-strings are still evaluated: that cost is part of their code.)
+logging.getLogger(_theirs_mod.__name__).setLevel(logging.WARNING)
+
+LS_VERSION = importlib.metadata.version("llama_stack")
+
+# Figures measured before on the 2-core reference machine, used for the "0.3x llama-stack
+# 0.2.7" targets when the script is not running against 0.2.7 itself (override with
+# --baseline FILE, a --json output of a 0.2.7 run).
+REF_027 = {"b": 81.0, "c": 1.74}  # (b) us/request, (c) us/delta at 64 KB
+TARGET_A_US_PER_CHUNK = 0.5
+TARGET_FACTOR_027 = 0.3
+LINEARITY_TOLERANCE = 1.25  # us/delta at the largest size <= this x us/delta at the smallest
+NOISY = 1.25  # flag a measurement whose median run is this much slower than its best
+
+MODEL = "bench-model"
+N_TEXT_CHUNKS = 1000
+ARG_SIZES = (16 * 1024, 32 * 1024, 64 * 1024)
+SHORT_REPLY = "Hello! How can I help you today?"
+TOOL_NAME = "write_blob"
+ARGS_PREFIX = '{"blob": "'
+ARGS_SUFFIX = '"}'
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    out = []
+    for part in v.split(".")[:3]:
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits) if digits else 0)
+    return tuple(out)
+
+
+CTOR_FORM = "0.2.12" if _version_tuple(LS_VERSION) >= (0, 2, 12) else "0.2.7"
+
+
+# --------------------------------------------------------------------------- fixtures
+#
+# Everything below is built once, before any timing. The intermediate chunks carry
+# finish_reason=None, as OpenAI-compatible providers send them; llama-stack's
+# OpenAIChunkChoice declares `finish_reason: str`, so those choices are validated with a
+# placeholder and then assigned None (plain attribute assignment, no validation;
+# model_construct would do the same but is ~30x slower to build 64K of them).
+
+
+def _choice(delta: OpenAIChoiceDelta, finish_reason: str | None) -> OpenAIChunkChoice:
+    choice = OpenAIChunkChoice(delta=delta, finish_reason=finish_reason or "stop", index=0)
+    if finish_reason is None:
+        choice.finish_reason = None
+    return choice
+
+
+def _chunk(cid: str, delta: OpenAIChoiceDelta, finish_reason: str | None = None) -> OpenAIChatCompletionChunk:
+    return OpenAIChatCompletionChunk(
+        id=cid, choices=[_choice(delta, finish_reason)], created=1_700_000_000, model=MODEL
+    )
+
+
+def build_text_chunks(n: int) -> tuple[list[OpenAIChatCompletionChunk], str]:
+    """n chunks, one short token each; the first carries role, the last finish_reason='stop'."""
+    words = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit"]
+    chunks, parts = [], []
+    for i in range(n):
+        tok = f"{words[i % len(words)]}{i} "
+        parts.append(tok)
+        delta = OpenAIChoiceDelta(content=tok, role="assistant" if i == 0 else None)
+        chunks.append(_chunk("chatcmpl-text", delta, "stop" if i == n - 1 else None))
+    return chunks, "".join(parts)
+
+
+def build_short_reply() -> tuple[OpenAIChatCompletion, list[OpenAIChatCompletionChunk]]:
+    """The one-message reply, both as a non-streamed completion and as a 1-chunk stream."""
+    completion = OpenAIChatCompletion(
+        id="chatcmpl-short",
+        choices=[
+            OpenAIChoice(
+                message=OpenAIAssistantMessageParam(content=SHORT_REPLY),
+                finish_reason="stop",
+                index=0,
+            )
+        ],
+        created=1_700_000_000,
+        model=MODEL,
+    )
+    stream = [_chunk("chatcmpl-short", OpenAIChoiceDelta(content=SHORT_REPLY, role="assistant"), "stop")]
+    return completion, stream
+
+
+def build_tool_call_streams(sizes: tuple[int, ...]) -> dict[int, tuple[list[OpenAIChatCompletionChunk], str]]:
+    """For each size: a function-tool-call stream whose arguments (valid JSON, exactly
+    `size` characters) arrive in 1-character deltas, plus the expected arguments string.
+
+    Stream = [header chunk (id, name, arguments="")] + size delta chunks + [finish chunk].
+    The body chunk objects are shared between sizes (they are only read)."""
+    cid = "chatcmpl-tool"
+    alphabet = string.ascii_letters + string.digits
+    body_len = max(sizes) - len(ARGS_PREFIX) - len(ARGS_SUFFIX)
+    body_chars = [alphabet[i % len(alphabet)] for i in range(body_len)]
+
+    def delta_chunk(ch: str) -> OpenAIChatCompletionChunk:
+        tc = OpenAIChatCompletionToolCall(index=0, function=OpenAIChatCompletionToolCallFunction(arguments=ch))
+        return _chunk(cid, OpenAIChoiceDelta(tool_calls=[tc]))
+
+    header = _chunk(
+        cid,
+        OpenAIChoiceDelta(
+            role="assistant",
+            tool_calls=[
+                OpenAIChatCompletionToolCall(
+                    index=0,
+                    id="call_bench_0",
+                    type="function",
+                    function=OpenAIChatCompletionToolCallFunction(name=TOOL_NAME, arguments=""),
+                )
+            ],
+        ),
+    )
+    prefix = [delta_chunk(ch) for ch in ARGS_PREFIX]
+    body = [delta_chunk(ch) for ch in body_chars]
+    out = {}
+    for size in sizes:
+        n_body = size - len(ARGS_PREFIX) - len(ARGS_SUFFIX)
+        suffix = [delta_chunk(ch) for ch in ARGS_SUFFIX]
+        finish = _chunk(cid, OpenAIChoiceDelta(), "tool_calls")
+        chunks = [header, *prefix, *body[:n_body], *suffix, finish]
+        args = ARGS_PREFIX + "".join(body_chars[:n_body]) + ARGS_SUFFIX
+        assert len(args) == size and len(chunks) == size + 2
+        json.loads(args)
+        out[size] = (chunks, args)
+    return out
+
+
+TOOLS = [
+    OpenAIResponseInputToolFunction(
+        name=TOOL_NAME,
+        description="Store a blob.",
+        parameters={"type": "object", "properties": {"blob": {"type": "string"}}, "required": ["blob"]},
+    )
+]
+
+
+# --------------------------------------------------------------------------- collaborators
+
+
+async def _agen(chunks: list[Any]) -> AsyncIterator[Any]:
+    for c in chunks:
+        yield c
+
+
+class FakeInference:
+    """Zero-latency inference: a plain async function (no mocks) returning pre-built objects."""
+
+    def __init__(self) -> None:
+        self.chunks: list[OpenAIChatCompletionChunk] = []
+        self.completion: OpenAIChatCompletion | None = None
+        self.calls = [0, 0]  # [stream=False, stream=True]
+
+    async def openai_chat_completion(self, model: str, messages: Any, *args: Any, stream: Any = None, **kwargs: Any):
+        if stream:
+            self.calls[1] += 1
+            return _agen(self.chunks)
+        self.calls[0] += 1
+        return self.completion
+
+
+class MemoryKVStore:
+    """In-memory KVStore (llama-stack 0.2.7 `persistence_store`)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
+
+    async def set(self, key: str, value: str, expiration: Any = None) -> None:
+        self.data[key] = value
+
+    async def get(self, key: str) -> str | None:
+        return self.data.get(key)
+
+    async def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+    async def values_in_range(self, start_key: str, end_key: str) -> list[str]:
+        return [v for k, v in sorted(self.data.items()) if start_key <= k <= end_key]
+
+    async def keys_in_range(self, start_key: str, end_key: str) -> list[str]:
+        return [k for k in sorted(self.data) if start_key <= k <= end_key]
+
+
+class MemoryResponsesStore:
+    """In-memory stand-in for llama-stack 0.2.12's ResponsesStore. Keeps the objects as
+    given (no model_dump / SQL), so store cost is the impl's own work only."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[Any, Any]] = {}
+
+    async def store_response_object(self, response_object: Any, input: Any) -> None:
+        self.data[response_object.id] = (response_object, input)
+
+    async def get_response_object(self, response_id: str) -> Any:
+        response_object, input = self.data[response_id]
+        cls = _ls_responses.OpenAIResponseObjectWithInput  # only exists in >= 0.2.12-era APIs
+        return cls(**response_object.model_dump(), input=input)
+
+
+class StubToolGroups:
+    async def get_tool(self, tool_name: str) -> Any:
+        return None
+
+
+class StubToolRuntime:
+    async def invoke_tool(self, tool_name: str, kwargs: dict[str, Any]) -> Any:
+        return None
+
+
+class StubVectorIO:
+    async def openai_search_vector_store(self, *args: Any, **kwargs: Any) -> Any:
+        return None
+
+
+@dataclass
+class Harness:
+    name: str
+    impl: Any
+    inference: FakeInference
+    store: MemoryKVStore | MemoryResponsesStore
+    inference_modes: dict[str, str] = field(default_factory=dict)
+
+    def stored_count(self) -> int:
+        return len(self.store.data)
+
+
+def make_harness(name: str, cls: Callable[..., Any]) -> Harness:
+    inference = FakeInference()
+    if CTOR_FORM == "0.2.12":
+        store: Any = MemoryResponsesStore()
+        kwargs = dict(
+            inference_api=inference,
+            tool_groups_api=StubToolGroups(),
+            tool_runtime_api=StubToolRuntime(),
+            responses_store=store,
+            vector_io_api=StubVectorIO(),
+        )
+    else:
+        store = MemoryKVStore()
+        kwargs = dict(
+            persistence_store=store,
+            inference_api=inference,
+            tool_groups_api=StubToolGroups(),
+            tool_runtime_api=StubToolRuntime(),
+        )
+    return Harness(name, cls(**kwargs), inference, store)
+
+
+def check_ctor_form() -> str | None:
+    try:
+        params = set(inspect.signature(TheirImpl.__init__).parameters) - {"self"}
+    except (TypeError, ValueError):
+        return None
+    expected = (
+        {"inference_api", "tool_groups_api", "tool_runtime_api", "responses_store", "vector_io_api"}
+        if CTOR_FORM == "0.2.12"
+        else {"persistence_store", "inference_api", "tool_groups_api", "tool_runtime_api"}
+    )
+    if params != expected:
+        return f"llama-stack {LS_VERSION} constructor takes {sorted(params)}, expected {sorted(expected)}"
+    return None
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Scenario:
+    key: str
+    label: str
+    unit: str  # "chunk", "request", "delta"
+    per_request_units: int  # chunks / 1 / deltas per request
+    requests_per_timing: int
+    request: dict[str, Any]
+    chunks: list[OpenAIChatCompletionChunk] = field(default_factory=list)
+    completion: OpenAIChatCompletion | None = None
+    expect_text: str | None = None
+    expect_args: str | None = None
+
+
+async def run_requests(h: Harness, sc: Scenario, n: int) -> None:
+    """The timed unit: n full requests, `await create_openai_response(...)` and, for
+    streamed requests, consuming the whole stream."""
+    create = h.impl.create_openai_response
+    req = sc.request
+    if req.get("stream"):
+        for _ in range(n):
+            stream = await create(**req)
+            async for _ev in stream:
+                pass
+    else:
+        for _ in range(n):
+            await create(**req)
+
+
+def _final_response(result: Any, streamed: bool) -> Any:
+    if not streamed:
+        return result
+    for ev in reversed(result):
+        if getattr(ev, "type", None) == "response.completed":
+            return ev.response
+    return None
+
+
+async def sanity_run(h: Harness, sc: Scenario) -> tuple[int | None, list[str]]:
+    """One untimed request: count events and check the result is the expected one, so a
+    fast-but-wrong implementation shows up. Returns (events yielded, problems)."""
+    problems: list[str] = []
+    h.inference.calls[:] = [0, 0]
+    before = h.stored_count()
+    result = await h.impl.create_openai_response(**sc.request)
+    streamed = bool(sc.request.get("stream"))
+    events = None
+    if streamed:
+        result = [ev async for ev in result]
+        events = len(result)
+    resp = _final_response(result, streamed)
+    try:
+        if resp is None:
+            problems.append("no response.completed event")
+        else:
+            if getattr(resp, "status", None) != "completed":
+                problems.append(f"status={getattr(resp, 'status', None)!r}")
+            if sc.expect_text is not None and resp.output[0].content[0].text != sc.expect_text:
+                problems.append("output text differs from the streamed text")
+            if sc.expect_args is not None:
+                item = resp.output[0]
+                if item.type != "function_call" or item.name != TOOL_NAME or item.arguments != sc.expect_args:
+                    problems.append("function_call item/arguments differ from the streamed arguments")
+    except Exception as e:
+        problems.append(f"unexpected response shape: {type(e).__name__}: {e}")
+    stored = h.stored_count() - before
+    want_stored = 1 if sc.request.get("store") else 0
+    if stored != want_stored:
+        problems.append(f"store writes: {stored}, expected {want_stored}")
+    modes = [m for m, c in zip(("stream=False", "stream=True"), h.inference.calls, strict=True) if c]
+    h.inference_modes[sc.key] = ",".join(modes)
+    return events, problems
+
+
+@dataclass
+class Result:
+    cpu_us: float | None = None  # best CPU us per unit
+    median_cpu_us: float | None = None
+    wall_us: float | None = None  # best wall-clock us per unit (informational)
+    runs_cpu_s: list[float] = field(default_factory=list)
+    runs_wall_s: list[float] = field(default_factory=list)
+    events: int | None = None
+    problems: list[str] = field(default_factory=list)
+    inference_mode: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class Job:
+    """One measured thing: n requests of one scenario through one impl (or the floor)."""
+
+    key: str
+    who: str  # "theirs" | "ours" | "floor"
+    fn: Callable[[], Awaitable[None]]
+    units: int  # chunks / requests / deltas covered by one call of fn
+    prepare: Callable[[], None]  # untimed: point the fake inference at this scenario, empty the store
+    result: Result = field(default_factory=Result)
+
+
+def impl_job(h: Harness, sc: Scenario) -> Job:
+    def prepare() -> None:
+        h.inference.chunks = sc.chunks
+        h.inference.completion = sc.completion
+        h.store.data.clear()
+
+    async def fn() -> None:
+        await run_requests(h, sc, sc.requests_per_timing)
+
+    return Job(sc.key, h.name, fn, sc.requests_per_timing * sc.per_request_units, prepare)
+
+
+def floor_job(chunks: list[OpenAIChatCompletionChunk], streams: int) -> Job:
+    """Floor: a Python async generator that only reads choices[0].delta.content of each
+    chunk of the same fake inference stream and yields a pre-built object."""
+    prebuilt = object()
+    inference = FakeInference()
+    inference.chunks = chunks
+
+    async def floor_stream(source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for chunk in source:
+            _ = chunk.choices[0].delta.content
+            yield prebuilt
+
+    async def fn() -> None:
+        for _ in range(streams):
+            source = await inference.openai_chat_completion(model=MODEL, messages=[], stream=True)
+            async for _ev in floor_stream(source):
+                pass
+
+    return Job("floor", "floor", fn, streams * len(chunks), lambda: None)
+
+
+async def run_jobs(jobs: list[Job], warmup: int, repeat: int, disable_gc: bool) -> None:
+    """Warm up every job, then time them round-robin: round r runs each job once.
+
+    Interleaving spreads each job's `repeat` runs over the whole benchmark, so a slow
+    stretch of the (shared, virtualised) host hits one run of every job rather than all
+    runs of one job, and ours/theirs are measured under the same conditions. The best run
+    is reported."""
+    live = list(jobs)
+
+    async def guarded(job: Job, timed: bool) -> None:
+        job.prepare()
+        if not timed:
+            await job.fn()
+            return
+        gc.collect()
+        if disable_gc:
+            gc.disable()
+        try:
+            w0, c0 = time.perf_counter(), time.process_time()
+            await job.fn()
+            c1, w1 = time.process_time(), time.perf_counter()
+        finally:
+            if disable_gc:
+                gc.enable()
+        job.result.runs_cpu_s.append(c1 - c0)
+        job.result.runs_wall_s.append(w1 - w0)
+
+    for rnd in range(-warmup, repeat):
+        print(
+            f"  {'warm-up' if rnd < 0 else 'round'} {rnd + warmup + 1}/{warmup + repeat}", file=sys.stderr, flush=True
+        )
+        for job in list(live):
+            try:
+                await guarded(job, timed=rnd >= 0)
+            except Exception as e:  # ours may be work in progress: report it, go on
+                job.result.error = f"{type(e).__name__}: {e}"
+                live.remove(job)
+    for job in jobs:
+        r = job.result
+        if r.runs_cpu_s and r.error is None:
+            r.cpu_us = min(r.runs_cpu_s) / job.units * 1e6
+            r.median_cpu_us = statistics.median(r.runs_cpu_s) / job.units * 1e6
+            r.wall_us = min(r.runs_wall_s) / job.units * 1e6
+
+
+# --------------------------------------------------------------------------- ours
+
+
+def load_ours() -> tuple[Any, str]:
+    try:
+        import responses_rs
+    except Exception as e:
+        return None, f"import responses_rs failed: {type(e).__name__}: {e}"
+    cls = getattr(responses_rs, "OpenAIResponsesImpl", None)
+    where = getattr(responses_rs, "__file__", None) or list(getattr(responses_rs, "__path__", []))
+    if cls is None:
+        return None, f"responses_rs ({where}) has no OpenAIResponsesImpl (not built yet?)"
+    return cls, f"responses_rs from {where}"
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(v: float | None, nd: int = 2) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def load_baseline(path: str | None) -> tuple[dict[str, float], str]:
+    """0.2.7 numbers for the 0.3x targets: this run if it is 0.2.7, else --baseline, else REF_027."""
+    if path:
+        with open(path) as f:
+            data = json.load(f)
+        base = {}
+        for key, s in data["scenarios"].items():
+            if s.get("theirs", {}).get("cpu_us") is not None:
+                base[key] = s["theirs"]["cpu_us"]
+        return base, f"{path} (llama-stack {data.get('llama_stack_version')})"
+    return {}, "reference figures (0.2.7 on the 2-core machine)"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="~10 s run: best of 5, fewer requests per timing")
+    ap.add_argument("--json", metavar="FILE", help="write the numbers as JSON to FILE")
+    ap.add_argument("--repeat", type=int, help="timed runs per measurement (best is kept); default 15, quick 5")
+    ap.add_argument("--warmup", type=int, help="untimed runs before timing; default 2, quick 1")
+    ap.add_argument("--no-gc", action="store_true", help="gc.disable() during timed sections (default: gc on)")
+    ap.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="--json output of a llama-stack 0.2.7 run, for the 0.3x-of-0.2.7 targets when running another version",
+    )
+    ap.add_argument("--theirs-only", action="store_true", help="do not try to import responses_rs")
+    args = ap.parse_args()
+    args.repeat = args.repeat or (5 if args.quick else 15)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    n_text_streams = 5 if args.quick else 20
+    n_short = 500 if args.quick else 2000
+
+    t_start = time.perf_counter()
+    # gc off while building ~70K chunk objects: with llama-stack's large import-time heap,
+    # the full collections they would trigger make building 5x slower.
+    gc.disable()
+    text_chunks, text = build_text_chunks(N_TEXT_CHUNKS)
+    short_completion, short_stream = build_short_reply()
+    tool_streams = build_tool_call_streams(ARG_SIZES)
+    gc.enable()
+
+    scenarios = [
+        Scenario(
+            "a",
+            f"(a) text stream, {N_TEXT_CHUNKS} chunks",
+            "chunk",
+            N_TEXT_CHUNKS,
+            n_text_streams,
+            dict(input="Tell me a long story.", model=MODEL, stream=True, store=False),
+            chunks=text_chunks,
+            expect_text=text,
+        ),
+        Scenario(
+            "b",
+            "(b) one message, not streamed",
+            "request",
+            1,
+            n_short,
+            dict(input="Hello", model=MODEL, stream=False, store=True),
+            chunks=short_stream,
+            completion=short_completion,
+            expect_text=SHORT_REPLY,
+        ),
+    ]
+    for size in ARG_SIZES:
+        chunks, arguments = tool_streams[size]
+        scenarios.append(
+            Scenario(
+                f"c{size // 1024}k",
+                f"(c) fn-call args {size // 1024} KB, 1-char deltas",
+                "delta",
+                size,
+                1,
+                dict(input="Store a blob.", model=MODEL, stream=True, store=False, tools=TOOLS),
+                chunks=chunks,
+                expect_args=arguments,
+            )
+        )
+
+    # Freeze the fixtures into the permanent GC generation: they stay alive for the whole
+    # run and must not be re-traversed by collections triggered inside timed sections.
+    gc.collect()
+    gc.freeze()
+    t_fixtures = time.perf_counter() - t_start
+
+    ours_cls, ours_info = (None, "skipped (--theirs-only)") if args.theirs_only else load_ours()
+    ctor_warning = check_ctor_form()
+
+    async def run_all() -> tuple[dict[str, dict[str, Result]], float | None, str | None]:
+        harnesses = [make_harness("theirs", TheirImpl)]
+        ours_err = None
+        if ours_cls is not None:
+            try:
+                harnesses.append(make_harness("ours", ours_cls))
+            except Exception as e:
+                ours_err = f"constructing responses_rs.OpenAIResponsesImpl failed: {type(e).__name__}: {e}"
+        results: dict[str, dict[str, Result]] = {}
+        jobs: list[Job] = []
+        for sc in scenarios:
+            results[sc.key] = {}
+            for h in harnesses:
+                job = impl_job(h, sc)
+                results[sc.key][h.name] = job.result
+                job.prepare()
+                try:
+                    job.result.events, job.result.problems = await sanity_run(h, sc)
+                    job.result.inference_mode = h.inference_modes.get(sc.key) or None
+                    jobs.append(job)
+                except Exception as e:
+                    job.result.error = f"{type(e).__name__}: {e}"
+            if sc.key == "a":
+                floor = floor_job(text_chunks, n_text_streams)
+                jobs.append(floor)
+        await run_jobs(jobs, args.warmup, args.repeat, args.no_gc)
+        return results, floor.result.cpu_us, ours_err
+
+    results, floor, ours_err = asyncio.run(run_all())
+    elapsed = time.perf_counter() - t_start
+    have_ours = ours_cls is not None and ours_err is None
+
+    # ---- targets
+    base, base_src = load_baseline(args.baseline)
+    if not base and _version_tuple(LS_VERSION)[:3] == (0, 2, 7):
+        base = {k: v["theirs"].cpu_us for k, v in results.items() if v["theirs"].cpu_us is not None}
+        base_src = "this run (llama-stack 0.2.7)"
+    if not base:
+        base = {"b": REF_027["b"], **{f"c{s // 1024}k": REF_027["c"] for s in ARG_SIZES}}
+        base_src += f": (b) {REF_027['b']} us/request, (c) {REF_027['c']} us/delta (64 KB, used for every size)"
+
+    def ours_us(key: str) -> float | None:
+        r = results[key].get("ours")
+        return r.cpu_us if r is not None else None
+
+    c_keys = [f"c{s // 1024}k" for s in ARG_SIZES]
+    targets: dict[str, dict[str, Any]] = {}
+    targets["a"] = {"limit": TARGET_A_US_PER_CHUNK, "text": f"<= {TARGET_A_US_PER_CHUNK} us/chunk"}
+    if "b" in base:
+        lim = TARGET_FACTOR_027 * base["b"]
+        targets["b"] = {"limit": lim, "text": f"<= 0.3x 0.2.7 = {lim:.1f}"}
+    for k in c_keys:
+        if k in base:
+            lim = TARGET_FACTOR_027 * base[k]
+            targets[k] = {"limit": lim, "text": f"<= 0.3x 0.2.7 = {lim:.2f}"}
+    for k, t in targets.items():
+        v = ours_us(k)
+        t["ours"] = v
+        t["met"] = None if v is None else v <= t["limit"]
+
+    def linearity(who: str) -> float | None:
+        lo, hi = results[c_keys[0]].get(who), results[c_keys[-1]].get(who)
+        if lo is None or hi is None or not lo.cpu_us or hi.cpu_us is None:
+            return None
+        return hi.cpu_us / lo.cpu_us
+
+    lin_ours, lin_theirs = linearity("ours"), linearity("theirs")
+
+    # ---- table
+    print()
+    print(
+        f"responses-rs vs llama-stack {LS_VERSION}  (constructor form {CTOR_FORM}, Python {platform.python_version()})"
+    )
+    print(f"ours: {ours_info}" + (f"  -- {ours_err}" if ours_err else ""))
+    if not have_ours:
+        print("      => printing llama-stack + floor only")
+    if ctor_warning:
+        print(f"WARNING: {ctor_warning}")
+    gc_mode = "disabled in timed sections" if args.no_gc else "enabled (fixtures gc.freeze()d)"
+    print(
+        f"CPU time = time.process_time, best of {args.repeat} after {args.warmup} warm-up; gc {gc_mode}; "
+        f"{'quick' if args.quick else 'full'} mode"
+    )
+    print(
+        f"requests per timing: (a) {n_text_streams}, (b) {n_short}, (c) 1 per size; "
+        "store=True for (b), store=False for (a) and (c)"
+    )
+    print()
+    hdr = (
+        f"{'scenario':<38} {'unit':<11} {'llama-stack':>11} {'ours':>9} {'ours/theirs':>11} "
+        f"{'events L/O':>11}  target (ours)"
+    )
+    print(hdr)
+    print("-" * (len(hdr) + 22))
+    for sc in scenarios:
+        t = results[sc.key]["theirs"]
+        o = results[sc.key].get("ours")
+        ratio = o.cpu_us / t.cpu_us if (o is not None and o.cpu_us is not None and t.cpu_us) else None
+        if sc.unit == "request":
+            ev = "1 resp"
+        else:
+            ev = f"{'—' if t.events is None else t.events}/{'—' if o is None or o.events is None else o.events}"
+        tgt = targets.get(sc.key)
+        ttxt = ""
+        if tgt:
+            mark = "" if tgt["met"] is None else ("  met" if tgt["met"] else "  MISSED")
+            ttxt = tgt["text"] + mark
+        print(
+            f"{sc.label:<38} {'us/' + sc.unit:<11} {fmt(t.cpu_us):>11} {fmt(o.cpu_us if o else None):>9} "
+            f"{fmt(ratio, 3) if ratio is not None else '—':>11} {ev:>11}  {ttxt}"
+        )
+    print("-" * (len(hdr) + 22))
+    a_ours = ours_us("a")
+    print(
+        f"{'floor: py async gen, read delta.content':<38} {'us/chunk':<11} {fmt(floor):>11}"
+        + (f"   (a) ours = {a_ours / floor:.2f}x floor" if a_ours and floor else "")
+    )
+    lin_txt = f"(c) linearity, us/delta {ARG_SIZES[-1] // 1024} KB / {ARG_SIZES[0] // 1024} KB: "
+    lin_txt += f"llama-stack {fmt(lin_theirs)}, ours {fmt(lin_ours)}"
+    if lin_ours is not None:
+        lin_txt += f"  target <= {LINEARITY_TOLERANCE} {'met' if lin_ours <= LINEARITY_TOLERANCE else 'MISSED'}"
+    print(lin_txt)
+    print(f"0.2.7 baseline for the 0.3x targets: {base_src}")
+
+    notes, noisy = [], []
+    for sc in scenarios:
+        for who, r in results[sc.key].items():
+            if r.error:
+                notes.append(f"{sc.key} {who}: ERROR {r.error}")
+            for p in r.problems:
+                notes.append(f"{sc.key} {who}: check failed: {p}")
+            if r.cpu_us and r.median_cpu_us and r.median_cpu_us > NOISY * r.cpu_us:
+                noisy.append(f"{sc.key} {who} median {r.median_cpu_us / r.cpu_us:.2f}x best")
+    modes = {}
+    for sc in scenarios:
+        for who, r in results[sc.key].items():
+            if r.inference_mode:
+                modes.setdefault(who, []).append(f"{sc.key}:{r.inference_mode}")
+    for who, m in modes.items():
+        notes.append(f"inference called with ({who}): " + " ".join(m))
+    if results["a"]["theirs"].events is not None and results["a"]["theirs"].events <= 3:
+        notes.append(
+            f"llama-stack {LS_VERSION} (a): only {results['a']['theirs'].events} events for "
+            f"{N_TEXT_CHUNKS} chunks -- it buffers the whole stream (no per-chunk events)"
+        )
+    if noisy:
+        notes.append("noisy host (best run reported, rerun to confirm): " + ", ".join(noisy))
+    if notes:
+        print("notes:")
+        for n in notes:
+            print(f"  - {n}")
+    print(f"total {elapsed:.1f} s (fixtures {t_fixtures:.1f} s)")
+
+    if args.json:
+
+        def res_json(r: Result) -> dict[str, Any]:
+            return {
+                "cpu_us": r.cpu_us,
+                "median_cpu_us": r.median_cpu_us,
+                "wall_us": r.wall_us,
+                "runs_cpu_s": r.runs_cpu_s,
+                "runs_wall_s": r.runs_wall_s,
+                "events": r.events,
+                "inference_mode": r.inference_mode,
+                "problems": r.problems,
+                "error": r.error,
+            }
+
+        out = {
+            "llama_stack_version": LS_VERSION,
+            "constructor_form": CTOR_FORM,
+            "python": platform.python_version(),
+            "ours": {"available": have_ours, "info": ours_info, "error": ours_err},
+            "settings": {
+                "repeat": args.repeat,
+                "warmup": args.warmup,
+                "gc_disabled_in_timing": args.no_gc,
+                "quick": args.quick,
+                "requests_per_timing": {"a": n_text_streams, "b": n_short, "c": 1},
+                "text_chunks": N_TEXT_CHUNKS,
+                "arg_sizes": list(ARG_SIZES),
+            },
+            "scenarios": {
+                sc.key: {
+                    "label": sc.label,
+                    "unit": f"us/{sc.unit}",
+                    **{who: res_json(r) for who, r in results[sc.key].items()},
+                }
+                for sc in scenarios
+            },
+            "floor_cpu_us_per_chunk": floor,
+            "targets": targets,
+            "linearity": {"theirs": lin_theirs, "ours": lin_ours, "tolerance": LINEARITY_TOLERANCE},
+            "baseline_source": base_src,
+            "elapsed_s": elapsed,
+        }
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

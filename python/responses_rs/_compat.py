@@ -1,0 +1,66 @@
+"""The installed llama-stack, read once: its version and the classes its contract is made of.
+
+responses-rs serves llama-stack 0.2.7 and 0.2.12. Where they differ (constructor, method signatures,
+storage, inference arguments) the driver asks this module instead of guessing per call.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
+from typing import Any
+
+from llama_stack.apis.agents import openai_responses as ls_responses
+from llama_stack.apis.inference import inference as ls_inference
+from pydantic import BaseModel, TypeAdapter
+
+try:
+    LLAMA_STACK_VERSION = _dist_version("llama_stack")
+except PackageNotFoundError:  # an editable or vendored llama-stack
+    LLAMA_STACK_VERSION = "unknown"
+
+OpenAIResponseObject = ls_responses.OpenAIResponseObject
+OpenAIResponseMessage = ls_responses.OpenAIResponseMessage
+OpenAIResponseInput = ls_responses.OpenAIResponseInput
+OpenAIResponseOutput = ls_responses.OpenAIResponseOutput
+
+# Chat messages are built from the core's JSON in one validation call: the union is discriminated by
+# `role`, so this yields exactly llama-stack's OpenAIUserMessageParam, OpenAIToolMessageParam, ...
+MESSAGES = TypeAdapter(list[ls_inference.OpenAIMessageParam])
+INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
+
+# 0.2.12 passes `response_format`; 0.2.7 has no such type.
+_response_format = getattr(ls_inference, "OpenAIResponseFormatParam", None)
+RESPONSE_FORMAT: TypeAdapter[Any] | None = TypeAdapter(_response_format) if _response_format is not None else None
+
+
+def ls_class(name: str, fallback: type[BaseModel] = BaseModel) -> type[BaseModel]:
+    """llama-stack's class of that name in the Responses API module, when this version has it."""
+    cls = getattr(ls_responses, name, None)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else fallback
+
+
+class _PreviousResponseWithInputItems(BaseModel):
+    """The record llama-stack 0.2.7 stores: the response and every input item that led to it."""
+
+    input_items: ls_responses.OpenAIResponseInputItemList if hasattr(  # type: ignore[name-defined]
+        ls_responses, "OpenAIResponseInputItemList"
+    ) else Any
+    response: OpenAIResponseObject  # type: ignore[valid-type]
+
+
+def _previous_response_class() -> type[BaseModel]:
+    # 0.2.7 defines this model in the provider module; llama-stack's own tests build it, so returning
+    # the very same class keeps `isinstance` and equality true for them.
+    try:
+        from llama_stack.providers.inline.agents.meta_reference import openai_responses as impl
+
+        cls = getattr(impl, "OpenAIResponsePreviousResponseWithInputItems", None)
+        if isinstance(cls, type) and issubclass(cls, BaseModel):
+            return cls
+    except ImportError:  # pragma: no cover - depends on optional llama-stack extras
+        pass
+    return _PreviousResponseWithInputItems
+
+
+PreviousResponseWithInputItems = _previous_response_class()

@@ -1,0 +1,278 @@
+//! Chat Completions messages and tools, and the conversion from Responses items to messages.
+//! The JSON shape is llama-stack's `OpenAIMessageParam` union (discriminated by `role`), which is also
+//! the OpenAI wire shape, so the driver can validate it straight into llama-stack's classes.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::error::{CoreError, Result};
+use super::items::{Content, ContentPart, Item, Role};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum ChatPart {
+    #[serde(rename = "text")]
+    Text { text: String },
+    #[serde(rename = "image_url")]
+    ImageUrl { image_url: ImageUrl },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImageUrl {
+    pub url: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    Text(String),
+    Parts(Vec<ChatPart>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallFunction {
+    pub name: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCall {
+    pub index: u32,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: ToolCallFunction,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "role", rename_all = "lowercase")]
+pub enum ChatMessage {
+    User {
+        content: ChatContent,
+    },
+    System {
+        content: ChatContent,
+    },
+    Developer {
+        content: ChatContent,
+    },
+    Assistant {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<ChatContent>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_calls: Option<Vec<ToolCall>>,
+    },
+    Tool {
+        content: String,
+        tool_call_id: String,
+    },
+}
+
+fn convert_content(content: &Content) -> ChatContent {
+    match content {
+        Content::Text(text) => ChatContent::Text(text.clone()),
+        Content::Parts(parts) => ChatContent::Parts(
+            parts
+                .iter()
+                .filter_map(|part| match part {
+                    ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => {
+                        Some(ChatPart::Text { text: text.clone() })
+                    }
+                    // An image given by file id only has no URL to pass on; llama-stack drops it too.
+                    ContentPart::InputImage { detail, image_url } => image_url.as_ref().map(|url| ChatPart::ImageUrl {
+                        image_url: ImageUrl {
+                            url: url.clone(),
+                            detail: detail.clone(),
+                        },
+                    }),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// Convert Responses items into chat messages.
+///
+/// Consecutive `function_call` items become one assistant message with several tool calls, which is
+/// what a model expects after it asked for parallel calls. Items that record server-side tool work
+/// (`web_search_call`, `file_search_call`, `mcp_call`, `mcp_list_tools`) carry no replayable call and
+/// result pair, and the model's following message already holds what it learned, so they are skipped:
+/// that is what makes `previous_response_id` work after such a response (llama-stack 0.2.12 fails there).
+pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
+    let mut messages: Vec<ChatMessage> = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            Item::Message { content, role, .. } => {
+                let content = convert_content(content);
+                messages.push(match role {
+                    Role::User => ChatMessage::User { content },
+                    Role::System => ChatMessage::System { content },
+                    Role::Developer => ChatMessage::Developer { content },
+                    Role::Assistant => ChatMessage::Assistant {
+                        content: Some(content),
+                        tool_calls: None,
+                    },
+                });
+            }
+            Item::FunctionCall {
+                arguments,
+                call_id,
+                name,
+                ..
+            } => {
+                let call = |index| ToolCall {
+                    index,
+                    id: call_id.clone(),
+                    kind: "function",
+                    function: ToolCallFunction {
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                    },
+                };
+                match messages.last_mut() {
+                    Some(ChatMessage::Assistant {
+                        tool_calls: Some(calls),
+                        ..
+                    }) => {
+                        let index = calls.len() as u32;
+                        calls.push(call(index));
+                    }
+                    _ => messages.push(ChatMessage::Assistant {
+                        content: None,
+                        tool_calls: Some(vec![call(0)]),
+                    }),
+                }
+            }
+            Item::FunctionCallOutput { call_id, output, .. } => messages.push(ChatMessage::Tool {
+                content: output.clone(),
+                tool_call_id: call_id.clone(),
+            }),
+            Item::WebSearchCall { .. }
+            | Item::FileSearchCall { .. }
+            | Item::McpCall { .. }
+            | Item::McpListTools { .. } => {}
+        }
+    }
+    Ok(messages)
+}
+
+/// The chat tool definition of a function tool given in the request.
+pub fn function_tool(name: &str, description: Option<&str>, parameters: Option<&Value>, strict: Option<bool>) -> Value {
+    let mut function = Map::new();
+    function.insert("name".into(), Value::String(name.to_owned()));
+    if let Some(d) = description {
+        function.insert("description".into(), Value::String(d.to_owned()));
+    }
+    function.insert(
+        "parameters".into(),
+        parameters
+            .cloned()
+            .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+    );
+    if let Some(strict) = strict {
+        function.insert("strict".into(), Value::Bool(strict));
+    }
+    json!({"type": "function", "function": function})
+}
+
+/// The chat tool definition of a llama-stack `ToolDef` (from `get_tool` or an MCP listing): its
+/// `parameters` is a list of `{name, parameter_type, description, required, default}`.
+pub fn tooldef_to_chat_tool(name: &str, tooldef: &Value) -> Result<Value> {
+    let description = tooldef.get("description").and_then(Value::as_str);
+    let mut properties = Map::new();
+    let mut required = Vec::new();
+    if let Some(params) = tooldef.get("parameters").and_then(Value::as_array) {
+        for (i, param) in params.iter().enumerate() {
+            let pname = param
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| CoreError::invalid(format!("tool '{name}'.parameters[{i}].name"), "is required"))?;
+            let mut prop = Map::new();
+            let ptype = param.get("parameter_type").and_then(Value::as_str).unwrap_or("string");
+            prop.insert("type".into(), Value::String(ptype.to_owned()));
+            if let Some(d) = param.get("description").and_then(Value::as_str) {
+                prop.insert("description".into(), Value::String(d.to_owned()));
+            }
+            if let Some(default) = param.get("default").filter(|d| !d.is_null()) {
+                prop.insert("default".into(), default.clone());
+            }
+            if param.get("required").and_then(Value::as_bool).unwrap_or(true) {
+                required.push(Value::String(pname.to_owned()));
+            }
+            properties.insert(pname.to_owned(), Value::Object(prop));
+        }
+    }
+    let mut function = Map::new();
+    function.insert("name".into(), Value::String(name.to_owned()));
+    if let Some(d) = description {
+        function.insert("description".into(), Value::String(d.to_owned()));
+    }
+    function.insert(
+        "parameters".into(),
+        json!({"type": "object", "properties": properties, "required": required}),
+    );
+    Ok(json!({"type": "function", "function": function}))
+}
+
+/// The chat tool definition of an MCP tool listed by its server (`input_schema` is JSON Schema).
+pub fn mcp_tool_to_chat_tool(name: &str, description: Option<&str>, input_schema: &Value) -> Value {
+    function_tool(name, description, Some(input_schema), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::items::parse_input;
+
+    #[test]
+    fn roles_and_parts_convert() {
+        let items = parse_input(&json!([
+            {"role": "system", "content": "sys"},
+            {"role": "developer", "content": "dev"},
+            {"role": "user", "content": [{"type": "input_text", "text": "look"},
+                {"type": "input_image", "image_url": "http://i/x.png", "detail": "low"}]},
+            {"role": "assistant", "content": [{"type": "output_text", "text": "ok"}]},
+        ]))
+        .unwrap();
+        let msgs = serde_json::to_value(items_to_messages(&items).unwrap()).unwrap();
+        assert_eq!(
+            msgs,
+            json!([
+                {"role": "system", "content": "sys"},
+                {"role": "developer", "content": "dev"},
+                {"role": "user", "content": [{"type": "text", "text": "look"},
+                    {"type": "image_url", "image_url": {"url": "http://i/x.png", "detail": "low"}}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "ok"}]},
+            ])
+        );
+    }
+
+    #[test]
+    fn function_calls_group_and_outputs_follow() {
+        let items = parse_input(&json!([
+            {"role": "user", "content": "weather?"},
+            {"type": "function_call", "call_id": "a", "name": "w", "arguments": "{\"c\":1}"},
+            {"type": "function_call", "call_id": "b", "name": "w", "arguments": "{\"c\":2}"},
+            {"type": "function_call_output", "call_id": "a", "output": "sun"},
+            {"type": "function_call_output", "call_id": "b", "output": "rain"},
+            {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+        ]))
+        .unwrap();
+        let msgs = serde_json::to_value(items_to_messages(&items).unwrap()).unwrap();
+        assert_eq!(msgs.as_array().unwrap().len(), 4);
+        assert_eq!(msgs[1]["tool_calls"][1]["id"], "b");
+        assert_eq!(msgs[1]["tool_calls"][1]["index"], 1);
+        assert_eq!(msgs[2], json!({"role": "tool", "content": "sun", "tool_call_id": "a"}));
+    }
+
+    #[test]
+    fn tooldef_becomes_json_schema() {
+        let def = json!({"name": "web_search", "description": "search", "parameters": [
+            {"name": "query", "parameter_type": "string", "description": "q", "required": true, "default": null},
+            {"name": "n", "parameter_type": "integer", "required": false, "default": 3}]});
+        let tool = tooldef_to_chat_tool("web_search", &def).unwrap();
+        assert_eq!(tool["function"]["parameters"]["required"], json!(["query"]));
+        assert_eq!(tool["function"]["parameters"]["properties"]["n"], json!({"type": "integer", "default": 3}));
+    }
+}

@@ -1,0 +1,10 @@
+//! The pure core: no pyo3, no I/O. Everything here is tested by `cargo test` without Python.
+
+pub mod chat;
+pub mod error;
+pub mod events;
+pub mod ids;
+pub mod items;
+pub mod turn;
+
+pub use error::CoreError;
