@@ -80,12 +80,14 @@ fn convert_content(content: &Content) -> ChatContent {
                         Some(ChatPart::Text { text: text.clone() })
                     }
                     // An image given by file id only has no URL to pass on; llama-stack drops it too.
-                    ContentPart::InputImage { detail, image_url } => image_url.as_ref().map(|url| ChatPart::ImageUrl {
-                        image_url: ImageUrl {
-                            url: url.clone(),
-                            detail: detail.clone(),
-                        },
-                    }),
+                    ContentPart::InputImage { detail, image_url } => {
+                        image_url.as_ref().map(|url| ChatPart::ImageUrl {
+                            image_url: ImageUrl {
+                                url: url.clone(),
+                                detail: detail.clone(),
+                            },
+                        })
+                    }
                 })
                 .collect(),
         ),
@@ -144,7 +146,9 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
                     }),
                 }
             }
-            Item::FunctionCallOutput { call_id, output, .. } => messages.push(ChatMessage::Tool {
+            Item::FunctionCallOutput {
+                call_id, output, ..
+            } => messages.push(ChatMessage::Tool {
                 content: output.clone(),
                 tool_call_id: call_id.clone(),
             }),
@@ -158,7 +162,12 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
 }
 
 /// The chat tool definition of a function tool given in the request.
-pub fn function_tool(name: &str, description: Option<&str>, parameters: Option<&Value>, strict: Option<bool>) -> Value {
+pub fn function_tool(
+    name: &str,
+    description: Option<&str>,
+    parameters: Option<&Value>,
+    strict: Option<bool>,
+) -> Value {
     let mut function = Map::new();
     function.insert("name".into(), Value::String(name.to_owned()));
     if let Some(d) = description {
@@ -184,12 +193,14 @@ pub fn tooldef_to_chat_tool(name: &str, tooldef: &Value) -> Result<Value> {
     let mut required = Vec::new();
     if let Some(params) = tooldef.get("parameters").and_then(Value::as_array) {
         for (i, param) in params.iter().enumerate() {
-            let pname = param
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| CoreError::invalid(format!("tool '{name}'.parameters[{i}].name"), "is required"))?;
+            let pname = param.get("name").and_then(Value::as_str).ok_or_else(|| {
+                CoreError::invalid(format!("tool '{name}'.parameters[{i}].name"), "is required")
+            })?;
             let mut prop = Map::new();
-            let ptype = param.get("parameter_type").and_then(Value::as_str).unwrap_or("string");
+            let ptype = param
+                .get("parameter_type")
+                .and_then(Value::as_str)
+                .unwrap_or("string");
             prop.insert("type".into(), Value::String(ptype.to_owned()));
             if let Some(d) = param.get("description").and_then(Value::as_str) {
                 prop.insert("description".into(), Value::String(d.to_owned()));
@@ -197,7 +208,11 @@ pub fn tooldef_to_chat_tool(name: &str, tooldef: &Value) -> Result<Value> {
             if let Some(default) = param.get("default").filter(|d| !d.is_null()) {
                 prop.insert("default".into(), default.clone());
             }
-            if param.get("required").and_then(Value::as_bool).unwrap_or(true) {
+            if param
+                .get("required")
+                .and_then(Value::as_bool)
+                .unwrap_or(true)
+            {
                 required.push(Value::String(pname.to_owned()));
             }
             properties.insert(pname.to_owned(), Value::Object(prop));
@@ -263,7 +278,10 @@ mod tests {
         assert_eq!(msgs.as_array().unwrap().len(), 4);
         assert_eq!(msgs[1]["tool_calls"][1]["id"], "b");
         assert_eq!(msgs[1]["tool_calls"][1]["index"], 1);
-        assert_eq!(msgs[2], json!({"role": "tool", "content": "sun", "tool_call_id": "a"}));
+        assert_eq!(
+            msgs[2],
+            json!({"role": "tool", "content": "sun", "tool_call_id": "a"})
+        );
     }
 
     #[test]
@@ -273,6 +291,9 @@ mod tests {
             {"name": "n", "parameter_type": "integer", "required": false, "default": 3}]});
         let tool = tooldef_to_chat_tool("web_search", &def).unwrap();
         assert_eq!(tool["function"]["parameters"]["required"], json!(["query"]));
-        assert_eq!(tool["function"]["parameters"]["properties"]["n"], json!({"type": "integer", "default": 3}));
+        assert_eq!(
+            tool["function"]["parameters"]["properties"]["n"],
+            json!({"type": "integer", "default": 3})
+        );
     }
 }

@@ -30,7 +30,9 @@ impl fmt::Display for CoreError {
         match self {
             CoreError::InvalidInput { field, message } => write!(f, "{field}: {message}"),
             CoreError::NotFound { what } => write!(f, "{what} not found"),
-            CoreError::Protocol(message) => write!(f, "responses-rs driver protocol error: {message}"),
+            CoreError::Protocol(message) => {
+                write!(f, "responses-rs driver protocol error: {message}")
+            }
         }
     }
 }

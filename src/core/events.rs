@@ -158,10 +158,22 @@ impl Event {
             EventBody::TextDelta { .. } => "response.output_text.delta",
             EventBody::TextDone { .. } => "response.output_text.done",
             // llama-stack 0.2.12 (the contract served) spells the MCP ones with a dot.
-            EventBody::ArgumentsDelta { of: ArgumentsOf::Function, .. } => "response.function_call_arguments.delta",
-            EventBody::ArgumentsDelta { of: ArgumentsOf::Mcp, .. } => "response.mcp_call.arguments.delta",
-            EventBody::ArgumentsDone { of: ArgumentsOf::Function, .. } => "response.function_call_arguments.done",
-            EventBody::ArgumentsDone { of: ArgumentsOf::Mcp, .. } => "response.mcp_call.arguments.done",
+            EventBody::ArgumentsDelta {
+                of: ArgumentsOf::Function,
+                ..
+            } => "response.function_call_arguments.delta",
+            EventBody::ArgumentsDelta {
+                of: ArgumentsOf::Mcp,
+                ..
+            } => "response.mcp_call.arguments.delta",
+            EventBody::ArgumentsDone {
+                of: ArgumentsOf::Function,
+                ..
+            } => "response.function_call_arguments.done",
+            EventBody::ArgumentsDone {
+                of: ArgumentsOf::Mcp,
+                ..
+            } => "response.mcp_call.arguments.done",
             EventBody::Marker { marker, .. } => marker.type_name(),
         }
     }
@@ -240,7 +252,9 @@ impl Event {
                 obj.insert("output_index".into(), json!(output_index));
             }
             EventBody::Marker {
-                item_id, output_index, ..
+                item_id,
+                output_index,
+                ..
             } => {
                 obj.insert("item_id".into(), json!(item_id));
                 obj.insert("output_index".into(), json!(output_index));

@@ -133,7 +133,9 @@ impl Item {
     /// A user message with one `input_text` part, as llama-stack synthesises for a string input.
     pub fn user_text(text: &str, id: Option<String>) -> Item {
         Item::Message {
-            content: Content::Parts(vec![ContentPart::InputText { text: text.to_owned() }]),
+            content: Content::Parts(vec![ContentPart::InputText {
+                text: text.to_owned(),
+            }]),
             role: Role::User,
             id,
             status: None,
@@ -179,9 +181,9 @@ fn kind_of(value: &Value) -> &'static str {
 }
 
 fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    value
-        .as_object()
-        .ok_or_else(|| CoreError::invalid(path, format!("must be an object, got {}", kind_of(value))))
+    value.as_object().ok_or_else(|| {
+        CoreError::invalid(path, format!("must be an object, got {}", kind_of(value)))
+    })
 }
 
 fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
@@ -228,10 +230,15 @@ fn parse_content(value: Option<&Value>, path: &str) -> Result<Content> {
             .map(|(i, p)| parse_content_part(p, &format!("{path}.content[{i}]")))
             .collect::<Result<Vec<_>>>()
             .map(Content::Parts),
-        Some(Value::Null) | None => Err(CoreError::invalid(format!("{path}.content"), "is required")),
+        Some(Value::Null) | None => {
+            Err(CoreError::invalid(format!("{path}.content"), "is required"))
+        }
         Some(other) => Err(CoreError::invalid(
             format!("{path}.content"),
-            format!("must be a string or a list of content parts, got {}", kind_of(other)),
+            format!(
+                "must be a string or a list of content parts, got {}",
+                kind_of(other)
+            ),
         )),
     }
 }
@@ -332,7 +339,10 @@ pub fn parse_input(value: &Value) -> Result<Vec<Item>> {
             .collect(),
         other => Err(CoreError::invalid(
             "input",
-            format!("must be a string or a list of items, got {}", kind_of(other)),
+            format!(
+                "must be a string or a list of items, got {}",
+                kind_of(other)
+            ),
         )),
     }
 }
@@ -377,18 +387,28 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
         "web_search" | "web_search_preview" | "web_search_preview_2025_03_11" => Tool::WebSearch,
         "file_search" => {
             // 0.2.7 named the field `vector_store_id`; 0.2.12 and OpenAI `vector_store_ids`.
-            let ids = obj.get("vector_store_ids").or_else(|| obj.get("vector_store_id"));
+            let ids = obj
+                .get("vector_store_ids")
+                .or_else(|| obj.get("vector_store_id"));
             let vector_store_ids = match ids {
                 Some(Value::Array(ids)) => ids
                     .iter()
                     .enumerate()
                     .map(|(i, v)| {
                         v.as_str().map(str::to_owned).ok_or_else(|| {
-                            CoreError::invalid(format!("{path}.vector_store_ids[{i}]"), "must be a string")
+                            CoreError::invalid(
+                                format!("{path}.vector_store_ids[{i}]"),
+                                "must be a string",
+                            )
                         })
                     })
                     .collect::<Result<Vec<_>>>()?,
-                _ => return Err(CoreError::invalid(format!("{path}.vector_store_ids"), "is required")),
+                _ => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.vector_store_ids"),
+                        "is required",
+                    ))
+                }
             };
             Tool::FileSearch {
                 vector_store_ids,
@@ -403,28 +423,39 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
             headers: obj.get("headers").filter(|v| !v.is_null()).cloned(),
             allowed_tools: match obj.get("allowed_tools") {
                 None | Some(Value::Null) => None,
-                Some(Value::Array(names)) => Some(names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect()),
+                Some(Value::Array(names)) => Some(
+                    names
+                        .iter()
+                        .filter_map(|n| n.as_str().map(str::to_owned))
+                        .collect(),
+                ),
                 // AllowedToolsFilter: {"tool_names": [...]}
                 Some(Value::Object(filter)) => match filter.get("tool_names") {
-                    Some(Value::Array(names)) => {
-                        Some(names.iter().filter_map(|n| n.as_str().map(str::to_owned)).collect())
-                    }
+                    Some(Value::Array(names)) => Some(
+                        names
+                            .iter()
+                            .filter_map(|n| n.as_str().map(str::to_owned))
+                            .collect(),
+                    ),
                     _ => None,
                 },
                 Some(other) => {
                     return Err(CoreError::invalid(
                         format!("{path}.allowed_tools"),
-                        format!("must be a list of tool names or a filter object, got {}", kind_of(other)),
+                        format!(
+                            "must be a list of tool names or a filter object, got {}",
+                            kind_of(other)
+                        ),
                     ))
                 }
             },
         },
-        other => {
-            return Err(CoreError::invalid(
-                format!("{path}.type"),
-                format!("unknown tool type '{other}' (expected function, web_search, file_search or mcp)"),
-            ))
-        }
+        other => return Err(CoreError::invalid(
+            format!("{path}.type"),
+            format!(
+                "unknown tool type '{other}' (expected function, web_search, file_search or mcp)"
+            ),
+        )),
     })
 }
 
@@ -457,27 +488,40 @@ mod tests {
     #[test]
     fn message_without_type_is_accepted() {
         let items = parse_input(&json!([{"role": "developer", "content": "be brief"}])).unwrap();
-        assert!(matches!(&items[0], Item::Message { role: Role::Developer, content: Content::Text(t), .. } if t == "be brief"));
+        assert!(
+            matches!(&items[0], Item::Message { role: Role::Developer, content: Content::Text(t), .. } if t == "be brief")
+        );
     }
 
     #[test]
     fn errors_name_the_field() {
-        let err = parse_input(&json!([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}])).unwrap_err();
+        let err = parse_input(
+            &json!([{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string().split(':').next(), Some("input[1].role"));
         assert!(err.to_string().contains("robot"));
 
-        let err = parse_input(&json!([{"role": "user", "content": [{"type": "input_audio"}]}])).unwrap_err();
-        assert!(err.to_string().starts_with("input[0].content[0].type"), "{err}");
+        let err = parse_input(&json!([{"role": "user", "content": [{"type": "input_audio"}]}]))
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with("input[0].content[0].type"),
+            "{err}"
+        );
         assert!(err.to_string().contains("input_audio"));
 
-        let err = parse_input(&json!([{"type": "function_call_output", "output": "x"}])).unwrap_err();
+        let err =
+            parse_input(&json!([{"type": "function_call_output", "output": "x"}])).unwrap_err();
         assert_eq!(err.to_string(), "input[0].call_id: is required");
 
         let err = parse_input(&json!([{"content": "x"}])).unwrap_err();
         assert!(err.to_string().starts_with("input[0].type"));
 
         let err = parse_tools(&json!([{"type": "code_interpreter"}])).unwrap_err();
-        assert!(err.to_string().starts_with("tools[0].type") && err.to_string().contains("code_interpreter"));
+        assert!(
+            err.to_string().starts_with("tools[0].type")
+                && err.to_string().contains("code_interpreter")
+        );
     }
 
     #[test]
@@ -492,12 +536,17 @@ mod tests {
         let items = parse_input(&value).unwrap();
         let back = serde_json::to_value(&items).unwrap();
         assert_eq!(parse_input(&back).unwrap(), items);
-        assert_eq!(back[0]["content"][1], json!({"type": "input_image", "detail": "high", "image_url": "http://x/y.png"}));
+        assert_eq!(
+            back[0]["content"][1],
+            json!({"type": "input_image", "detail": "high", "image_url": "http://x/y.png"})
+        );
     }
 
     #[test]
     fn mcp_allowed_tools_accepts_list_and_filter() {
         let t = parse_tool(&json!({"type": "mcp", "server_label": "s", "server_url": "http://h", "allowed_tools": {"tool_names": ["a"]}}), "tools[0]").unwrap();
-        assert!(matches!(t, Tool::Mcp { allowed_tools: Some(ref n), .. } if n == &vec!["a".to_string()]));
+        assert!(
+            matches!(t, Tool::Mcp { allowed_tools: Some(ref n), .. } if n == &vec!["a".to_string()])
+        );
     }
 }

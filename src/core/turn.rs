@@ -12,7 +12,9 @@ use serde_json::{json, Value};
 
 use super::chat::{self, ChatContent, ChatMessage, ToolCall, ToolCallFunction};
 use super::error::{CoreError, Result};
-use super::events::{ArgumentsOf, Event, EventBody, Marker, Response, ResponseError, ResponseEventKind};
+use super::events::{
+    ArgumentsOf, Event, EventBody, Marker, Response, ResponseError, ResponseEventKind,
+};
 use super::ids::{new_id, now_unix};
 use super::items::{self, Content, ContentPart, Item, Role, Tool};
 
@@ -195,14 +197,15 @@ fn response_format(text: Option<&Value>) -> Result<Value> {
         Some("text") | None => Ok(json!({"type": "text"})),
         Some("json_object") => Ok(json!({"type": "json_object"})),
         Some("json_schema") => {
-            let name = format
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| CoreError::invalid("text.format.name", "is required for json_schema"))?;
+            let name = format.get("name").and_then(Value::as_str).ok_or_else(|| {
+                CoreError::invalid("text.format.name", "is required for json_schema")
+            })?;
             let schema = format
                 .get("schema")
                 .filter(|s| s.is_object())
-                .ok_or_else(|| CoreError::invalid("text.format.schema", "is required for json_schema"))?;
+                .ok_or_else(|| {
+                    CoreError::invalid("text.format.schema", "is required for json_schema")
+                })?;
             let mut json_schema = json!({"name": name, "schema": schema});
             for key in ["description", "strict"] {
                 if let Some(v) = format.get(key).filter(|v| !v.is_null()) {
@@ -222,7 +225,11 @@ fn response_format(text: Option<&Value>) -> Result<Value> {
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts.iter().map(content_text).collect::<Vec<_>>().join("\n"),
+        Value::Array(parts) => parts
+            .iter()
+            .map(content_text)
+            .collect::<Vec<_>>()
+            .join("\n"),
         Value::Object(obj) => match obj.get("text") {
             Some(Value::String(t)) => t.clone(),
             _ => serde_json::to_string(content).unwrap_or_default(),
@@ -458,7 +465,10 @@ impl Turn {
         if self.phase == phase {
             Ok(())
         } else {
-            Err(CoreError::protocol(format!("{what} while the turn is in phase {:?}", self.phase)))
+            Err(CoreError::protocol(format!(
+                "{what} while the turn is in phase {:?}",
+                self.phase
+            )))
         }
     }
 
@@ -476,7 +486,9 @@ impl Turn {
                 Phase::Lookups => match self.lookups.get(self.next_lookup).cloned() {
                     Some(Lookup::ToolDef { name, .. }) => {
                         self.phase = Phase::AwaitLookup;
-                        return Ok(Action::GetToolDef { name: name.to_owned() });
+                        return Ok(Action::GetToolDef {
+                            name: name.to_owned(),
+                        });
                     }
                     Some(Lookup::Mcp { server, .. }) => {
                         let item_id = new_id("mcpl_");
@@ -501,7 +513,10 @@ impl Turn {
                         self.chat_tools_json = if all.is_empty() {
                             None
                         } else {
-                            Some(serde_json::to_string(&all).map_err(|e| CoreError::protocol(e.to_string()))?)
+                            Some(
+                                serde_json::to_string(&all)
+                                    .map_err(|e| CoreError::protocol(e.to_string()))?,
+                            )
                         };
                         self.phase = Phase::Infer;
                     }
@@ -510,8 +525,8 @@ impl Turn {
                     self.rounds_done += 1;
                     self.round = Round::default();
                     self.phase = Phase::Inferring;
-                    let messages =
-                        serde_json::to_string(&self.messages).map_err(|e| CoreError::protocol(e.to_string()))?;
+                    let messages = serde_json::to_string(&self.messages)
+                        .map_err(|e| CoreError::protocol(e.to_string()))?;
                     return Ok(Action::Infer {
                         messages,
                         tools: self.chat_tools_json.clone(),
@@ -531,11 +546,12 @@ impl Turn {
                         }
                     }
                     None => {
-                        self.phase = if !self.stop_after_round && self.rounds_done < self.cfg.max_rounds {
-                            Phase::Infer
-                        } else {
-                            Phase::Finish
-                        };
+                        self.phase =
+                            if !self.stop_after_round && self.rounds_done < self.cfg.max_rounds {
+                                Phase::Infer
+                            } else {
+                                Phase::Finish
+                            };
                     }
                 },
                 Phase::Finish => {
@@ -576,8 +592,11 @@ impl Turn {
     /// The answer to `GetToolDef`: llama-stack's `ToolDef` as JSON.
     pub fn provide_tool_def(&mut self, tooldef: &Value) -> Result<()> {
         self.expect(Phase::AwaitLookup, "provide_tool_def")?;
-        let Some(Lookup::ToolDef { tool, name }) = self.lookups.get(self.next_lookup).cloned() else {
-            return Err(CoreError::protocol("provide_tool_def answers no tool lookup"));
+        let Some(Lookup::ToolDef { tool, name }) = self.lookups.get(self.next_lookup).cloned()
+        else {
+            return Err(CoreError::protocol(
+                "provide_tool_def answers no tool lookup",
+            ));
         };
         let chat_tool = chat::tooldef_to_chat_tool(name, tooldef)?;
         self.chat_tools[tool].push(chat_tool);
@@ -596,19 +615,23 @@ impl Turn {
     pub fn provide_mcp_tools(&mut self, listing: &Value) -> Result<()> {
         self.expect(Phase::AwaitLookup, "provide_mcp_tools")?;
         let Some(Lookup::Mcp { tool, server }) = self.lookups.get(self.next_lookup).cloned() else {
-            return Err(CoreError::protocol("provide_mcp_tools answers no MCP lookup"));
+            return Err(CoreError::protocol(
+                "provide_mcp_tools answers no MCP lookup",
+            ));
         };
         let listed = listing.get("data").unwrap_or(listing);
-        let listed = listed
-            .as_array()
-            .ok_or_else(|| CoreError::invalid("list_mcp_tools result", "must be a list of tools"))?;
+        let listed = listed.as_array().ok_or_else(|| {
+            CoreError::invalid("list_mcp_tools result", "must be a list of tools")
+        })?;
         let mut tools_json = Vec::new();
         for (i, def) in listed.iter().enumerate() {
             let name = def
                 .get("name")
                 .or_else(|| def.get("tool_name"))
                 .and_then(Value::as_str)
-                .ok_or_else(|| CoreError::invalid(format!("list_mcp_tools result[{i}].name"), "is required"))?;
+                .ok_or_else(|| {
+                    CoreError::invalid(format!("list_mcp_tools result[{i}].name"), "is required")
+                })?;
             if let Some(allowed) = &self.mcp_servers[server].allowed {
                 if !allowed.iter().any(|a| a == name) {
                     continue;
@@ -620,10 +643,14 @@ impl Turn {
                 None => chat::tooldef_to_chat_tool(name, def)?,
             };
             let input_schema = chat_tool["function"]["parameters"].clone();
-            tools_json.push(json!({"input_schema": input_schema, "name": name, "description": description}));
+            tools_json.push(
+                json!({"input_schema": input_schema, "name": name, "description": description}),
+            );
             self.chat_tools[tool].push(chat_tool);
             // Several servers may list the same name; the first one listed keeps it.
-            self.server_tools.entry(name.to_owned()).or_insert(CallKind::Mcp(server));
+            self.server_tools
+                .entry(name.to_owned())
+                .or_insert(CallKind::Mcp(server));
         }
         if let Some((output_index, item_id)) = self.listing.take() {
             self.marker(Marker::McpListToolsCompleted, &item_id, output_index);
@@ -765,7 +792,10 @@ impl Turn {
             CallKind::Function
         } else {
             // A name the request did not offer is handed back to the client as a function call.
-            self.server_tools.get(&name).copied().unwrap_or(CallKind::Function)
+            self.server_tools
+                .get(&name)
+                .copied()
+                .unwrap_or(CallKind::Function)
         };
         self.round.calls[pos].kind = Some(kind);
         let (item_id, item) = match kind {
@@ -889,7 +919,11 @@ impl Turn {
         if !tool_calls.is_empty() || text.is_some() {
             self.messages.push(ChatMessage::Assistant {
                 content: text.map(ChatContent::Text),
-                tool_calls: if tool_calls.is_empty() { None } else { Some(tool_calls) },
+                tool_calls: if tool_calls.is_empty() {
+                    None
+                } else {
+                    Some(tool_calls)
+                },
             });
         }
         let has_server_calls = !server_calls.is_empty();
@@ -1006,7 +1040,11 @@ impl Turn {
             }
             CallKind::Mcp(server) => {
                 if let Some(output_index) = exec.output_index {
-                    self.marker(Marker::McpCallInProgress, &exec.item_id.clone(), output_index);
+                    self.marker(
+                        Marker::McpCallInProgress,
+                        &exec.item_id.clone(),
+                        output_index,
+                    );
                 }
                 match &parsed {
                     Ok(args) => {
@@ -1256,3 +1294,7 @@ fn file_search_results(pages: &Value) -> (Vec<Value>, String) {
     text.push_str("END of knowledge_search tool results.\n");
     (results, text)
 }
+
+#[cfg(test)]
+#[path = "turn_tests.rs"]
+mod tests;

@@ -39,16 +39,26 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         return Ok(Value::String(i.str()?.to_str()?.to_owned()));
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        return Ok(Number::from_f64(f.value()).map(Value::Number).unwrap_or(Value::Null));
+        return Ok(Number::from_f64(f.value())
+            .map(Value::Number)
+            .unwrap_or(Value::Null));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         return dict_to_value(d, depth);
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return l.iter().map(|v| to_value(&v, depth + 1)).collect::<PyResult<Vec<_>>>().map(Value::Array);
+        return l
+            .iter()
+            .map(|v| to_value(&v, depth + 1))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return t.iter().map(|v| to_value(&v, depth + 1)).collect::<PyResult<Vec<_>>>().map(Value::Array);
+        return t
+            .iter()
+            .map(|v| to_value(&v, depth + 1))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
     }
     let py = obj.py();
     // A pydantic model: its fields are in __dict__, extra fields (openai SDK objects) in __pydantic_extra__.

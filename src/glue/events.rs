@@ -24,7 +24,13 @@ const TEXT_DELTA_FIELDS: [&str; 7] = [
     "sequence_number",
     "type",
 ];
-const ARGS_DELTA_FIELDS: [&str; 5] = ["delta", "item_id", "output_index", "sequence_number", "type"];
+const ARGS_DELTA_FIELDS: [&str; 5] = [
+    "delta",
+    "item_id",
+    "output_index",
+    "sequence_number",
+    "type",
+];
 
 struct FastClass {
     cls: Py<PyType>,
@@ -70,7 +76,11 @@ impl EventFactory {
                 // Only take the fast path when the class has exactly the fields it fills in; any
                 // other class still works, through validation.
                 let names = field_names(&cls)?;
-                if names.iter().map(String::as_str).eq(expected.iter().copied()) {
+                if names
+                    .iter()
+                    .map(String::as_str)
+                    .eq(expected.iter().copied())
+                {
                     let fields = PySet::new(py, expected)?;
                     fast.insert(
                         name.clone(),
@@ -83,7 +93,11 @@ impl EventFactory {
             }
             by_type.insert(name, cls.unbind());
         }
-        let object_new = py.import("builtins")?.getattr("object")?.getattr("__new__")?.unbind();
+        let object_new = py
+            .import("builtins")?
+            .getattr("object")?
+            .getattr("__new__")?
+            .unbind();
         Ok(EventFactory {
             classes: by_type,
             fast,
@@ -117,7 +131,9 @@ impl EventFactory {
                     let d = PyDict::new(py);
                     d.set_item(pyo3::intern!(py, "content_index"), *content_index)?;
                     match text {
-                        Some(t) if t.to_str()? == delta => d.set_item(pyo3::intern!(py, "delta"), t)?,
+                        Some(t) if t.to_str()? == delta => {
+                            d.set_item(pyo3::intern!(py, "delta"), t)?
+                        }
                         _ => d.set_item(pyo3::intern!(py, "delta"), delta)?,
                     }
                     d.set_item(pyo3::intern!(py, "item_id"), item_id)?;
@@ -146,22 +162,31 @@ impl EventFactory {
             }
             _ => {}
         }
-        let cls = self
-            .classes
-            .get(type_name)
-            .ok_or_else(|| PyValueError::new_err(format!("no event class registered for '{type_name}'")))?;
+        let cls = self.classes.get(type_name).ok_or_else(|| {
+            PyValueError::new_err(format!("no event class registered for '{type_name}'"))
+        })?;
         let json = event.to_json().to_string();
-        cls.bind(py).call_method1(pyo3::intern!(py, "model_validate_json"), (json,))
+        cls.bind(py)
+            .call_method1(pyo3::intern!(py, "model_validate_json"), (json,))
     }
 
     /// What pydantic's `model_construct` does, minus its Python-level overhead.
-    fn construct<'py>(&self, py: Python<'py>, fast: &FastClass, dict: Bound<'py, PyDict>) -> PyResult<Bound<'py, PyAny>> {
+    fn construct<'py>(
+        &self,
+        py: Python<'py>,
+        fast: &FastClass,
+        dict: Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let obj = self.object_new.bind(py).call1((fast.cls.bind(py),))?;
         // object.__setattr__: pydantic's own __setattr__ would validate and reject the dunders.
         generic_setattr(&obj, pyo3::intern!(py, "__dict__"), dict.as_any())?;
         // All fields are set, and nothing ever adds to this set (assigning a declared field adds a
         // name that is already in it), so one set per class is shared by its events.
-        generic_setattr(&obj, pyo3::intern!(py, "__pydantic_fields_set__"), fast.fields_set.bind(py).as_any())?;
+        generic_setattr(
+            &obj,
+            pyo3::intern!(py, "__pydantic_fields_set__"),
+            fast.fields_set.bind(py).as_any(),
+        )?;
         let none = py.None().into_bound(py);
         generic_setattr(&obj, pyo3::intern!(py, "__pydantic_extra__"), &none)?;
         generic_setattr(&obj, pyo3::intern!(py, "__pydantic_private__"), &none)?;
@@ -169,9 +194,14 @@ impl EventFactory {
     }
 }
 
-fn generic_setattr(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+fn generic_setattr(
+    obj: &Bound<'_, PyAny>,
+    name: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
     // SAFETY: all three pointers are valid, owned by Bound handles that outlive the call.
-    let rc = unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
+    let rc =
+        unsafe { pyo3::ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) };
     if rc == 0 {
         Ok(())
     } else {

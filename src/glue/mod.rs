@@ -32,7 +32,9 @@ pyo3::create_exception!(
 /// The one mapping from core errors to Python exceptions.
 fn to_py_err(err: CoreError) -> PyErr {
     match err {
-        CoreError::InvalidInput { .. } | CoreError::NotFound { .. } => PyValueError::new_err(err.to_string()),
+        CoreError::InvalidInput { .. } | CoreError::NotFound { .. } => {
+            PyValueError::new_err(err.to_string())
+        }
         CoreError::Protocol(_) => DriverProtocolError::new_err(err.to_string()),
     }
 }
@@ -48,7 +50,9 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
                 .map(|s| (*s).to_owned())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
-            Err(InternalError::new_err(format!("internal error in responses-rs: {message}")))
+            Err(InternalError::new_err(format!(
+                "internal error in responses-rs: {message}"
+            )))
         }
     }
 }
@@ -56,7 +60,10 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 /// Read `name` from a dict or an object: chunks and completions come as pydantic objects (llama-stack
 /// or openai SDK) or as plain dicts.
 #[inline]
-fn field<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Option<Bound<'py, PyAny>>> {
+fn field<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(d) = obj.cast::<PyDict>() {
         return d.get_item(name);
     }
@@ -103,12 +110,18 @@ impl PyTurn {
         let id = id.as_ref().map(|s| s.to_str()).transpose()?;
         let name = name.as_ref().map(|s| s.to_str()).transpose()?;
         let arguments = arguments.as_ref().map(|s| s.to_str()).transpose()?;
-        self.turn.tool_call_delta(index, id, name, arguments).map_err(to_py_err)
+        self.turn
+            .tool_call_delta(index, id, name, arguments)
+            .map_err(to_py_err)
     }
 
     /// Turn the queued events into Python objects. `text` is the chunk's own content string: the
     /// text delta it caused reuses that object instead of building a copy.
-    fn take_events<'py>(&mut self, py: Python<'py>, text: Option<&Bound<'py, PyString>>) -> PyResult<Bound<'py, PyAny>> {
+    fn take_events<'py>(
+        &mut self,
+        py: Python<'py>,
+        text: Option<&Bound<'py, PyString>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let factory = self.factory.bind(py).borrow();
         match self.turn.pending_events() {
             0 => Ok(py.None().into_bound(py)),
@@ -192,21 +205,43 @@ impl PyTurn {
                 }
             };
             Ok(match action {
-                Action::GetToolDef { name } => PyTuple::new(py, [pyo3::intern!(py, "get_tool").clone().into_any(), PyString::new(py, &name).into_any()])?,
+                Action::GetToolDef { name } => PyTuple::new(
+                    py,
+                    [
+                        pyo3::intern!(py, "get_tool").clone().into_any(),
+                        PyString::new(py, &name).into_any(),
+                    ],
+                )?,
                 Action::ListMcpTools {
                     server_label,
                     server_url,
                     headers,
-                } => (pyo3::intern!(py, "list_mcp_tools"), server_label, server_url, opt(&headers)?).into_pyobject(py)?,
+                } => (
+                    pyo3::intern!(py, "list_mcp_tools"),
+                    server_label,
+                    server_url,
+                    opt(&headers)?,
+                )
+                    .into_pyobject(py)?,
                 Action::Infer {
                     messages,
                     tools,
                     stream,
                     response_format,
-                } => (pyo3::intern!(py, "infer"), messages, tools, stream, opt(&response_format)?).into_pyobject(py)?,
-                Action::InvokeTool { name, arguments } => {
-                    (pyo3::intern!(py, "invoke_tool"), name, value_to_py(py, &arguments)?).into_pyobject(py)?
-                }
+                } => (
+                    pyo3::intern!(py, "infer"),
+                    messages,
+                    tools,
+                    stream,
+                    opt(&response_format)?,
+                )
+                    .into_pyobject(py)?,
+                Action::InvokeTool { name, arguments } => (
+                    pyo3::intern!(py, "invoke_tool"),
+                    name,
+                    value_to_py(py, &arguments)?,
+                )
+                    .into_pyobject(py)?,
                 Action::InvokeMcp {
                     server_url,
                     headers,
@@ -235,18 +270,28 @@ impl PyTurn {
                     opt(&ranking_options)?,
                 )
                     .into_pyobject(py)?,
-                Action::Store { response, input } => (pyo3::intern!(py, "store"), response, input).into_pyobject(py)?,
+                Action::Store { response, input } => {
+                    (pyo3::intern!(py, "store"), response, input).into_pyobject(py)?
+                }
                 Action::Done => PyTuple::new(py, [pyo3::intern!(py, "done")])?,
             })
         })
     }
 
     fn provide_tool_def(&mut self, tooldef: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(|| self.turn.provide_tool_def(&py_to_value(tooldef)?).map_err(to_py_err))
+        guarded(|| {
+            self.turn
+                .provide_tool_def(&py_to_value(tooldef)?)
+                .map_err(to_py_err)
+        })
     }
 
     fn provide_mcp_tools(&mut self, listing: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(|| self.turn.provide_mcp_tools(&py_to_value(listing)?).map_err(to_py_err))
+        guarded(|| {
+            self.turn
+                .provide_mcp_tools(&py_to_value(listing)?)
+                .map_err(to_py_err)
+        })
     }
 
     /// One streamed chat chunk. Returns `None` (no event), one event, or a list when the chunk caused
@@ -299,7 +344,9 @@ impl PyTurn {
                     // A list of content parts: their text, in order.
                     for part in content.try_iter()? {
                         let part = part?;
-                        if let Some(text) = opt_str(field(&part, pyo3::intern!(py, "text"))?.as_ref())? {
+                        if let Some(text) =
+                            opt_str(field(&part, pyo3::intern!(py, "text"))?.as_ref())?
+                        {
                             self.turn.text_delta(text.to_str()?).map_err(to_py_err)?;
                         }
                     }
@@ -342,7 +389,11 @@ impl PyTurn {
     }
 
     fn tool_result(&mut self, result: &Bound<'_, PyAny>) -> PyResult<()> {
-        guarded(|| self.turn.tool_result(&py_to_value(result)?).map_err(to_py_err))
+        guarded(|| {
+            self.turn
+                .tool_result(&py_to_value(result)?)
+                .map_err(to_py_err)
+        })
     }
 
     fn stored(&mut self) -> PyResult<()> {
@@ -372,10 +423,9 @@ impl PyTurn {
     /// The finished response as JSON (llama-stack's `OpenAIResponseObject` shape).
     fn response_json(&self) -> PyResult<String> {
         guarded(|| {
-            let response = self
-                .turn
-                .final_response()
-                .ok_or_else(|| DriverProtocolError::new_err("the turn has no final response yet"))?;
+            let response = self.turn.final_response().ok_or_else(|| {
+                DriverProtocolError::new_err("the turn has no final response yet")
+            })?;
             serde_json::to_string(response).map_err(|e| InternalError::new_err(e.to_string()))
         })
     }
