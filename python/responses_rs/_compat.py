@@ -64,3 +64,16 @@ def _previous_response_class() -> type[BaseModel]:
 
 
 PreviousResponseWithInputItems = _previous_response_class()
+
+
+try:  # 0.2.12 lists responses in this order by default
+    from llama_stack.apis.common.responses import Order as _Order
+
+    ORDER_DESC: Any = _Order.desc
+except ImportError:  # 0.2.7 has no listing
+    ORDER_DESC = "desc"
+
+
+def deletion_result(response_id: str) -> dict[str, Any]:
+    """What the OpenAI API answers to DELETE /responses/{id}."""
+    return {"id": response_id, "object": "response", "deleted": True}

@@ -154,6 +154,50 @@ class OpenAIResponsesImpl:
         with_input = await self.responses_store.get_response_object(response_id)
         return _compat.OpenAIResponseObject(**{k: v for k, v in with_input if k != "input"})
 
+    async def list_openai_responses(
+        self, after: str | None = None, limit: int | None = 50, model: str | None = None, order: Any = None
+    ) -> Any:
+        """0.2.12: delegated to the responses store, positionally, as llama-stack does."""
+        if order is None:
+            order = _compat.ORDER_DESC
+        return await self._store_required("list_openai_responses").list_responses(after, limit, model, order)
+
+    async def list_openai_response_input_items(
+        self,
+        response_id: str,
+        after: str | None = None,
+        before: str | None = None,
+        include: list[str] | None = None,
+        limit: int | None = 20,
+        order: Any = None,
+    ) -> Any:
+        """0.2.12: delegated to the responses store, positionally, as llama-stack does."""
+        if order is None:
+            order = _compat.ORDER_DESC
+        store = self._store_required("list_openai_response_input_items")
+        return await store.list_response_input_items(response_id, after, before, include, limit, order)
+
+    async def delete_openai_response(self, response_id: str) -> Any:
+        """Delete a stored response where the store can (llama-stack 0.2.12's store cannot)."""
+        if self._contract == _V027:
+            key = f"{OPENAI_RESPONSES_PREFIX}{response_id}"
+            if await self.persistence_store.get(key=key) is None:
+                raise ValueError(f"OpenAI response with id '{response_id}' not found")
+            await self.persistence_store.delete(key=key)
+            return _compat.deletion_result(response_id)
+        store = self._store_required("delete_openai_response")
+        for name in ("delete_response_object", "delete_response"):
+            method = getattr(store, name, None)
+            if method is not None:
+                result = await method(response_id)
+                return result if result is not None else _compat.deletion_result(response_id)
+        raise NotImplementedError("this llama-stack responses store cannot delete responses")
+
+    def _store_required(self, method: str) -> Any:
+        if self.responses_store is None:
+            raise NotImplementedError(f"{method} needs the llama-stack 0.2.12 contract (a responses_store)")
+        return self.responses_store
+
     async def create_openai_response(self, *args: Any, **kwargs: Any) -> Any:
         req = _bind(_CREATE_PARAMS[self._contract], args, kwargs, "create_openai_response")
         stream = bool(req["stream"])
