@@ -43,9 +43,13 @@ def ls_class(name: str, fallback: type[BaseModel] = BaseModel) -> type[BaseModel
 class _PreviousResponseWithInputItems(BaseModel):
     """The record llama-stack 0.2.7 stores: the response and every input item that led to it."""
 
-    input_items: ls_responses.OpenAIResponseInputItemList if hasattr(  # type: ignore[name-defined]
-        ls_responses, "OpenAIResponseInputItemList"
-    ) else Any
+    input_items: (
+        ls_responses.OpenAIResponseInputItemList
+        if hasattr(  # type: ignore[name-defined]
+            ls_responses, "OpenAIResponseInputItemList"
+        )
+        else Any
+    )
     response: OpenAIResponseObject  # type: ignore[valid-type]
 
 

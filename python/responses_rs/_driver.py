@@ -7,12 +7,13 @@ result back. So contextvars, cancellation and exceptions behave exactly as in pl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from . import _compat
+from . import _compat, _mcp
 from ._core import EventFactory, Turn
 from .events import EVENT_CLASSES
 
@@ -98,7 +99,7 @@ class OpenAIResponsesImpl:
             params = ("inference_api", "tool_groups_api", "tool_runtime_api", "responses_store", "vector_io_api")
             self._contract = _V0212
         if len(args) > len(params):
-            raise TypeError(f"OpenAIResponsesImpl() takes {len(params)} positional arguments but {len(args)} were given")
+            raise TypeError(f"OpenAIResponsesImpl() takes {len(params)} positional arguments, got {len(args)}")
         bound = dict(zip(params, args, strict=False))
         for name, value in kwargs.items():
             if name not in params or name in bound:
@@ -220,7 +221,10 @@ class OpenAIResponsesImpl:
             send_response_format=v0212,
         )
         if stream:
-            return self._stream(turn, req["model"], req["temperature"])
+            # llama-stack 0.2.7 calls inference before it returns the stream (its tests check the call
+            # before iterating), so a failing first call raises here; 0.2.12 starts on first iteration.
+            primed = None if v0212 else await self._prime(turn, req["model"], req["temperature"])
+            return self._stream(turn, req["model"], req["temperature"], primed)
         async for _ in self._run(turn, req["model"], req["temperature"], False):
             pass
         return self._response_object(turn.response_json())
@@ -228,9 +232,11 @@ class OpenAIResponsesImpl:
     def _response_object(self, response_json: str) -> Any:
         return _compat.OpenAIResponseObject.model_validate_json(response_json)
 
-    async def _stream(self, turn: Turn, model: str, temperature: float | None) -> AsyncIterator[Any]:
+    async def _stream(
+        self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None
+    ) -> AsyncIterator[Any]:
         try:
-            async for event in self._run(turn, model, temperature, True):
+            async for event in self._run(turn, model, temperature, True, primed):
                 yield event
         except Exception as exc:  # a collaborator failed mid-stream: the stream ends in response.failed
             logger.exception("responses-rs: response %s failed", turn.response_id)
@@ -238,27 +244,61 @@ class OpenAIResponsesImpl:
             for event in turn.drain():
                 yield event
 
-    async def _run(self, turn: Turn, model: str, temperature: float | None, stream: bool) -> AsyncIterator[Any]:
-        """Perform what the core asks until it is done; yield its events when streaming."""
+    async def _prime(self, turn: Turn, model: str, temperature: float | None) -> tuple[Any, Any]:
+        """Perform the lookups and the first inference call now; their events stay queued in the turn."""
         while True:
             action = turn.next_action()
+            if action[0] == "infer":
+                return action, await self._infer(action, model, temperature)
+            await self._lookup(turn, action)
+
+    async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
+        _, messages_json, tools_json, stream, response_format = action
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "messages": _compat.MESSAGES.validate_json(messages_json),
+            "tools": json.loads(tools_json) if tools_json is not None else None,
+            "stream": stream,
+            "temperature": temperature,
+        }
+        if response_format is not None and _compat.RESPONSE_FORMAT is not None:
+            kwargs["response_format"] = _compat.RESPONSE_FORMAT.validate_python(response_format)
+        return await self.inference_api.openai_chat_completion(**kwargs)
+
+    async def _lookup(self, turn: Turn, action: Any) -> None:
+        """The actions that prepare tools before the first inference."""
+        kind = action[0]
+        if kind == "get_tool":
+            turn.provide_tool_def(await self.tool_groups_api.get_tool(action[1]))
+        elif kind == "list_mcp_tools":
+            _, _label, endpoint, headers = action
+            turn.provide_mcp_tools(await _mcp.list_mcp_tools(endpoint=endpoint, headers=headers or {}))
+        else:  # pragma: no cover - the core and this driver are built together
+            raise RuntimeError(f"responses-rs: unexpected action {kind!r}")
+
+    async def _run(
+        self,
+        turn: Turn,
+        model: str,
+        temperature: float | None,
+        stream: bool,
+        primed: tuple[Any, Any] | None = None,
+    ) -> AsyncIterator[Any]:
+        """Perform what the core asks until it is done; yield its events when streaming."""
+        while True:
+            if primed is not None:
+                action, result = primed
+                primed = None
+            else:
+                action, result = turn.next_action(), None
             if stream:
                 for event in turn.drain():
                     yield event
             kind = action[0]
             if kind == "infer":
-                _, messages_json, tools_json, infer_stream, response_format = action
-                kwargs: dict[str, Any] = {
-                    "model": model,
-                    "messages": _compat.MESSAGES.validate_json(messages_json),
-                    "tools": json.loads(tools_json) if tools_json is not None else None,
-                    "stream": infer_stream,
-                    "temperature": temperature,
-                }
-                if response_format is not None and _compat.RESPONSE_FORMAT is not None:
-                    kwargs["response_format"] = _compat.RESPONSE_FORMAT.validate_python(response_format)
-                result = await self.inference_api.openai_chat_completion(**kwargs)
-                if infer_stream:
+                if result is None:
+                    result = await self._infer(action, model, temperature)
+                if action[3]:  # a chunk stream: the per-chunk hot path
                     feed = turn.feed
                     async for chunk in result:
                         event = feed(chunk)
@@ -272,21 +312,14 @@ class OpenAIResponsesImpl:
                 else:
                     turn.feed_completion(result)
                 turn.end_inference()
-            elif kind == "get_tool":
-                turn.provide_tool_def(await self.tool_groups_api.get_tool(action[1]))
             elif kind == "invoke_tool":
                 turn.tool_result(await self.tool_runtime_api.invoke_tool(tool_name=action[1], kwargs=action[2]))
-            elif kind == "list_mcp_tools":
-                from ._mcp import list_mcp_tools
-
-                turn.provide_mcp_tools(await list_mcp_tools(endpoint=action[2], headers=action[3] or {}))
             elif kind == "invoke_mcp":
-                from ._mcp import invoke_mcp_tool
-
                 _, endpoint, headers, name, arguments = action
-                turn.tool_result(
-                    await invoke_mcp_tool(endpoint=endpoint, headers=headers or {}, tool_name=name, kwargs=arguments)
+                result = await _mcp.invoke_mcp_tool(
+                    endpoint=endpoint, headers=headers or {}, tool_name=name, kwargs=arguments
                 )
+                turn.tool_result(result)
             elif kind == "file_search":
                 turn.tool_result(await self._file_search(*action[1:]))
             elif kind == "store":
@@ -297,8 +330,8 @@ class OpenAIResponsesImpl:
                     for event in turn.drain():
                         yield event
                 return
-            else:  # pragma: no cover - the core and this driver are built together
-                raise RuntimeError(f"responses-rs: unknown action {kind!r}")
+            else:
+                await self._lookup(turn, action)
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> None:
         if self._contract == _V027:
@@ -319,10 +352,11 @@ class OpenAIResponsesImpl:
         max_num_results: int | None,
         ranking_options: Any,
     ) -> list[Any]:
-        pages = []
-        for vector_store_id in vector_store_ids:
-            pages.append(
-                await self.vector_io_api.openai_search_vector_store(
+        """Search every listed vector store at once; one store failing leaves the others' results."""
+
+        async def search(vector_store_id: str) -> Any:
+            try:
+                return await self.vector_io_api.openai_search_vector_store(
                     vector_store_id=vector_store_id,
                     query=query,
                     filters=filters,
@@ -330,7 +364,8 @@ class OpenAIResponsesImpl:
                     ranking_options=ranking_options,
                     rewrite_query=False,
                 )
-            )
-        return pages
+            except Exception:
+                logger.warning("responses-rs: search of vector store %s failed", vector_store_id, exc_info=True)
+                return {"data": []}
 
-
+        return list(await asyncio.gather(*(search(v) for v in vector_store_ids)))

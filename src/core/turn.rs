@@ -1086,7 +1086,11 @@ impl Turn {
             .take()
             .ok_or_else(|| CoreError::protocol("tool_result without a running call"))?;
         if let CallKind::FileSearch(_) = exec.kind {
-            let (results, text) = file_search_results(result);
+            let query = match exec.output_index.and_then(|i| self.output.get(i)) {
+                Some(Item::FileSearchCall { queries, .. }) => queries.first().cloned().unwrap_or_default(),
+                _ => String::new(),
+            };
+            let (results, text) = file_search_results(result, &query);
             self.finish_execution(exec, Ok(text), Some(results));
         } else {
             let error = result
@@ -1258,8 +1262,9 @@ fn arguments_of(kind: Option<CallKind>) -> Option<ArgumentsOf> {
     }
 }
 
-/// Turn vector-store search pages into the `file_search_call` results and the text the model reads.
-fn file_search_results(pages: &Value) -> (Vec<Value>, String) {
+/// Turn vector-store search pages into the `file_search_call` results and the text the model reads
+/// (the same text llama-stack 0.2.12 gives the model, so prompts tuned for it keep working).
+fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
     let mut results = Vec::new();
     let pages: Vec<&Value> = match pages {
         Value::Array(pages) => pages.iter().collect(),
@@ -1284,14 +1289,21 @@ fn file_search_results(pages: &Value) -> (Vec<Value>, String) {
     );
     for (i, r) in results.iter().enumerate() {
         text.push_str(&format!(
-            "[{}] document_id: {}, score: {}\n{}\n",
+            "[{}] document_id: {}, score: {}",
             i + 1,
             r["file_id"].as_str().unwrap_or(""),
-            r["score"],
-            r["text"].as_str().unwrap_or("")
+            r["score"]
         ));
+        if r["attributes"].as_object().is_some_and(|a| !a.is_empty()) {
+            text.push_str(&format!(", attributes: {}", r["attributes"]));
+        }
+        text.push_str(&format!("\n{}\n", r["text"].as_str().unwrap_or("")));
     }
     text.push_str("END of knowledge_search tool results.\n");
+    text.push_str(&format!(
+        "The above results were retrieved to help answer the user's query: \"{query}\". \
+         Use them as supporting information only in answering this query.\n"
+    ));
     (results, text)
 }
 
