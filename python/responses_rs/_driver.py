@@ -224,25 +224,13 @@ class OpenAIResponsesImpl:
             # llama-stack 0.2.7 calls inference before it returns the stream (its tests check the call
             # before iterating), so a failing first call raises here; 0.2.12 starts on first iteration.
             primed = None if v0212 else await self._prime(turn, req["model"], req["temperature"])
-            return self._stream(turn, req["model"], req["temperature"], primed)
+            return self._run(turn, req["model"], req["temperature"], True, primed)
         async for _ in self._run(turn, req["model"], req["temperature"], False):
             pass
         return self._response_object(turn.response_json())
 
     def _response_object(self, response_json: str) -> Any:
         return _compat.OpenAIResponseObject.model_validate_json(response_json)
-
-    async def _stream(
-        self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None
-    ) -> AsyncIterator[Any]:
-        try:
-            async for event in self._run(turn, model, temperature, True, primed):
-                yield event
-        except Exception as exc:  # a collaborator failed mid-stream: the stream ends in response.failed
-            logger.exception("responses-rs: response %s failed", turn.response_id)
-            turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
-            for event in turn.drain():
-                yield event
 
     async def _prime(self, turn: Turn, model: str, temperature: float | None) -> tuple[Any, Any]:
         """Perform the lookups and the first inference call now; their events stay queued in the turn."""
@@ -284,54 +272,67 @@ class OpenAIResponsesImpl:
         stream: bool,
         primed: tuple[Any, Any] | None = None,
     ) -> AsyncIterator[Any]:
-        """Perform what the core asks until it is done; yield its events when streaming."""
-        while True:
-            if primed is not None:
-                action, result = primed
-                primed = None
-            else:
-                action, result = turn.next_action(), None
-            if stream:
-                for event in turn.drain():
-                    yield event
-            kind = action[0]
-            if kind == "infer":
-                if result is None:
-                    result = await self._infer(action, model, temperature)
-                if action[3]:  # a chunk stream: the per-chunk hot path
-                    feed = turn.feed
-                    async for chunk in result:
-                        event = feed(chunk)
-                        if event is None:
-                            continue
-                        if event.__class__ is list:
-                            for e in event:
-                                yield e
-                        else:
-                            yield event
+        """Perform what the core asks until it is done; yield its events when streaming.
+
+        Streaming, a collaborator's exception ends the stream with `response.failed` (closing every open
+        item); otherwise it propagates unchanged. One generator serves both, because each generator
+        layer costs time on every streamed chunk.
+        """
+        try:
+            while True:
+                if primed is not None:
+                    action, result = primed
+                    primed = None
                 else:
-                    turn.feed_completion(result)
-                turn.end_inference()
-            elif kind == "invoke_tool":
-                turn.tool_result(await self.tool_runtime_api.invoke_tool(tool_name=action[1], kwargs=action[2]))
-            elif kind == "invoke_mcp":
-                _, endpoint, headers, name, arguments = action
-                result = await _mcp.invoke_mcp_tool(
-                    endpoint=endpoint, headers=headers or {}, tool_name=name, kwargs=arguments
-                )
-                turn.tool_result(result)
-            elif kind == "file_search":
-                turn.tool_result(await self._file_search(*action[1:]))
-            elif kind == "store":
-                await self._store(turn.response_id, action[1], action[2])
-                turn.stored()
-            elif kind == "done":
+                    action, result = turn.next_action(), None
                 if stream:
                     for event in turn.drain():
                         yield event
-                return
-            else:
-                await self._lookup(turn, action)
+                kind = action[0]
+                if kind == "infer":
+                    if result is None:
+                        result = await self._infer(action, model, temperature)
+                    if action[3]:  # a chunk stream: the per-chunk hot path
+                        feed = turn.feed
+                        async for chunk in result:
+                            event = feed(chunk)
+                            if event is None:
+                                continue
+                            if event.__class__ is list:
+                                for e in event:
+                                    yield e
+                            else:
+                                yield event
+                    else:
+                        turn.feed_completion(result)
+                    turn.end_inference()
+                elif kind == "invoke_tool":
+                    turn.tool_result(await self.tool_runtime_api.invoke_tool(tool_name=action[1], kwargs=action[2]))
+                elif kind == "invoke_mcp":
+                    _, endpoint, headers, name, arguments = action
+                    result = await _mcp.invoke_mcp_tool(
+                        endpoint=endpoint, headers=headers or {}, tool_name=name, kwargs=arguments
+                    )
+                    turn.tool_result(result)
+                elif kind == "file_search":
+                    turn.tool_result(await self._file_search(*action[1:]))
+                elif kind == "store":
+                    await self._store(turn.response_id, action[1], action[2])
+                    turn.stored()
+                elif kind == "done":
+                    if stream:
+                        for event in turn.drain():
+                            yield event
+                    return
+                else:
+                    await self._lookup(turn, action)
+        except Exception as exc:
+            if not stream:
+                raise
+            logger.exception("responses-rs: response %s failed", turn.response_id)
+            turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            for event in turn.drain():
+                yield event
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> None:
         if self._contract == _V027:

@@ -450,12 +450,14 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
                 }
             },
         },
-        other => return Err(CoreError::invalid(
-            format!("{path}.type"),
-            format!(
+        other => {
+            return Err(CoreError::invalid(
+                format!("{path}.type"),
+                format!(
                 "unknown tool type '{other}' (expected function, web_search, file_search or mcp)"
             ),
-        )),
+            ))
+        }
     })
 }
 

@@ -1087,7 +1087,9 @@ impl Turn {
             .ok_or_else(|| CoreError::protocol("tool_result without a running call"))?;
         if let CallKind::FileSearch(_) = exec.kind {
             let query = match exec.output_index.and_then(|i| self.output.get(i)) {
-                Some(Item::FileSearchCall { queries, .. }) => queries.first().cloned().unwrap_or_default(),
+                Some(Item::FileSearchCall { queries, .. }) => {
+                    queries.first().cloned().unwrap_or_default()
+                }
                 _ => String::new(),
             };
             let (results, text) = file_search_results(result, &query);

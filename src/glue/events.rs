@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyType};
 
-use crate::core::events::{Event, EventBody};
+use crate::core::events::{ArgumentsOf, Event, EventBody};
 
 const TEXT_DELTA: &str = "response.output_text.delta";
 const TEXT_DELTA_FIELDS: [&str; 7] = [
@@ -24,6 +24,8 @@ const TEXT_DELTA_FIELDS: [&str; 7] = [
     "sequence_number",
     "type",
 ];
+const ARGS_DELTA: &str = "response.function_call_arguments.delta";
+const MCP_ARGS_DELTA: &str = "response.mcp_call.arguments.delta";
 const ARGS_DELTA_FIELDS: [&str; 5] = [
     "delta",
     "item_id",
@@ -35,13 +37,40 @@ const ARGS_DELTA_FIELDS: [&str; 5] = [
 struct FastClass {
     cls: Py<PyType>,
     fields_set: Py<PySet>,
+    /// Every field already in place (constants filled in): an event is a copy with a few values
+    /// replaced, which costs less than building a dict of seven entries (and resizing it) each time.
+    template: Py<PyDict>,
+    /// The class is allocated directly when its `__new__` is object's own (pydantic models' is).
+    plain_new: bool,
+}
+
+/// The Python string for the item id deltas refer to, kept across chunks: every delta of an item
+/// carries the same id, and building it anew each time is measurable on the hot path.
+#[derive(Default)]
+pub struct IdCache {
+    last: Option<(String, Py<PyString>)>,
+}
+
+impl IdCache {
+    fn get<'py>(&mut self, py: Python<'py>, id: &str) -> Bound<'py, PyString> {
+        if let Some((s, obj)) = &self.last {
+            if s == id {
+                return obj.bind(py).clone();
+            }
+        }
+        let obj = PyString::new(py, id);
+        self.last = Some((id.to_owned(), obj.clone().unbind()));
+        obj
+    }
 }
 
 #[pyclass(module = "responses_rs._core", frozen)]
 pub struct EventFactory {
     classes: HashMap<String, Py<PyType>>,
     /// Delta classes whose fields are exactly what the fast path fills in.
-    fast: HashMap<String, FastClass>,
+    text_delta: Option<FastClass>,
+    args_delta: Option<FastClass>,
+    mcp_args_delta: Option<FastClass>,
     object_new: Py<PyAny>,
 }
 
@@ -60,19 +89,22 @@ impl EventFactory {
     /// `classes` maps each event `type` to its pydantic class.
     #[new]
     fn new(py: Python<'_>, classes: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let object_new = py
+            .import("builtins")?
+            .getattr("object")?
+            .getattr("__new__")?;
         let mut by_type = HashMap::new();
-        let mut fast = HashMap::new();
+        let (mut text_delta, mut args_delta, mut mcp_args_delta) = (None, None, None);
         for (k, v) in classes.iter() {
             let name: String = k.extract()?;
             let cls = v.cast::<PyType>()?.clone();
-            let expected: Option<&[&str]> = match name.as_str() {
-                TEXT_DELTA => Some(&TEXT_DELTA_FIELDS),
-                "response.function_call_arguments.delta" | "response.mcp_call.arguments.delta" => {
-                    Some(&ARGS_DELTA_FIELDS)
-                }
+            let slot = match name.as_str() {
+                TEXT_DELTA => Some((&mut text_delta, &TEXT_DELTA_FIELDS[..])),
+                ARGS_DELTA => Some((&mut args_delta, &ARGS_DELTA_FIELDS[..])),
+                MCP_ARGS_DELTA => Some((&mut mcp_args_delta, &ARGS_DELTA_FIELDS[..])),
                 _ => None,
             };
-            if let Some(expected) = expected {
+            if let Some((slot, expected)) = slot {
                 // Only take the fast path when the class has exactly the fields it fills in; any
                 // other class still works, through validation.
                 let names = field_names(&cls)?;
@@ -81,34 +113,50 @@ impl EventFactory {
                     .map(String::as_str)
                     .eq(expected.iter().copied())
                 {
-                    let fields = PySet::new(py, expected)?;
-                    fast.insert(
-                        name.clone(),
-                        FastClass {
-                            cls: cls.clone().unbind(),
-                            fields_set: fields.unbind(),
-                        },
-                    );
+                    let template = PyDict::new(py);
+                    for field in expected {
+                        template.set_item(*field, py.None())?;
+                    }
+                    template.set_item("type", &name)?;
+                    template.set_item("content_index", 0)?;
+                    let plain_new = cls.getattr("__new__")?.is(&object_new);
+                    *slot = Some(FastClass {
+                        cls: cls.clone().unbind(),
+                        fields_set: PySet::new(py, expected)?.unbind(),
+                        template: template.unbind(),
+                        plain_new,
+                    });
                 }
             }
             by_type.insert(name, cls.unbind());
         }
-        let object_new = py
-            .import("builtins")?
-            .getattr("object")?
-            .getattr("__new__")?
-            .unbind();
+        if let Some(args) = &args_delta {
+            args.template.bind(py).del_item("content_index")?;
+        }
+        if let Some(args) = &mcp_args_delta {
+            args.template.bind(py).del_item("content_index")?;
+        }
         Ok(EventFactory {
             classes: by_type,
-            fast,
-            object_new,
+            text_delta,
+            args_delta,
+            mcp_args_delta,
+            object_new: object_new.unbind(),
         })
     }
 
     /// The event types this factory builds without validation (for tests and the benchmark).
     #[getter]
     fn fast_types<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
-        PyFrozenSet::new(py, self.fast.keys())
+        let names = [
+            (TEXT_DELTA, &self.text_delta),
+            (ARGS_DELTA, &self.args_delta),
+            (MCP_ARGS_DELTA, &self.mcp_args_delta),
+        ];
+        PyFrozenSet::new(
+            py,
+            names.iter().filter(|(_, c)| c.is_some()).map(|(n, _)| *n),
+        )
     }
 }
 
@@ -118,8 +166,8 @@ impl EventFactory {
         py: Python<'py>,
         event: &Event,
         text: Option<&Bound<'py, PyString>>,
+        ids: &mut IdCache,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let type_name = event.type_name();
         match &event.body {
             EventBody::TextDelta {
                 item_id,
@@ -127,41 +175,51 @@ impl EventFactory {
                 content_index,
                 delta,
             } => {
-                if let Some(fast) = self.fast.get(type_name) {
-                    let d = PyDict::new(py);
-                    d.set_item(pyo3::intern!(py, "content_index"), *content_index)?;
+                if let Some(fast) = &self.text_delta {
+                    let d = fast.template.bind(py).copy()?;
+                    // The chunk's own string object is the delta; no copy of the text is made.
                     match text {
                         Some(t) if t.to_str()? == delta => {
                             d.set_item(pyo3::intern!(py, "delta"), t)?
                         }
                         _ => d.set_item(pyo3::intern!(py, "delta"), delta)?,
                     }
-                    d.set_item(pyo3::intern!(py, "item_id"), item_id)?;
+                    d.set_item(pyo3::intern!(py, "item_id"), ids.get(py, item_id))?;
                     d.set_item(pyo3::intern!(py, "logprobs"), PyList::empty(py))?;
-                    d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
+                    if *output_index != 0 {
+                        d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
+                    }
+                    if *content_index != 0 {
+                        d.set_item(pyo3::intern!(py, "content_index"), *content_index)?;
+                    }
                     d.set_item(pyo3::intern!(py, "sequence_number"), event.sequence_number)?;
-                    d.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, TEXT_DELTA))?;
                     return self.construct(py, fast, d);
                 }
             }
             EventBody::ArgumentsDelta {
+                of,
                 item_id,
                 output_index,
                 delta,
-                ..
             } => {
-                if let Some(fast) = self.fast.get(type_name) {
-                    let d = PyDict::new(py);
+                let fast = match of {
+                    ArgumentsOf::Function => &self.args_delta,
+                    ArgumentsOf::Mcp => &self.mcp_args_delta,
+                };
+                if let Some(fast) = fast {
+                    let d = fast.template.bind(py).copy()?;
                     d.set_item(pyo3::intern!(py, "delta"), delta)?;
-                    d.set_item(pyo3::intern!(py, "item_id"), item_id)?;
-                    d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
+                    d.set_item(pyo3::intern!(py, "item_id"), ids.get(py, item_id))?;
+                    if *output_index != 0 {
+                        d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
+                    }
                     d.set_item(pyo3::intern!(py, "sequence_number"), event.sequence_number)?;
-                    d.set_item(pyo3::intern!(py, "type"), PyString::new(py, type_name))?;
                     return self.construct(py, fast, d);
                 }
             }
             _ => {}
         }
+        let type_name = event.type_name();
         let cls = self.classes.get(type_name).ok_or_else(|| {
             PyValueError::new_err(format!("no event class registered for '{type_name}'"))
         })?;
@@ -177,7 +235,18 @@ impl EventFactory {
         fast: &FastClass,
         dict: Bound<'py, PyDict>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let obj = self.object_new.bind(py).call1((fast.cls.bind(py),))?;
+        let cls = fast.cls.bind(py);
+        let obj = if fast.plain_new {
+            // SAFETY: `object.__new__(cls)` is exactly `cls->tp_alloc(cls, 0)` for a class whose
+            // `__new__` is object's own (checked at registration); a null result carries a Python error.
+            unsafe {
+                let tp = cls.as_ptr() as *mut pyo3::ffi::PyTypeObject;
+                let alloc = (*tp).tp_alloc.unwrap_or(pyo3::ffi::PyType_GenericAlloc);
+                Bound::from_owned_ptr_or_err(py, alloc(tp, 0))?
+            }
+        } else {
+            self.object_new.bind(py).call1((cls,))?
+        };
         // object.__setattr__: pydantic's own __setattr__ would validate and reject the dunders.
         generic_setattr(&obj, pyo3::intern!(py, "__dict__"), dict.as_any())?;
         // All fields are set, and nothing ever adds to this set (assigning a declared field adds a

@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::core::turn::{Action, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
-use events::EventFactory;
+use events::{EventFactory, IdCache};
 
 pyo3::create_exception!(
     _core,
@@ -58,20 +58,54 @@ fn guarded<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 }
 
 /// Read `name` from a dict or an object: chunks and completions come as pydantic objects (llama-stack
-/// or openai SDK) or as plain dicts.
+/// or openai SDK) or as plain dicts. `None` for a missing or None-valued field.
 #[inline]
 fn field<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
 ) -> PyResult<Option<Bound<'py, PyAny>>> {
     if let Ok(d) = obj.cast::<PyDict>() {
-        return d.get_item(name);
+        return Ok(d.get_item(name)?.filter(|v| !v.is_none()));
+    }
+    // A pydantic model keeps its fields in its instance dict: one dict lookup instead of the full
+    // attribute protocol (which, for BaseModel, also passes through its Python-level __getattr__ hook
+    // on a miss). Anything not found there takes the ordinary path.
+    if let Some(v) = instance_dict_get(obj, name) {
+        return Ok(if v.is_none() { None } else { Some(v) });
     }
     match obj.getattr(name) {
         Ok(v) if v.is_none() => Ok(None),
         Ok(v) => Ok(Some(v)),
         Err(e) if e.is_instance_of::<pyo3::exceptions::PyAttributeError>(obj.py()) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// `obj.__dict__[name]` for objects with a fixed-offset instance dict, without creating the dict.
+#[inline]
+fn instance_dict_get<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: `ob_type` of a live object is a valid type object; a positive `tp_dictoffset` is the
+    // byte offset of the instance's `__dict__` pointer inside the object (CPython's documented layout).
+    // The dict, when present, is a dict; the item pointer is borrowed and immediately increfed.
+    unsafe {
+        let tp = pyo3::ffi::Py_TYPE(obj.as_ptr());
+        let offset = (*tp).tp_dictoffset;
+        if offset <= 0 {
+            return None;
+        }
+        let dict = *((obj.as_ptr() as *mut u8).offset(offset) as *mut *mut pyo3::ffi::PyObject);
+        if dict.is_null() {
+            return None;
+        }
+        let item = pyo3::ffi::PyDict_GetItemWithError(dict, name.as_ptr());
+        if item.is_null() {
+            pyo3::ffi::PyErr_Clear();
+            return None;
+        }
+        Some(Bound::from_borrowed_ptr(obj.py(), item))
     }
 }
 
@@ -88,6 +122,7 @@ fn opt_str<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, P
 pub struct PyTurn {
     turn: Turn,
     factory: Py<EventFactory>,
+    ids: IdCache,
 }
 
 impl PyTurn {
@@ -126,13 +161,13 @@ impl PyTurn {
         match self.turn.pending_events() {
             0 => Ok(py.None().into_bound(py)),
             1 => match self.turn.pop_event() {
-                Some(event) => factory.build(py, &event, text),
+                Some(event) => factory.build(py, &event, text, &mut self.ids),
                 None => Ok(py.None().into_bound(py)),
             },
             _ => {
                 let list = PyList::empty(py);
                 while let Some(event) = self.turn.pop_event() {
-                    list.append(factory.build(py, &event, text)?)?;
+                    list.append(factory.build(py, &event, text, &mut self.ids)?)?;
                 }
                 Ok(list.into_any())
             }
@@ -185,7 +220,11 @@ impl PyTurn {
                 send_response_format,
             };
             let turn = Turn::new(cfg, &input, &tools).map_err(to_py_err)?;
-            Ok(PyTurn { turn, factory })
+            Ok(PyTurn {
+                turn,
+                factory,
+                ids: IdCache::default(),
+            })
         })
     }
 
@@ -414,7 +453,7 @@ impl PyTurn {
             let factory = self.factory.bind(py).borrow();
             let list = PyList::empty(py);
             while let Some(event) = self.turn.pop_event() {
-                list.append(factory.build(py, &event, None)?)?;
+                list.append(factory.build(py, &event, None, &mut self.ids)?)?;
             }
             Ok(list)
         })
