@@ -219,6 +219,7 @@ class OpenAIResponsesImpl:
             max_rounds=req.get("max_infer_iters") or 10,
             stream_inference=stream or v0212,
             send_response_format=v0212,
+            extended_tools=v0212,
         )
         if stream:
             # llama-stack 0.2.7 calls inference before it returns the stream (its tests check the call

@@ -36,6 +36,9 @@ pub struct TurnConfig {
     pub stream_inference: bool,
     /// Pass `response_format` to inference (0.2.12 does, 0.2.7 has no such argument).
     pub send_response_format: bool,
+    /// Accept `file_search` and `mcp` tools. The 0.2.7 contract has no vector store API to search
+    /// and no MCP client, so there they are refused up front rather than failing halfway.
+    pub extended_tools: bool,
 }
 
 /// I/O the driver must perform next.
@@ -263,6 +266,19 @@ impl Turn {
             }
         }
         let tools = items::parse_tools(tools)?;
+        if !cfg.extended_tools {
+            for (i, tool) in tools.iter().enumerate() {
+                let kind = match tool {
+                    Tool::FileSearch { .. } => "file_search",
+                    Tool::Mcp { .. } => "mcp",
+                    _ => continue,
+                };
+                return Err(CoreError::invalid(
+                    format!("tools[{i}].type"),
+                    format!("tool type '{kind}' is not supported by the llama-stack 0.2.7 contract (it needs 0.2.12)"),
+                ));
+            }
+        }
         let mut messages = Vec::with_capacity(stored_input.len() + 1);
         if let Some(instructions) = &cfg.instructions {
             messages.push(ChatMessage::System {

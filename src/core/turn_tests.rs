@@ -18,6 +18,7 @@ fn cfg(emit_events: bool) -> TurnConfig {
         max_rounds: 10,
         stream_inference: true,
         send_response_format: false,
+        extended_tools: true,
     }
 }
 
@@ -629,4 +630,13 @@ fn out_of_order_calls_are_protocol_errors_not_panics() {
     assert!(matches!(turn.stored(), Err(CoreError::Protocol(_))));
     assert!(matches!(turn.next_action(), Ok(Action::Infer { .. })));
     assert!(matches!(turn.next_action(), Err(CoreError::Protocol(_))));
+}
+
+#[test]
+fn the_027_contract_refuses_tools_it_cannot_run() {
+    let mut config = cfg(false);
+    config.extended_tools = false;
+    let tools = json!([{"type": "function", "name": "f", "parameters": {}}, {"type": "mcp", "server_label": "s", "server_url": "u"}]);
+    let err = Turn::new(config, &json!("x"), &tools).err().unwrap();
+    assert!(err.to_string().starts_with("tools[1].type"), "{err}");
 }

@@ -117,8 +117,10 @@ impl EventFactory {
                     for field in expected {
                         template.set_item(*field, py.None())?;
                     }
+                    // The values the hot path leaves alone unless they differ.
                     template.set_item("type", &name)?;
                     template.set_item("content_index", 0)?;
+                    template.set_item("output_index", 0)?;
                     let plain_new = cls.getattr("__new__")?.is(&object_new);
                     *slot = Some(FastClass {
                         cls: cls.clone().unbind(),

@@ -180,7 +180,7 @@ impl PyTurn {
     #[new]
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
-        send_response_format=false))]
+        send_response_format=false, extended_tools=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -196,6 +196,7 @@ impl PyTurn {
         max_rounds: u32,
         stream_inference: bool,
         send_response_format: bool,
+        extended_tools: bool,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = py_to_value(input)?;
@@ -218,6 +219,7 @@ impl PyTurn {
                 max_rounds: max_rounds.max(1),
                 stream_inference,
                 send_response_format,
+                extended_tools,
             };
             let turn = Turn::new(cfg, &input, &tools).map_err(to_py_err)?;
             Ok(PyTurn {
