@@ -59,7 +59,6 @@ from openai.types.chat.chat_completion_message_function_tool_call import (  # no
     ChatCompletionMessageFunctionToolCall,
     Function,
 )
-
 from stream_validator import validate_stream  # noqa: E402
 
 LLAMA_STACK_VERSION = importlib.metadata.version("llama_stack")
@@ -318,9 +317,15 @@ class InferenceScript:
                 fn = OpenAIChatCompletionToolCallFunction(name=t["name"], arguments=t["arguments"])
                 if t["type"] is None:
                     # providers (through the openai client) hand llama-stack type=None here
-                    tool_calls.append(OpenAIChatCompletionToolCall.model_construct(index=t["index"], id=t["id"], type=None, function=fn))
+                    tool_calls.append(
+                        OpenAIChatCompletionToolCall.model_construct(
+                            index=t["index"], id=t["id"], type=None, function=fn
+                        )
+                    )
                 else:
-                    tool_calls.append(OpenAIChatCompletionToolCall(index=t["index"], id=t["id"], type=t["type"], function=fn))
+                    tool_calls.append(
+                        OpenAIChatCompletionToolCall(index=t["index"], id=t["id"], type=t["type"], function=fn)
+                    )
         delta = OpenAIChoiceDelta(content=c.get("content"), role=c.get("role"), tool_calls=tool_calls)
         return OpenAIChatCompletionChunk(
             id="chatcmpl-123",
@@ -501,8 +506,10 @@ async def collect(stream_or_response, *, validate: bool = True):
 
     try:
         await asyncio.wait_for(drain(), STREAM_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"stream did not finish within {STREAM_TIMEOUT_S}s; got {[e.type for e in events]}")
+    except TimeoutError:
+        raise AssertionError(
+            f"stream did not finish within {STREAM_TIMEOUT_S}s; got {[e.type for e in events]}"
+        ) from None
     final = validate_stream(events) if validate else (events[-1].response if events else None)
     return final, events
 

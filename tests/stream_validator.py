@@ -25,7 +25,8 @@ Checked:
 * web search progress events come in order in_progress < searching < completed;
 * the terminal response's output equals, in order, the ``output_item.done`` items (ids, types, text,
   arguments, status).  For ``response.failed`` / ``response.incomplete`` open items may stay unclosed,
-  the response's ``error`` must be set (failed), and every item it lists must have been emitted.
+  items may be closed with status ``incomplete``, the response's ``error`` must be set (failed), and
+  every item it lists must have been emitted.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def _check_event_object(i: int, event: Any) -> dict:
     )
     _check(
         "sequence_number" in d and d["sequence_number"] == event.sequence_number,
-        f"event #{i} ({event.type!r}): JSON sequence_number {d.get('sequence_number')!r} != attribute {event.sequence_number!r}",
+        f"event #{i} ({event.type!r}): JSON sequence_number {d.get('sequence_number')!r}"
+        f" != attribute {event.sequence_number!r}",
     )
     seq = event.sequence_number
     _check(
@@ -163,12 +165,19 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
     _check(types.count("response.in_progress") == 1, "more than one response.in_progress")
     terminals = [i for i, t in enumerate(types) if t in TERMINAL_TYPES]
     _check(terminals, f"no terminal event ({'/'.join(TERMINAL_TYPES)}); types: {types}")
-    _check(len(terminals) == 1, f"more than one terminal event at positions {terminals}: {[types[i] for i in terminals]}")
-    _check(terminals[0] == len(events) - 1, f"terminal event {types[terminals[0]]!r} is not last: {types[terminals[0] :]}")
+    _check(
+        len(terminals) == 1, f"more than one terminal event at positions {terminals}: {[types[i] for i in terminals]}"
+    )
+    _check(
+        terminals[0] == len(events) - 1, f"terminal event {types[terminals[0]]!r} is not last: {types[terminals[0] :]}"
+    )
     terminal_type = types[-1]
+    completed = terminal_type == "response.completed"
+    # a stream that fails may close the items it had open as "incomplete"
+    closing_statuses = ("completed",) if completed else ("completed", "incomplete")
 
     response_id = None
-    for i, (ev, d) in enumerate(zip(events, dumps)):
+    for i, (ev, d) in enumerate(zip(events, dumps, strict=True)):
         if d["type"] not in RESPONSE_EVENT_TYPES:
             continue
         _check(hasattr(ev, "response"), f"{_describe(i, d)} has no .response")
@@ -202,10 +211,15 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
             _check(isinstance(item, dict) and item.get("id"), f"{where}: item without id: {item!r}")
             _check(item.get("type"), f"{where}: item without type")
             if item["type"] == "message":
-                _check(str(item["id"]).startswith("msg_"), f"{where}: message item id {item['id']!r} must start with msg_")
+                _check(
+                    str(item["id"]).startswith("msg_"), f"{where}: message item id {item['id']!r} must start with msg_"
+                )
                 _check(item.get("status") == "in_progress", f"{where}: added message status {item.get('status')!r}")
             elif item["type"] == "function_call":
-                _check(str(item["id"]).startswith("fc_"), f"{where}: function_call item id {item['id']!r} must start with fc_")
+                _check(
+                    str(item["id"]).startswith("fc_"),
+                    f"{where}: function_call item id {item['id']!r} must start with fc_",
+                )
                 _check(item.get("call_id") and item.get("name"), f"{where}: function_call item without call_id/name")
             items[oi] = _Item(oi, i, item)
             continue
@@ -217,7 +231,9 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
         _check(st is not None, f"{where}: output_index {oi} was never added")
         _check(st.open, f"{where}: item at output_index {oi} was already done (event #{st.done_at})")
         if "item_id" in d:
-            _check(d["item_id"] == st.id, f"{where}: item_id {d['item_id']!r} != id {st.id!r} of item at output_index {oi}")
+            _check(
+                d["item_id"] == st.id, f"{where}: item_id {d['item_id']!r} != id {st.id!r} of item at output_index {oi}"
+            )
 
         if t == "response.output_item.done":
             item = d["item"]
@@ -233,19 +249,30 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
                 for ci, p in st.parts.items():
                     _check(
                         _item_text(item, ci) == p["text_done"],
-                        f"{where}: item content[{ci}] text {_item_text(item, ci)!r} != output_text.done {p['text_done']!r}",
+                        f"{where}: item content[{ci}] text {_item_text(item, ci)!r}"
+                        f" != output_text.done {p['text_done']!r}",
                     )
-                _check(item.get("status") == "completed", f"{where}: done message status {item.get('status')!r}")
+                _check(item.get("status") in closing_statuses, f"{where}: done message status {item.get('status')!r}")
             elif st.type == "function_call":
-                _check(st.args_done is not None, f"{where}: function_call done without function_call_arguments.done")
                 _check(
-                    item.get("arguments") == st.args_done,
-                    f"{where}: item arguments {item.get('arguments')!r} != arguments.done {st.args_done!r}",
+                    item.get("status") in closing_statuses, f"{where}: done function_call status {item.get('status')!r}"
                 )
+                if completed or item.get("status") == "completed":
+                    _check(
+                        st.args_done is not None, f"{where}: function_call done without function_call_arguments.done"
+                    )
+                if st.args_done is not None:
+                    _check(
+                        item.get("arguments") == st.args_done,
+                        f"{where}: item arguments {item.get('arguments')!r} != arguments.done {st.args_done!r}",
+                    )
                 for key in ("call_id", "name"):
                     _check(item.get(key) == st.added_item.get(key), f"{where}: {key} changed between added and done")
             elif st.type == "web_search_call":
-                _check(item.get("status") in ("completed", "failed"), f"{where}: web_search_call status {item.get('status')!r}")
+                _check(
+                    item.get("status") in ("failed", *closing_statuses),
+                    f"{where}: web_search_call status {item.get('status')!r}",
+                )
             st.done_item = item
             st.done_at = i
         elif t == "response.content_part.added":
@@ -255,7 +282,9 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
             _check(ci == len(st.parts), f"{where}: content_index {ci}, expected {len(st.parts)}")
             part = d["part"]
             if part.get("type") == "output_text":
-                _check(part.get("text") == "", f"{where}: added output_text part must be empty, got {part.get('text')!r}")
+                _check(
+                    part.get("text") == "", f"{where}: added output_text part must be empty, got {part.get('text')!r}"
+                )
                 _check(part.get("annotations") == [], f"{where}: added output_text part needs annotations: []")
             st.parts[ci] = {"deltas": [], "text_done": None, "done": False}
         elif t == "response.content_part.done":
@@ -312,7 +341,7 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
         final_d.get("status") == expected_status,
         f"{terminal_type} carries a response with status {final_d.get('status')!r}",
     )
-    if terminal_type == "response.completed":
+    if completed:
         still_open = [oi for oi, st in items.items() if st.open]
         _check(not still_open, f"output items {still_open} were added but never done")
         _check(final_d.get("error") is None, f"completed response has an error: {final_d.get('error')!r}")
@@ -344,7 +373,10 @@ def validate_stream(events, *, response_cls: type = OpenAIResponseObject):
                 )
         elif st.type == "function_call":
             for key in ("arguments", "call_id", "name"):
-                _check(out.get(key) == done.get(key), f"final output[{oi}].{key} {out.get(key)!r} != streamed {done.get(key)!r}")
+                _check(
+                    out.get(key) == done.get(key),
+                    f"final output[{oi}].{key} {out.get(key)!r} != streamed {done.get(key)!r}",
+                )
         _check(
             out.get("status") == done.get("status"),
             f"final output[{oi}].status {out.get('status')!r} != streamed {done.get('status')!r}",

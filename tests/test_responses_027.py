@@ -27,6 +27,20 @@ import pytest
 if importlib.metadata.version("llama_stack") != "0.2.7":
     pytest.skip("llama-stack 0.2.7 contract suite (installed: other version)", allow_module_level=True)
 
+from conftest import (  # noqa: E402
+    MODEL,
+    SEARCH_RESULT_TEXT,
+    STORE_PREFIX,
+    WEB_SEARCH_TOOLDEF,
+    ToolCall,
+    bind_call,
+    collect,
+    impl_class,
+    make_inference,
+    make_tool_groups,
+    make_tool_runtime,
+    tc_delta,
+)
 from llama_stack.apis.agents.openai_responses import (  # noqa: E402
     OpenAIResponseInputFunctionToolCallOutput,
     OpenAIResponseInputItemList,
@@ -69,21 +83,9 @@ from openai.types.responses import (  # noqa: E402
     WebSearchTool,
 )
 from openai.types.responses.response_input_item import FunctionCallOutput  # noqa: E402
+from openai.types.responses.tool import CodeInterpreter, Mcp  # noqa: E402
 from pydantic import BaseModel  # noqa: E402
-
-from conftest import (  # noqa: E402
-    MODEL,
-    SEARCH_RESULT_TEXT,
-    STORE_PREFIX,
-    WEB_SEARCH_TOOLDEF,
-    ToolCall,
-    bind_call,
-    impl_class,
-    make_inference,
-    make_tool_groups,
-    make_tool_runtime,
-    tc_delta,
-)
+from stream_validator import validate_stream  # noqa: E402
 
 STYLES = ("llama", "openai", "dict")
 IMG = "https://example.com/llama.png"
@@ -110,7 +112,9 @@ def message(style: str, role: str, content: Any, *, omit_type: bool = False):
         return OpenAIResponseMessage(role=role, content=content)
     if style == "openai":
         if role == "assistant" and not isinstance(content, str):
-            return ResponseOutputMessage(id="msg_prev", role="assistant", status="completed", type="message", content=content)
+            return ResponseOutputMessage(
+                id="msg_prev", role="assistant", status="completed", type="message", content=content
+            )
         return EasyInputMessage(role=role, content=content, type="message")
     d = {"role": role, "content": content}
     if not omit_type:
@@ -144,10 +148,21 @@ def input_image(style: str, url: str, detail: str):
 
 def function_call_item(style: str, call_id: str, name: str, arguments: str, item_id: str = "fc_prev1"):
     if style == "llama":
-        return OpenAIResponseOutputMessageFunctionToolCall(call_id=call_id, name=name, arguments=arguments, id=item_id, status="completed")
+        return OpenAIResponseOutputMessageFunctionToolCall(
+            call_id=call_id, name=name, arguments=arguments, id=item_id, status="completed"
+        )
     if style == "openai":
-        return ResponseFunctionToolCall(call_id=call_id, name=name, arguments=arguments, id=item_id, status="completed", type="function_call")
-    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments, "id": item_id, "status": "completed"}
+        return ResponseFunctionToolCall(
+            call_id=call_id, name=name, arguments=arguments, id=item_id, status="completed", type="function_call"
+        )
+    return {
+        "type": "function_call",
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+        "id": item_id,
+        "status": "completed",
+    }
 
 
 def function_call_output(style: str, call_id: str, output: str):
@@ -212,7 +227,12 @@ def summarize(messages: list) -> list[tuple[str, str]]:
         cls = ROLE_CLASSES.get(getattr(m, "role", None))
         assert cls is not None and type(m) is cls, f"message {m!r} is not the llama-stack class for its role"
         if isinstance(m, OpenAIAssistantMessageParam) and m.tool_calls:
-            out.append(("assistant", "tool_calls:" + ",".join(f"{t.id}:{t.function.name}:{t.function.arguments}" for t in m.tool_calls)))
+            out.append(
+                (
+                    "assistant",
+                    "tool_calls:" + ",".join(f"{t.id}:{t.function.name}:{t.function.arguments}" for t in m.tool_calls),
+                )
+            )
         elif isinstance(m, OpenAIToolMessageParam):
             out.append(("tool", f"{m.tool_call_id}:{text_of(m.content)}"))
         else:
@@ -264,7 +284,7 @@ def create(impl, stream, collect):
 async def assert_stored(kvstore, impl, *responses: OpenAIResponseObject):
     """Exactly one kvstore.set per response, under openai_responses:{id}, readable by both sides."""
     assert kvstore.set_keys() == [f"{STORE_PREFIX}{r.id}" for r in responses]
-    for r, value in zip(responses, kvstore.set_values()):
+    for r, value in zip(responses, kvstore.set_values(), strict=True):
         assert isinstance(value, str)
         stored = OpenAIResponsePreviousResponseWithInputItems.model_validate_json(value)
         assert stored.response.model_dump() == r.model_dump()
@@ -454,7 +474,9 @@ async def test_previous_response_function_call_roundtrip(create, inference, tool
 
 async def test_unknown_previous_response_id(impl, inference, kvstore, stream):
     with pytest.raises(ValueError, match="resp-missing-123"):
-        await impl.create_openai_response(input="hi", model=MODEL, previous_response_id="resp-missing-123", stream=stream)
+        await impl.create_openai_response(
+            input="hi", model=MODEL, previous_response_id="resp-missing-123", stream=stream
+        )
     inference.openai_chat_completion.assert_not_awaited()
     assert kvstore.set_calls == []
 
@@ -477,7 +499,11 @@ async def test_create_goes_through_get_previous_helper(create, impl, inference):
     inference.script.text("new answer")
     previous = OpenAIResponsePreviousResponseWithInputItems(
         input_items=OpenAIResponseInputItemList(
-            data=[OpenAIResponseMessage(role="user", content=[OpenAIResponseInputMessageContentText(text="old question")], id="msg_old")]
+            data=[
+                OpenAIResponseMessage(
+                    role="user", content=[OpenAIResponseInputMessageContentText(text="old question")], id="msg_old"
+                )
+            ]
         ),
         response=OpenAIResponseObject(
             created_at=1,
@@ -521,8 +547,10 @@ async def test_store_false_writes_nothing(create, impl, inference, kvstore):
         await impl.get_openai_response(resp.id)
 
 
-async def test_kvstore_set_called_with_keywords(create, inference, kvstore):
-    inference.script.text("stored")
+async def test_kvstore_called_with_keywords(create, inference, kvstore):
+    """llama-stack calls persistence_store.get(key=...) / .set(key=..., value=...); other KVStore
+    implementations (and wrappers around them) may rely on those keyword names."""
+    inference.script.text("stored").text("again")
     resp, _ = await create("Hi")
     assert len(kvstore.set_calls) == 1
     args, kwargs = kvstore.set_calls[0]
@@ -531,6 +559,11 @@ async def test_kvstore_set_called_with_keywords(create, inference, kvstore):
     assert kwargs["key"] == f"{STORE_PREFIX}{resp.id}"
     raw = await SqliteKVStoreImpl.get(kvstore, key=kwargs["key"])
     assert raw == kwargs["value"]
+
+    kvstore.get_calls.clear()
+    await create("More", previous_response_id=resp.id)
+    assert kvstore.get_calls == [((), {"key": f"{STORE_PREFIX}{resp.id}"})]
+    assert len(kvstore.set_calls) == 2
 
 
 # =================================================================================================
@@ -585,7 +618,12 @@ async def test_streamed_tool_call_deltas_are_aggregated(create, inference, tool_
             {"tool_calls": [tc_delta(0, arguments='{"city"', type=None)]},
             {"tool_calls": [tc_delta(1, arguments=None, type=None)]},
             {"tool_calls": [tc_delta(0, arguments="", type=None)]},
-            {"tool_calls": [tc_delta(1, arguments='{"tz": "UTC"}', type=None), tc_delta(0, arguments=': "Paris"}', type=None)]},
+            {
+                "tool_calls": [
+                    tc_delta(1, arguments='{"tz": "UTC"}', type=None),
+                    tc_delta(0, arguments=': "Paris"}', type=None),
+                ]
+            },
             {"finish_reason": "tool_calls"},
         ]
     )
@@ -600,7 +638,10 @@ async def test_streamed_tool_call_deltas_are_aggregated(create, inference, tool_
 
 async def test_mixed_tools_function_call_is_not_executed(create, inference, tool_runtime):
     """With web_search AND a function tool, a call of the function is returned to the client, not run."""
-    tools = [OpenAIResponseInputToolWebSearch(), OpenAIResponseInputToolFunction(name="get_weather", parameters=WEATHER_PARAMS)]
+    tools = [
+        OpenAIResponseInputToolWebSearch(),
+        OpenAIResponseInputToolFunction(name="get_weather", parameters=WEATHER_PARAMS),
+    ]
     inference.script.tool_calls(ToolCall("call_a", "get_weather", '{"city": "Paris"}'))
     resp, _ = await create("Weather?", tools=tools)
     tool_runtime.invoke_tool.assert_not_awaited()
@@ -642,7 +683,8 @@ async def test_web_search_round_trip(create, inference, tool_groups, tool_runtim
     assert second["stream"] is stream
     assert second["temperature"] == 0.5
     msgs = second["messages"]
-    assert msgs[:-2] == first["messages"] == [OpenAIUserMessageParam(content="What family are llamas in?")]
+    assert msgs[:-2] == first["messages"]
+    assert summarize(first["messages"]) == [("user", "What family are llamas in?")]
     assert_tool_calls_message(msgs[-2], [("call_ws1", "web_search", '{"query": "llama family"}')])
     assert assert_tool_message(msgs[-1], "call_ws1") == SEARCH_RESULT_TEXT
 
@@ -665,7 +707,9 @@ async def test_web_search_multiple_rounds(create, inference, tool_runtime):
 
     assert inference.openai_chat_completion.await_count == 3
     assert inference.script.call(1)["tools"], "tools must still be offered after a web_search round"
-    assert [bind_call(lambda tool_name, kwargs: None, c)["kwargs"] for c in tool_runtime.invoke_tool.await_args_list] == [
+    assert [
+        bind_call(lambda tool_name, kwargs: None, c)["kwargs"] for c in tool_runtime.invoke_tool.await_args_list
+    ] == [
         {"query": "llamas"},
         {"query": "alpacas"},
     ]
@@ -692,7 +736,9 @@ async def test_web_search_loop_is_bounded(create, inference, tool_runtime):
 
 
 async def test_web_search_failure_result_marks_call_failed(create, inference, tool_runtime):
-    tool_runtime.invoke_tool.return_value = ToolInvocationResult(content=None, error_message="search backend down", error_code=503)
+    tool_runtime.invoke_tool.return_value = ToolInvocationResult(
+        content=None, error_message="search backend down", error_code=503
+    )
     inference.script.tool_calls(ToolCall("call_f", "web_search", '{"query": "llamas"}'))
     inference.script.text("Sorry, search failed.")
     resp, _ = await create("Search", tools=[OpenAIResponseInputToolWebSearch()])
@@ -705,7 +751,9 @@ async def test_web_search_failure_result_marks_call_failed(create, inference, to
     assert "search backend down" in assert_tool_message(msgs[-1], "call_f")
 
 
-@pytest.mark.parametrize("bad_args", ['{"query": ', "not json at all", "[1, 2]"], ids=["truncated", "garbage", "not-an-object"])
+@pytest.mark.parametrize(
+    "bad_args", ['{"query": ', "not json at all", "[1, 2]"], ids=["truncated", "garbage", "not-an-object"]
+)
 async def test_malformed_web_search_arguments_do_not_crash(create, inference, tool_runtime, bad_args):
     inference.script.tool_calls(ToolCall("call_bad", "web_search", bad_args))
     inference.script.text("Let me try differently.")
@@ -736,7 +784,9 @@ async def test_streamed_web_search_arguments_are_aggregated(create, inference, t
     )
     inference.script.text("Found it.")
     resp, _ = await create("Search", tools=[OpenAIResponseInputToolWebSearch()])
-    assert bind_call(lambda tool_name, kwargs: None, tool_runtime.invoke_tool.await_args)["kwargs"] == {"query": "llamas"}
+    assert bind_call(lambda tool_name, kwargs: None, tool_runtime.invoke_tool.await_args)["kwargs"] == {
+        "query": "llamas"
+    }
     assert [o.type for o in resp.output] == ["web_search_call", "message"]
 
 
@@ -764,15 +814,26 @@ def _bad_part(style):
     if style == "openai":
         part = ResponseInputAudio(input_audio={"data": "UklGRg==", "format": "wav"}, type="input_audio")
         return [EasyInputMessage.model_construct(role="user", content=[part], type="message")]
-    return [{"type": "message", "role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}]}]
+    return [
+        {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}],
+        }
+    ]
+
+
+class CodeInterpreterTool(BaseModel):
+    type: Literal["code_interpreter"] = "code_interpreter"
+    container: str = "cntr_1"
 
 
 def _bad_tool(style):
     if style == "llama":
-        return [OpenAIResponseInputToolFileSearch(vector_store_id=["vs_1"])], "file_search"
+        return [CodeInterpreterTool()]
     if style == "openai":
-        return [FileSearchTool(type="file_search", vector_store_ids=["vs_1"])], "file_search"
-    return [{"type": "code_interpreter", "container": {"type": "auto"}}], "code_interpreter"
+        return [CodeInterpreter(type="code_interpreter", container="cntr_1")]
+    return [{"type": "code_interpreter", "container": {"type": "auto"}}]
 
 
 async def _assert_rejected_before_anything(impl, inference, kvstore, stream, match, **kw):
@@ -794,8 +855,26 @@ async def test_unknown_content_part_rejected(impl, inference, kvstore, stream, s
 
 @pytest.mark.parametrize("style", STYLES)
 async def test_unknown_tool_type_rejected(impl, inference, kvstore, stream, style):
-    tools, name = _bad_tool(style)
-    await _assert_rejected_before_anything(impl, inference, kvstore, stream, name, input="hi", tools=tools)
+    await _assert_rejected_before_anything(
+        impl, inference, kvstore, stream, "code_interpreter", input="hi", tools=_bad_tool(style)
+    )
+
+
+MCP_URL = "http://127.0.0.1:9/sse"  # never contacted: the request must be rejected first
+TOOLS_UNSUPPORTED_IN_027 = {
+    "file_search-llama": (lambda: OpenAIResponseInputToolFileSearch(vector_store_id=["vs_1"]), "file_search"),
+    "file_search-openai": (lambda: FileSearchTool(type="file_search", vector_store_ids=["vs_1"]), "file_search"),
+    "mcp-openai": (lambda: Mcp(type="mcp", server_label="kb", server_url=MCP_URL), "mcp"),
+    "mcp-dict": (lambda: {"type": "mcp", "server_label": "kb", "server_url": MCP_URL}, "mcp"),
+}
+
+
+@pytest.mark.parametrize("case", list(TOOLS_UNSUPPORTED_IN_027))
+async def test_tools_unsupported_in_027_rejected(impl, inference, kvstore, stream, case):
+    """llama-stack 0.2.7 rejects file_search (this contract has no vector_io API) and knows no mcp tool;
+    its OpenAIResponseObject cannot even hold file_search_call / mcp_* output items."""
+    make, name = TOOLS_UNSUPPORTED_IN_027[case]
+    await _assert_rejected_before_anything(impl, inference, kvstore, stream, name, input="hi", tools=[make()])
 
 
 MALFORMED_ITEMS = {
@@ -819,14 +898,25 @@ async def test_malformed_item_rejected(impl, inference, kvstore, stream, case):
 # =================================================================================================
 
 
-async def _assert_failed_or_raised(create, impl, kvstore, stream, exc, **kw):
+async def _assert_failed_or_raised(create, impl, kvstore, stream, exc, *, may_raise_at_await=False, **kw):
+    """Non-streamed: the very same exception propagates, nothing stored.  Streamed: exactly one
+    terminal response.failed with an error, nothing stored.  ``may_raise_at_await``: a failure of the
+    *first* inference call may instead propagate from ``await create_openai_response(stream=True)``,
+    since llama-stack 0.2.7 performs that call before it returns the stream."""
     if not stream:
         with pytest.raises(Boom) as info:
             await create(**kw)
         assert info.value is exc, "the original exception object must propagate unchanged"
         assert kvstore.set_calls == []
         return
-    resp, events = await create(**kw)
+    try:
+        result = await asyncio.wait_for(impl.create_openai_response(model=MODEL, stream=True, **kw), 10)
+    except Boom as e:
+        assert may_raise_at_await, "a failure after the first inference call must end the stream in response.failed"
+        assert e is exc, "the original exception object must propagate unchanged"
+        assert kvstore.set_calls == []
+        return
+    resp, events = await collect(result)
     assert types_of(events)[-1] == "response.failed"
     assert len(of_type(events, "response.failed")) == 1
     assert of_type(events, "response.completed") == []
@@ -845,7 +935,9 @@ async def test_inference_error(create, impl, inference, kvstore, stream, where):
         tools = [OpenAIResponseInputToolWebSearch()]
         inference.script.tool_calls(ToolCall("call_1", "web_search", '{"query": "x"}'))
     inference.script.raise_(exc, after_chunks=2 if where != "at-call" else None)
-    await _assert_failed_or_raised(create, impl, kvstore, stream, exc, input="Hi", tools=tools)
+    await _assert_failed_or_raised(
+        create, impl, kvstore, stream, exc, may_raise_at_await=where == "at-call", input="Hi", tools=tools
+    )
 
 
 async def test_tool_error(create, impl, inference, tool_runtime, kvstore, stream):
@@ -853,7 +945,9 @@ async def test_tool_error(create, impl, inference, tool_runtime, kvstore, stream
     tool_runtime.invoke_tool.side_effect = exc
     inference.script.tool_calls(ToolCall("call_1", "web_search", '{"query": "x"}'))
     inference.script.text("unused")
-    await _assert_failed_or_raised(create, impl, kvstore, stream, exc, input="Hi", tools=[OpenAIResponseInputToolWebSearch()])
+    await _assert_failed_or_raised(
+        create, impl, kvstore, stream, exc, input="Hi", tools=[OpenAIResponseInputToolWebSearch()]
+    )
 
 
 # =================================================================================================
@@ -897,9 +991,27 @@ async def test_stream_text_events(create, inference):
 
 
 @pytest.mark.modes(*STREAM_MODES)
+async def test_stream_first_inference_call_made_before_iteration(impl, inference):
+    """llama-stack 0.2.7 calls inference inside ``await create_openai_response(stream=True)``; its own
+    unit tests inspect ``openai_chat_completion.call_args_list[0]`` before iterating the stream."""
+    inference.script.text("Hello")
+    result = await impl.create_openai_response(input="Hi", model=MODEL, stream=True, temperature=0.1)
+    assert inference.openai_chat_completion.await_count == 1
+    first = inference.script.call(0)
+    assert first["messages"][0].content == "Hi"
+    assert first["temperature"] == 0.1
+    assert first["stream"] is True
+    final, _ = await collect(result)
+    assert inference.openai_chat_completion.await_count == 1
+    assert_text_response(final, "Hello")
+
+
+@pytest.mark.modes(*STREAM_MODES)
 async def test_stream_function_call_events(create, inference):
     tools = [OpenAIResponseInputToolFunction(name="get_weather", parameters=WEATHER_PARAMS)]
-    inference.script.tool_calls(ToolCall("call_a", "get_weather", '{"city": "Paris"}', pieces=['{"ci', 'ty": ', '"Paris"}']))
+    inference.script.tool_calls(
+        ToolCall("call_a", "get_weather", '{"city": "Paris"}', pieces=['{"ci', 'ty": ', '"Paris"}'])
+    )
     resp, events = await create("Weather?", tools=tools)
     assert types_of(events)[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
     assert types_of(events)[-3:] == [
@@ -953,7 +1065,7 @@ async def test_stream_is_incremental(impl, inference, collect):
     try:
         while not seen or seen[-1].type != "response.output_text.delta":
             seen.append(await asyncio.wait_for(it.__anext__(), 2))
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pytest.fail(f"no output_text.delta before the model finished; events so far: {types_of(seen)}")
     assert seen[0].type == "response.created"
     assert seen[-1].delta == "Hello"
@@ -964,7 +1076,5 @@ async def test_stream_is_incremental(impl, inference, collect):
         return [e async for e in it]
 
     events = seen + await asyncio.wait_for(rest(), 5)
-    from stream_validator import validate_stream
-
     final = validate_stream(events)
     assert_text_response(final, "Hello world")

@@ -14,7 +14,6 @@ from llama_stack.apis.agents.openai_responses import (
     OpenAIResponseOutputMessageWebSearchToolCall,
 )
 from pydantic import BaseModel, ConfigDict
-
 from stream_validator import validate_stream
 
 RESP_ID = "resp-0001"
@@ -65,7 +64,9 @@ def _msg(mid: str, text: str, status: str = "completed") -> OpenAIResponseMessag
 
 
 def _fc(fid: str, call_id: str, name: str, args: str) -> OpenAIResponseOutputMessageFunctionToolCall:
-    return OpenAIResponseOutputMessageFunctionToolCall(id=fid, call_id=call_id, name=name, arguments=args, status="completed")
+    return OpenAIResponseOutputMessageFunctionToolCall(
+        id=fid, call_id=call_id, name=name, arguments=args, status="completed"
+    )
 
 
 class Builder:
@@ -76,7 +77,9 @@ class Builder:
         return len(self.events)
 
     def resp(self, type_: str, status: str, output=(), error=None, rid: str = RESP_ID):
-        self.events.append(RespEv(type=type_, sequence_number=self._seq(), response=_response(status, list(output), rid, error)))
+        self.events.append(
+            RespEv(type=type_, sequence_number=self._seq(), response=_response(status, list(output), rid, error))
+        )
         return self
 
     def ev(self, type_: str, **fields):
@@ -105,7 +108,14 @@ class Builder:
         return self
 
     def fc_added(self, oi: int, fid: str, call_id: str, name: str):
-        item = {"id": fid, "type": "function_call", "call_id": call_id, "name": name, "arguments": "", "status": "in_progress"}
+        item = {
+            "id": fid,
+            "type": "function_call",
+            "call_id": call_id,
+            "name": name,
+            "arguments": "",
+            "status": "in_progress",
+        }
         return self.ev("response.output_item.added", output_index=oi, item=item)
 
     def fc_delta(self, oi: int, fid: str, delta: str):
@@ -139,13 +149,19 @@ def good_parallel_calls() -> list:
     b.fc_delta(1, "fc_b", '"UTC"}')
     b.fc_done(1, "fc_b", "call_b", "get_time", '{"tz": "UTC"}')
     b.fc_done(0, "fc_a", "call_a", "get_weather", '{"city": "Paris"}')
-    out = [_fc("fc_a", "call_a", "get_weather", '{"city": "Paris"}'), _fc("fc_b", "call_b", "get_time", '{"tz": "UTC"}')]
+    out = [
+        _fc("fc_a", "call_a", "get_weather", '{"city": "Paris"}'),
+        _fc("fc_b", "call_b", "get_time", '{"tz": "UTC"}'),
+    ]
     return b.resp("response.completed", "completed", out).events
 
 
 def good_web_search_then_message() -> list:
     b = Builder().start().web_search(0, "ws_1").message(1, "msg_2", ["Llamas ", "are camelids."])
-    out = [OpenAIResponseOutputMessageWebSearchToolCall(id="ws_1", status="completed"), _msg("msg_2", "Llamas are camelids.")]
+    out = [
+        OpenAIResponseOutputMessageWebSearchToolCall(id="ws_1", status="completed"),
+        _msg("msg_2", "Llamas are camelids."),
+    ]
     return b.resp("response.completed", "completed", out).events
 
 
@@ -156,10 +172,29 @@ def good_failed_midway() -> list:
         output_index=0,
         item={"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress", "content": []},
     )
-    b.ev("response.content_part.added", item_id="msg_1", output_index=0, content_index=0, part={"type": "output_text", "text": "", "annotations": []})
+    b.ev(
+        "response.content_part.added",
+        item_id="msg_1",
+        output_index=0,
+        content_index=0,
+        part={"type": "output_text", "text": "", "annotations": []},
+    )
     b.ev("response.output_text.delta", item_id="msg_1", output_index=0, content_index=0, delta="par", logprobs=[])
     err = OpenAIResponseError(code="server_error", message="boom")
     return b.resp("response.failed", "failed", [], error=err).events
+
+
+def good_failed_items_closed_incomplete() -> list:
+    b = Builder().start()
+    b.fc_added(0, "fc_a", "call_a", "get_weather").fc_delta(0, "fc_a", '{"ci')
+    fc = _fc("fc_a", "call_a", "get_weather", '{"ci')
+    fc.status = "incomplete"
+    b.ev("response.output_item.done", output_index=0, item=fc.model_dump())
+    b.message(1, "msg_1", ["par", "tial"])
+    msg = _msg("msg_1", "partial", status="incomplete")
+    b.events[-1].item = msg.model_dump()
+    err = OpenAIResponseError(code="server_error", message="boom")
+    return b.resp("response.failed", "failed", [fc, msg], error=err).events
 
 
 GOOD = {
@@ -167,6 +202,7 @@ GOOD = {
     "parallel_calls": good_parallel_calls,
     "web_search_then_message": good_web_search_then_message,
     "failed_midway": good_failed_midway,
+    "failed_items_closed_incomplete": good_failed_items_closed_incomplete,
 }
 
 
@@ -185,59 +221,61 @@ def test_good_text_returns_final_response():
 
 # what each mutation must be rejected for (so that a test cannot pass for an incidental reason)
 EXPECTED_REASON = {
-    'm_no_sequence_number': 'no .sequence_number',
-    'm_seq_starts_at_1': 'sequence numbers must start at 0',
-    'm_seq_gap': 'sequence numbers must start at 0',
-    'm_seq_repeated': 'sequence numbers must start at 0',
-    'm_first_not_created': 'first event must be response.created',
-    'm_no_in_progress': 'second event must be response.in_progress',
-    'm_no_terminal': 'no terminal event',
-    'm_two_terminals': 'more than one terminal event',
-    'm_terminal_not_last': 'is not last',
-    'm_item_never_done': 'added but never done',
-    'm_item_done_twice': 'was already done',
-    'm_done_other_id': 'done item id',
-    'm_done_other_index': 'was never added',
-    'm_part_never_done': 'content parts .* still open',
-    'm_part_added_nonempty': 'added output_text part must be empty',
-    'm_delta_before_added': 'was never added',
-    'm_delta_after_item_done': 'was already done',
-    'm_delta_after_text_done': 'content_index 0 not open',
-    'm_delta_wrong_item_id': "item_id 'msg_zzz' != id",
-    'm_delta_wrong_output_index': 'output_index 3 was never added',
-    'm_deltas_differ_from_done': 'concatenated deltas',
-    'm_done_text_differs_from_final': 'final output\\[0\\]\\.content\\[0\\] text',
-    'm_part_done_text_differs': 'part text',
-    'm_item_done_text_differs': 'item content\\[0\\] text',
-    'm_message_id_prefix': 'must start with msg_',
-    'm_response_id_changes': 'differs from',
-    'm_final_missing_item': 'final response has 0 output items',
-    'm_final_extra_item': 'final response has 2 output items',
-    'm_final_status_wrong': 'carries a response with status',
-    'm_created_status_completed': 'expected in_progress',
-    'm_not_pydantic': 'not a pydantic BaseModel',
-    'm_dump_type_mismatch': 'JSON type',
-    'm_unknown_event_type': 'not an openai-python ResponseStreamEvent type',
-    'm_missing_required_field': 'missing fields required by openai',
-    'm_response_not_llamastack': 'expected OpenAIResponseObject',
-    'm_output_index_gap': 'output_index 1 but 0 items',
-    'f_args_deltas_differ': 'concatenated deltas',
-    'f_args_done_differs_from_final': 'final output\\[0\\]\\.arguments',
-    'f_args_done_differs_from_item': 'item arguments',
-    'f_final_order_swapped': 'final output\\[0\\] is',
-    'f_delta_after_args_done': 'concatenated deltas|arguments delta after',
-    'f_no_args_done': 'without function_call_arguments.done',
-    'f_fc_id_prefix': 'must start with fc_',
-    'f_delta_item_id_of_other_item': "item_id 'fc_b' != id 'fc_a'",
-    'f_call_id_changes': 'call_id changed',
-    'w_progress_out_of_order': 'searching after',
-    'w_seq_restarts_in_second_round': 'sequence numbers must start at 0',
-    'w_final_status_differs': 'final output\\[0\\]\\.status',
-    'w_progress_after_done': 'was already done',
-    'w_second_item_reuses_index': 'output_index 0 but 1 items',
-    'w_message_before_search_done': "item_id 'ws_1' != id 'msg_2'",
-    'x_failed_without_error': 'response.failed without error',
-    'x_failed_lists_unstreamed_item': 'never output_item.done',
+    "m_no_sequence_number": "no .sequence_number",
+    "m_seq_starts_at_1": "sequence numbers must start at 0",
+    "m_seq_gap": "sequence numbers must start at 0",
+    "m_seq_repeated": "sequence numbers must start at 0",
+    "m_first_not_created": "first event must be response.created",
+    "m_no_in_progress": "second event must be response.in_progress",
+    "m_no_terminal": "no terminal event",
+    "m_two_terminals": "more than one terminal event",
+    "m_terminal_not_last": "is not last",
+    "m_item_never_done": "added but never done",
+    "m_item_done_twice": "was already done",
+    "m_done_other_id": "done item id",
+    "m_done_other_index": "was never added",
+    "m_part_never_done": "content parts .* still open",
+    "m_part_added_nonempty": "added output_text part must be empty",
+    "m_delta_before_added": "was never added",
+    "m_delta_after_item_done": "was already done",
+    "m_delta_after_text_done": "content_index 0 not open",
+    "m_delta_wrong_item_id": "item_id 'msg_zzz' != id",
+    "m_delta_wrong_output_index": "output_index 3 was never added",
+    "m_deltas_differ_from_done": "concatenated deltas",
+    "m_done_text_differs_from_final": "final output\\[0\\]\\.content\\[0\\] text",
+    "m_part_done_text_differs": "part text",
+    "m_item_done_text_differs": "item content\\[0\\] text",
+    "m_message_id_prefix": "must start with msg_",
+    "m_message_done_incomplete_in_completed_stream": "done message status 'incomplete'",
+    "m_response_id_changes": "differs from",
+    "m_final_missing_item": "final response has 0 output items",
+    "m_final_extra_item": "final response has 2 output items",
+    "m_final_status_wrong": "carries a response with status",
+    "m_created_status_completed": "expected in_progress",
+    "m_not_pydantic": "not a pydantic BaseModel",
+    "m_dump_type_mismatch": "JSON type",
+    "m_unknown_event_type": "not an openai-python ResponseStreamEvent type",
+    "m_missing_required_field": "missing fields required by openai",
+    "m_response_not_llamastack": "expected OpenAIResponseObject",
+    "m_output_index_gap": "output_index 1 but 0 items",
+    "f_args_deltas_differ": "concatenated deltas",
+    "f_args_done_differs_from_final": "final output\\[0\\]\\.arguments",
+    "f_args_done_differs_from_item": "item arguments",
+    "f_final_order_swapped": "final output\\[0\\] is",
+    "f_delta_after_args_done": "concatenated deltas|arguments delta after",
+    "f_no_args_done": "without function_call_arguments.done",
+    "f_fc_id_prefix": "must start with fc_",
+    "f_delta_item_id_of_other_item": "item_id 'fc_b' != id 'fc_a'",
+    "f_call_id_changes": "call_id changed",
+    "f_done_status_incomplete": "done function_call status 'incomplete'",
+    "w_progress_out_of_order": "searching after",
+    "w_seq_restarts_in_second_round": "sequence numbers must start at 0",
+    "w_final_status_differs": "final output\\[0\\]\\.status",
+    "w_progress_after_done": "was already done",
+    "w_second_item_reuses_index": "output_index 0 but 1 items",
+    "w_message_before_search_done": "item_id 'ws_1' != id 'msg_2'",
+    "x_failed_without_error": "response.failed without error",
+    "x_failed_lists_unstreamed_item": "never output_item.done",
 }
 
 
@@ -407,6 +445,13 @@ def m_message_id_prefix(ev):
     return ev
 
 
+def m_message_done_incomplete_in_completed_stream(ev):
+    e = ev[_idx(ev, "response.output_item.done")]
+    e.item = {**e.item, "status": "incomplete"}
+    ev[-1].response.output[0].status = "incomplete"
+    return ev
+
+
 def m_response_id_changes(ev):
     ev[-1].response.id = "resp-other"
     return ev
@@ -458,7 +503,9 @@ def m_missing_required_field(ev):
 
 
 def m_response_not_llamastack(ev):
-    ev[-1] = Ev(type="response.completed", sequence_number=ev[-1].sequence_number, response=ev[-1].response.model_dump())
+    ev[-1] = Ev(
+        type="response.completed", sequence_number=ev[-1].sequence_number, response=ev[-1].response.model_dump()
+    )
     return ev
 
 
@@ -495,6 +542,7 @@ BROKEN_TEXT = [
     m_part_done_text_differs,
     m_item_done_text_differs,
     m_message_id_prefix,
+    m_message_done_incomplete_in_completed_stream,
     m_response_id_changes,
     m_final_missing_item,
     m_final_extra_item,
@@ -563,6 +611,12 @@ def f_delta_item_id_of_other_item(ev):
     return ev
 
 
+def f_done_status_incomplete(ev):
+    i = _idx(ev, "response.output_item.done")
+    ev[i].item = {**ev[i].item, "status": "incomplete"}
+    return ev
+
+
 def f_call_id_changes(ev):
     i = _idx(ev, "response.output_item.done", 1)
     ev[i].item = {**ev[i].item, "call_id": "call_zzz"}
@@ -580,6 +634,7 @@ BROKEN_CALLS = [
     f_fc_id_prefix,
     f_delta_item_id_of_other_item,
     f_call_id_changes,
+    f_done_status_incomplete,
 ]
 
 
@@ -658,7 +713,9 @@ def x_failed_lists_unstreamed_item(ev):
     return ev
 
 
-@pytest.mark.parametrize("mutate", [x_failed_without_error, x_failed_lists_unstreamed_item], ids=lambda f: f.__name__[2:])
+@pytest.mark.parametrize(
+    "mutate", [x_failed_without_error, x_failed_lists_unstreamed_item], ids=lambda f: f.__name__[2:]
+)
 def test_broken_failed_stream_rejected(mutate):
     events = mutate(good_failed_midway())
     with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
@@ -676,7 +733,11 @@ def _fingerprint(e) -> tuple:
 
 def test_all_mutations_actually_change_the_stream():
     """Guard against a mutation that silently does nothing (which would make its test vacuous)."""
-    for good, mutations in ((good_text, BROKEN_TEXT), (good_parallel_calls, BROKEN_CALLS), (good_web_search_then_message, BROKEN_WEB)):
+    for good, mutations in (
+        (good_text, BROKEN_TEXT),
+        (good_parallel_calls, BROKEN_CALLS),
+        (good_web_search_then_message, BROKEN_WEB),
+    ):
         base = [_fingerprint(e) for e in good()]
         for mutate in mutations:
             assert [_fingerprint(e) for e in mutate(good())] != base, mutate.__name__

@@ -44,23 +44,76 @@ struct FastClass {
     plain_new: bool,
 }
 
-/// The Python string for the item id deltas refer to, kept across chunks: every delta of an item
-/// carries the same id, and building it anew each time is measurable on the hot path.
+/// Per-turn state of the hot path.
 #[derive(Default)]
-pub struct IdCache {
-    last: Option<(String, Py<PyString>)>,
+pub struct HotState {
+    /// The Python string of the item id the deltas refer to: every delta of an item carries the
+    /// same id, and building it anew each time is measurable.
+    last_id: Option<(String, Py<PyString>)>,
+    /// Delta events handed out earlier, for reuse once nobody else holds them (see `reuse`).
+    text_pool: Vec<Py<PyAny>>,
+    args_pool: Vec<Py<PyAny>>,
 }
 
-impl IdCache {
-    fn get<'py>(&mut self, py: Python<'py>, id: &str) -> Bound<'py, PyString> {
-        if let Some((s, obj)) = &self.last {
+/// How many handed-out delta events a turn keeps for reuse. A consumer's loop variable still holds
+/// the previous event while the next one is made, so one is never enough.
+const POOL: usize = 4;
+
+impl HotState {
+    fn id<'py>(&mut self, py: Python<'py>, id: &str) -> Bound<'py, PyString> {
+        if let Some((s, obj)) = &self.last_id {
             if s == id {
                 return obj.bind(py).clone();
             }
         }
         let obj = PyString::new(py, id);
-        self.last = Some((id.to_owned(), obj.clone().unbind()));
+        self.last_id = Some((id.to_owned(), obj.clone().unbind()));
         obj
+    }
+}
+
+/// The instance dict of a pooled event when nothing but the pool refers to the event, its dict or
+/// (through a weak reference) to either: then changing it in place is invisible to everyone, and the
+/// event can be handed out again instead of allocating, filling and later freeing a new one.
+fn reusable_dict(obj: &Py<PyAny>) -> Option<*mut pyo3::ffi::PyObject> {
+    // SAFETY: reads of a live object's refcount, type slots and instance-dict slot, per CPython's
+    // object layout; nothing is written here.
+    unsafe {
+        let ptr = obj.as_ptr();
+        if pyo3::ffi::Py_REFCNT(ptr) != 1 {
+            return None;
+        }
+        let tp = pyo3::ffi::Py_TYPE(ptr);
+        let weak_offset = (*tp).tp_weaklistoffset;
+        if weak_offset > 0 {
+            let weaklist = *((ptr as *mut u8).offset(weak_offset) as *mut *mut pyo3::ffi::PyObject);
+            if !weaklist.is_null() {
+                return None;
+            }
+        } else if weak_offset < 0 {
+            return None;
+        }
+        let slot = super::_PyObject_GetDictPtr(ptr);
+        if slot.is_null() || (*slot).is_null() || pyo3::ffi::Py_REFCNT(*slot) != 1 {
+            return None;
+        }
+        Some(*slot)
+    }
+}
+
+/// `dict[key] = value` without pyo3's generic conversions (this runs once per field per chunk).
+#[inline]
+fn dict_set(
+    dict: *mut pyo3::ffi::PyObject,
+    key: &Bound<'_, PyString>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    // SAFETY: `dict` is a live dict (from a Bound or `reusable_dict`), key and value live Bounds.
+    let rc = unsafe { pyo3::ffi::PyDict_SetItem(dict, key.as_ptr(), value.as_ptr()) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(key.py()))
     }
 }
 
@@ -168,36 +221,22 @@ impl EventFactory {
         py: Python<'py>,
         event: &Event,
         text: Option<&Bound<'py, PyString>>,
-        ids: &mut IdCache,
+        hot: &mut HotState,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match &event.body {
+        let (fast, is_text, item_id, output_index, content_index, delta) = match &event.body {
             EventBody::TextDelta {
                 item_id,
                 output_index,
                 content_index,
                 delta,
-            } => {
-                if let Some(fast) = &self.text_delta {
-                    let d = fast.template.bind(py).copy()?;
-                    // The chunk's own string object is the delta; no copy of the text is made.
-                    match text {
-                        Some(t) if t.to_str()? == delta => {
-                            d.set_item(pyo3::intern!(py, "delta"), t)?
-                        }
-                        _ => d.set_item(pyo3::intern!(py, "delta"), delta)?,
-                    }
-                    d.set_item(pyo3::intern!(py, "item_id"), ids.get(py, item_id))?;
-                    d.set_item(pyo3::intern!(py, "logprobs"), PyList::empty(py))?;
-                    if *output_index != 0 {
-                        d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
-                    }
-                    if *content_index != 0 {
-                        d.set_item(pyo3::intern!(py, "content_index"), *content_index)?;
-                    }
-                    d.set_item(pyo3::intern!(py, "sequence_number"), event.sequence_number)?;
-                    return self.construct(py, fast, d);
-                }
-            }
+            } => (
+                &self.text_delta,
+                true,
+                item_id,
+                *output_index,
+                *content_index,
+                delta,
+            ),
             EventBody::ArgumentsDelta {
                 of,
                 item_id,
@@ -208,18 +247,80 @@ impl EventFactory {
                     ArgumentsOf::Function => &self.args_delta,
                     ArgumentsOf::Mcp => &self.mcp_args_delta,
                 };
-                if let Some(fast) = fast {
-                    let d = fast.template.bind(py).copy()?;
-                    d.set_item(pyo3::intern!(py, "delta"), delta)?;
-                    d.set_item(pyo3::intern!(py, "item_id"), ids.get(py, item_id))?;
-                    if *output_index != 0 {
-                        d.set_item(pyo3::intern!(py, "output_index"), *output_index)?;
+                (fast, false, item_id, *output_index, 0, delta)
+            }
+            _ => (&None, false, &String::new(), 0, 0, &String::new()),
+        };
+        if let Some(fast) = fast {
+            // The chunk's own string object is the delta when it is the same text: no copy.
+            let delta_obj = match text {
+                Some(t) if t.to_str()? == delta => t.clone(),
+                _ => PyString::new(py, delta),
+            };
+            let id_obj = hot.id(py, item_id);
+            let seq = event.sequence_number.into_pyobject(py)?;
+            let pool = if is_text {
+                &mut hot.text_pool
+            } else {
+                &mut hot.args_pool
+            };
+            // A pooled event of the same class that nobody holds any more is refilled in place.
+            let reused = pool
+                .iter()
+                .find_map(|obj| {
+                    if !obj.bind(py).get_type().is(fast.cls.bind(py)) {
+                        return None;
                     }
-                    d.set_item(pyo3::intern!(py, "sequence_number"), event.sequence_number)?;
-                    return self.construct(py, fast, d);
+                    reusable_dict(obj).map(|dict| (obj, dict))
+                })
+                .map(|(obj, dict)| (obj.clone_ref(py), dict));
+            let (obj, dict) = match reused {
+                Some((obj, dict)) => (obj.into_bound(py), dict),
+                None => {
+                    let d = fast.template.bind(py).copy()?;
+                    let dict = d.as_ptr();
+                    let obj = self.construct(py, fast, d)?;
+                    if pool.len() < POOL {
+                        pool.push(obj.clone().unbind());
+                    }
+                    (obj, dict)
+                }
+            };
+            if is_text {
+                // Someone may have kept the previous event's list (and appended to it).
+                // SAFETY: `dict` is a live dict; the item is borrowed only for the checks.
+                let fresh = unsafe {
+                    let lp =
+                        pyo3::ffi::PyDict_GetItem(dict, pyo3::intern!(py, "logprobs").as_ptr());
+                    lp.is_null()
+                        || pyo3::ffi::Py_REFCNT(lp) != 1
+                        || pyo3::ffi::PyList_Check(lp) == 0
+                        || pyo3::ffi::PyList_Size(lp) != 0
+                };
+                if fresh {
+                    dict_set(
+                        dict,
+                        pyo3::intern!(py, "logprobs"),
+                        PyList::empty(py).as_any(),
+                    )?;
                 }
             }
-            _ => {}
+            dict_set(dict, pyo3::intern!(py, "delta"), delta_obj.as_any())?;
+            dict_set(dict, pyo3::intern!(py, "item_id"), id_obj.as_any())?;
+            dict_set(dict, pyo3::intern!(py, "sequence_number"), seq.as_any())?;
+            dict_set(
+                dict,
+                pyo3::intern!(py, "output_index"),
+                output_index.into_pyobject(py)?.as_any(),
+            )?;
+            if is_text {
+                dict_set(
+                    dict,
+                    pyo3::intern!(py, "content_index"),
+                    content_index.into_pyobject(py)?.as_any(),
+                )?;
+            }
+            return Ok(obj);
         }
         let type_name = event.type_name();
         let cls = self.classes.get(type_name).ok_or_else(|| {

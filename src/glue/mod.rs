@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::core::turn::{Action, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
-use events::{EventFactory, IdCache};
+use events::{EventFactory, HotState};
 
 pyo3::create_exception!(
     _core,
@@ -81,26 +81,30 @@ fn field<'py>(
     }
 }
 
-/// `obj.__dict__[name]` for objects with a fixed-offset instance dict, without creating the dict.
+extern "C" {
+    // CPython's own lookup of an instance's `__dict__` slot (exported by libpython, declared in
+    // cpython/object.h; pyo3-ffi leaves private names out). It handles every dict layout, including
+    // 3.11's managed dicts, which pydantic models use.
+    pub(crate) fn _PyObject_GetDictPtr(
+        obj: *mut pyo3::ffi::PyObject,
+    ) -> *mut *mut pyo3::ffi::PyObject;
+}
+
+/// `obj.__dict__[name]` when the object has an instance dict holding it, without the attribute
+/// protocol.
 #[inline]
 fn instance_dict_get<'py>(
     obj: &Bound<'py, PyAny>,
     name: &Bound<'py, PyString>,
 ) -> Option<Bound<'py, PyAny>> {
-    // SAFETY: `ob_type` of a live object is a valid type object; a positive `tp_dictoffset` is the
-    // byte offset of the instance's `__dict__` pointer inside the object (CPython's documented layout).
-    // The dict, when present, is a dict; the item pointer is borrowed and immediately increfed.
+    // SAFETY: `obj` is a live object; `_PyObject_GetDictPtr` returns null or a pointer to its dict
+    // slot, which holds null or a dict. The item is borrowed and increfed into a Bound at once.
     unsafe {
-        let tp = pyo3::ffi::Py_TYPE(obj.as_ptr());
-        let offset = (*tp).tp_dictoffset;
-        if offset <= 0 {
+        let slot = _PyObject_GetDictPtr(obj.as_ptr());
+        if slot.is_null() || (*slot).is_null() {
             return None;
         }
-        let dict = *((obj.as_ptr() as *mut u8).offset(offset) as *mut *mut pyo3::ffi::PyObject);
-        if dict.is_null() {
-            return None;
-        }
-        let item = pyo3::ffi::PyDict_GetItemWithError(dict, name.as_ptr());
+        let item = pyo3::ffi::PyDict_GetItemWithError(*slot, name.as_ptr());
         if item.is_null() {
             pyo3::ffi::PyErr_Clear();
             return None;
@@ -122,7 +126,7 @@ fn opt_str<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, P
 pub struct PyTurn {
     turn: Turn,
     factory: Py<EventFactory>,
-    ids: IdCache,
+    hot: HotState,
 }
 
 impl PyTurn {
@@ -161,13 +165,13 @@ impl PyTurn {
         match self.turn.pending_events() {
             0 => Ok(py.None().into_bound(py)),
             1 => match self.turn.pop_event() {
-                Some(event) => factory.build(py, &event, text, &mut self.ids),
+                Some(event) => factory.build(py, &event, text, &mut self.hot),
                 None => Ok(py.None().into_bound(py)),
             },
             _ => {
                 let list = PyList::empty(py);
                 while let Some(event) = self.turn.pop_event() {
-                    list.append(factory.build(py, &event, text, &mut self.ids)?)?;
+                    list.append(factory.build(py, &event, text, &mut self.hot)?)?;
                 }
                 Ok(list.into_any())
             }
@@ -225,7 +229,7 @@ impl PyTurn {
             Ok(PyTurn {
                 turn,
                 factory,
-                ids: IdCache::default(),
+                hot: HotState::default(),
             })
         })
     }
@@ -455,7 +459,7 @@ impl PyTurn {
             let factory = self.factory.bind(py).borrow();
             let list = PyList::empty(py);
             while let Some(event) = self.turn.pop_event() {
-                list.append(factory.build(py, &event, None, &mut self.ids)?)?;
+                list.append(factory.build(py, &event, None, &mut self.hot)?)?;
             }
             Ok(list)
         })
