@@ -51,8 +51,18 @@ pub struct HotState {
     /// same id, and building it anew each time is measurable.
     last_id: Option<(String, Py<PyString>)>,
     /// Delta events handed out earlier, for reuse once nobody else holds them (see `reuse`).
-    text_pool: Vec<Py<PyAny>>,
-    args_pool: Vec<Py<PyAny>>,
+    text_pool: Vec<Pooled>,
+    args_pool: Vec<Pooled>,
+}
+
+/// A delta event kept for reuse, with the values its dict holds now, so a refill only touches what
+/// changed (usually the delta and the sequence number).
+struct Pooled {
+    obj: Py<PyAny>,
+    /// Address of the item id string the dict holds (compared, never dereferenced).
+    item_id: usize,
+    output_index: usize,
+    content_index: usize,
 }
 
 /// How many handed-out delta events a turn keeps for reuse. A consumer's loop variable still holds
@@ -265,25 +275,32 @@ impl EventFactory {
                 &mut hot.args_pool
             };
             // A pooled event of the same class that nobody holds any more is refilled in place.
-            let reused = pool
-                .iter()
-                .find_map(|obj| {
-                    if !obj.bind(py).get_type().is(fast.cls.bind(py)) {
-                        return None;
-                    }
-                    reusable_dict(obj).map(|dict| (obj, dict))
-                })
-                .map(|(obj, dict)| (obj.clone_ref(py), dict));
-            let (obj, dict) = match reused {
-                Some((obj, dict)) => (obj.into_bound(py), dict),
+            let slot = pool.iter().position(|p| {
+                p.obj.bind(py).get_type().is(fast.cls.bind(py)) && reusable_dict(&p.obj).is_some()
+            });
+            let (obj, dict, known) = match slot {
+                Some(i) => {
+                    let p = &pool[i];
+                    let dict = reusable_dict(&p.obj)
+                        .ok_or_else(|| PyValueError::new_err("pooled event in use"))?;
+                    (p.obj.clone_ref(py).into_bound(py), dict, Some(i))
+                }
                 None => {
                     let d = fast.template.bind(py).copy()?;
                     let dict = d.as_ptr();
                     let obj = self.construct(py, fast, d)?;
-                    if pool.len() < POOL {
-                        pool.push(obj.clone().unbind());
-                    }
-                    (obj, dict)
+                    let known = if pool.len() < POOL {
+                        pool.push(Pooled {
+                            obj: obj.clone().unbind(),
+                            item_id: 0,
+                            output_index: usize::MAX,
+                            content_index: usize::MAX,
+                        });
+                        Some(pool.len() - 1)
+                    } else {
+                        None
+                    };
+                    (obj, dict, known)
                 }
             };
             if is_text {
@@ -306,19 +323,33 @@ impl EventFactory {
                 }
             }
             dict_set(dict, pyo3::intern!(py, "delta"), delta_obj.as_any())?;
-            dict_set(dict, pyo3::intern!(py, "item_id"), id_obj.as_any())?;
             dict_set(dict, pyo3::intern!(py, "sequence_number"), seq.as_any())?;
-            dict_set(
-                dict,
-                pyo3::intern!(py, "output_index"),
-                output_index.into_pyobject(py)?.as_any(),
-            )?;
-            if is_text {
-                dict_set(
-                    dict,
-                    pyo3::intern!(py, "content_index"),
-                    content_index.into_pyobject(py)?.as_any(),
-                )?;
+            let mut known = known.map(|i| &mut pool[i]);
+            if known
+                .as_ref()
+                .is_none_or(|p| p.item_id != id_obj.as_ptr() as usize)
+            {
+                dict_set(dict, pyo3::intern!(py, "item_id"), id_obj.as_any())?;
+            }
+            if known
+                .as_ref()
+                .is_none_or(|p| p.output_index != output_index)
+            {
+                let value = output_index.into_pyobject(py)?;
+                dict_set(dict, pyo3::intern!(py, "output_index"), value.as_any())?;
+            }
+            if is_text
+                && known
+                    .as_ref()
+                    .is_none_or(|p| p.content_index != content_index)
+            {
+                let value = content_index.into_pyobject(py)?;
+                dict_set(dict, pyo3::intern!(py, "content_index"), value.as_any())?;
+            }
+            if let Some(p) = known.as_mut() {
+                p.item_id = id_obj.as_ptr() as usize;
+                p.output_index = output_index;
+                p.content_index = content_index;
             }
             return Ok(obj);
         }

@@ -131,7 +131,12 @@ pub struct PyTurn {
 
 impl PyTurn {
     /// Feed one tool-call delta object (`index`, `id`, `function.name`, `function.arguments`).
-    fn feed_tool_call(&mut self, position: usize, tc: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Returns the call's arguments string, which the delta event it causes may reuse.
+    fn feed_tool_call<'py>(
+        &mut self,
+        position: usize,
+        tc: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyString>>> {
         let py = tc.py();
         let index = match field(tc, pyo3::intern!(py, "index"))? {
             Some(i) => i.extract::<u32>()?,
@@ -146,12 +151,15 @@ impl PyTurn {
             ),
             None => (None, None),
         };
-        let id = id.as_ref().map(|s| s.to_str()).transpose()?;
-        let name = name.as_ref().map(|s| s.to_str()).transpose()?;
-        let arguments = arguments.as_ref().map(|s| s.to_str()).transpose()?;
         self.turn
-            .tool_call_delta(index, id, name, arguments)
-            .map_err(to_py_err)
+            .tool_call_delta(
+                index,
+                id.as_ref().map(|s| s.to_str()).transpose()?,
+                name.as_ref().map(|s| s.to_str()).transpose()?,
+                arguments.as_ref().map(|s| s.to_str()).transpose()?,
+            )
+            .map_err(to_py_err)?;
+        Ok(arguments)
     }
 
     /// Turn the queued events into Python objects. `text` is the chunk's own content string: the
@@ -362,12 +370,22 @@ impl PyTurn {
             if let Some(text) = &content {
                 self.turn.text_delta(text.to_str()?).map_err(to_py_err)?;
             }
+            let mut reuse = content;
             if let Some(tool_calls) = field(&delta, pyo3::intern!(py, "tool_calls"))? {
-                for (position, tc) in tool_calls.try_iter()?.enumerate() {
-                    self.feed_tool_call(position, &tc?)?;
+                if let Ok(list) = tool_calls.cast::<PyList>() {
+                    for (position, tc) in list.iter().enumerate() {
+                        let arguments = self.feed_tool_call(position, &tc)?;
+                        if reuse.is_none() {
+                            reuse = arguments;
+                        }
+                    }
+                } else {
+                    for (position, tc) in tool_calls.try_iter()?.enumerate() {
+                        self.feed_tool_call(position, &tc?)?;
+                    }
                 }
             }
-            self.take_events(py, content.as_ref())
+            self.take_events(py, reuse.as_ref())
         })
     }
 
