@@ -266,6 +266,45 @@ class OpenAIResponsesImpl:
 
         return list(await asyncio.gather(*(search(v) for v in vector_store_ids)))
 
+    # ------------------------------------------------------------------------------------------
+    # Defined here, not in the contract subclasses: llama-stack's own tests patch these on the
+    # class they import (`patch.object(OpenAIResponsesImpl, "_get_previous_response_with_input")`).
+
+    async def _get_previous_response_with_input(self, id: str) -> Any:
+        """0.2.7: the stored record (input items and response) of a previous response."""
+        if self.persistence_store is None:
+            raise NotImplementedError("the llama-stack 0.2.12 contract keeps responses in its responses store")
+        response_json = await self.persistence_store.get(key=f"{OPENAI_RESPONSES_PREFIX}{id}")
+        if response_json is None:
+            raise ValueError(f"OpenAI response with id '{id}' not found")
+        return _compat.PreviousResponseWithInputItems.model_validate_json(response_json)
+
+    async def _prepend_previous_response(
+        self, input: str | list[Any], previous_response_id: str | None = None
+    ) -> str | list[Any]:
+        """The previous response's input items, then its output, then the new input."""
+        if not previous_response_id:
+            return input
+        if self.persistence_store is not None:
+            previous = await self._get_previous_response_with_input(previous_response_id)
+            items = list(previous.input_items.data)
+            items.extend(previous.response.output)
+        else:
+            with_input = await self.responses_store.get_response_object(previous_response_id)
+            items = list(with_input.input)
+            items.extend(with_input.output)
+        return self._append_input(items, input)
+
+    async def get_openai_response(self, response_id: str | None = None, *, id: str | None = None) -> Any:
+        # 0.2.7 names the parameter `id`, 0.2.12 `response_id`; both are accepted by keyword.
+        response_id = response_id if response_id is not None else id
+        if response_id is None:
+            raise TypeError("get_openai_response() missing required argument: 'response_id'")
+        if self.persistence_store is not None:
+            return (await self._get_previous_response_with_input(response_id)).response
+        with_input = await self.responses_store.get_response_object(response_id)
+        return _compat.OpenAIResponseObject(**{k: v for k, v in with_input if k != "input"})
+
     @staticmethod
     def _append_input(previous_items: list[Any], input: str | list[Any]) -> list[Any]:
         if isinstance(input, str):
@@ -279,25 +318,6 @@ class _Impl027(OpenAIResponsesImpl):
     """The llama-stack 0.2.7 contract: a KV persistence store, inference streamed only on request."""
 
     _constructor_params = _PARAMS_027
-
-    async def _get_previous_response_with_input(self, id: str) -> Any:
-        response_json = await self.persistence_store.get(key=f"{OPENAI_RESPONSES_PREFIX}{id}")
-        if response_json is None:
-            raise ValueError(f"OpenAI response with id '{id}' not found")
-        return _compat.PreviousResponseWithInputItems.model_validate_json(response_json)
-
-    async def _prepend_previous_response(
-        self, input: str | list[Any], previous_response_id: str | None = None
-    ) -> str | list[Any]:
-        if not previous_response_id:
-            return input
-        previous = await self._get_previous_response_with_input(previous_response_id)
-        items = list(previous.input_items.data)
-        items.extend(previous.response.output)
-        return self._append_input(items, input)
-
-    async def get_openai_response(self, id: str) -> Any:
-        return (await self._get_previous_response_with_input(id)).response
 
     async def create_openai_response(
         self,
@@ -350,20 +370,6 @@ class _Impl0212(OpenAIResponsesImpl):
     _stream_inference = True
     _send_response_format = True
     _extended_tools = True
-
-    async def _prepend_previous_response(
-        self, input: str | list[Any], previous_response_id: str | None = None
-    ) -> str | list[Any]:
-        if not previous_response_id:
-            return input
-        previous = await self.responses_store.get_response_object(previous_response_id)
-        items = list(previous.input)
-        items.extend(previous.output)
-        return self._append_input(items, input)
-
-    async def get_openai_response(self, response_id: str) -> Any:
-        with_input = await self.responses_store.get_response_object(response_id)
-        return _compat.OpenAIResponseObject(**{k: v for k, v in with_input if k != "input"})
 
     async def create_openai_response(
         self,
