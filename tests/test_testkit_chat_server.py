@@ -19,6 +19,7 @@ import httpx
 import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
+
 from responses_rs.testkit import ScriptedChatServer
 from responses_rs.testkit import chat_server as chat_server_module
 
