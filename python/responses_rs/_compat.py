@@ -6,6 +6,7 @@ storage, inference arguments) the driver asks this module instead of guessing pe
 
 from __future__ import annotations
 
+import json
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from typing import Any
@@ -19,7 +20,16 @@ try:
 except PackageNotFoundError:  # an editable or vendored llama-stack
     LLAMA_STACK_VERSION = "unknown"
 
-OpenAIResponseObject = ls_responses.OpenAIResponseObject
+LlamaStackResponseObject = ls_responses.OpenAIResponseObject
+
+
+class OpenAIResponseObject(LlamaStackResponseObject):  # type: ignore[misc, valid-type]
+    """llama-stack's response object plus `instructions`, which the OpenAI API echoes and llama-stack's
+    class has no field for. A subclass, so `isinstance(r, llama_stack...OpenAIResponseObject)` holds."""
+
+    instructions: str | None = None
+
+
 OpenAIResponseMessage = ls_responses.OpenAIResponseMessage
 OpenAIResponseInput = ls_responses.OpenAIResponseInput
 OpenAIResponseOutput = ls_responses.OpenAIResponseOutput
@@ -81,3 +91,32 @@ except ImportError:  # 0.2.7 has no listing
 def deletion_result(response_id: str) -> dict[str, Any]:
     """What the OpenAI API answers to DELETE /responses/{id}."""
     return {"id": response_id, "object": "response", "deleted": True}
+
+
+try:  # 0.2.12's file_search ranking options, as llama-stack passes them to the vector store API
+    from llama_stack.apis.vector_io import SearchRankingOptions as _SearchRankingOptions
+
+    SearchRankingOptions: Any = _SearchRankingOptions
+except ImportError:
+    SearchRankingOptions = None
+
+_INPUT_ITEM = TypeAdapter(OpenAIResponseInput)
+
+
+def storable_input(input_json: str) -> list[Any]:
+    """The input items as llama-stack's store takes them.
+
+    A chained input holds the previous response's output, and llama-stack's input union has no MCP
+    item types (`mcp_list_tools`, `mcp_call`), so those are left out of the stored input. They carry
+    nothing the model is shown again (the conversion to messages skips them too).
+    """
+    try:
+        return INPUT_ITEMS.validate_json(input_json)
+    except ValueError:
+        kept = []
+        for item in json.loads(input_json):
+            try:
+                kept.append(_INPUT_ITEM.validate_python(item))
+            except ValueError:
+                continue
+        return kept

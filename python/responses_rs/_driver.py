@@ -119,10 +119,15 @@ class OpenAIResponsesImpl:
             extended_tools=self._extended_tools,
         )
 
-    def _response_object(self, response_json: str) -> Any:
-        return _compat.OpenAIResponseObject.model_validate_json(response_json)
+    @staticmethod
+    def _response_object(response_json: str, instructions: str | None = None) -> Any:
+        # llama-stack's exact class unless there are instructions to echo (its class has no field).
+        cls = _compat.LlamaStackResponseObject if instructions is None else _compat.OpenAIResponseObject
+        return cls.model_validate_json(response_json)
 
-    async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:
+    async def _complete(
+        self, turn: Turn, model: str, temperature: float | None, instructions: str | None = None
+    ) -> Any:
         """A request that is not streamed: no events, no generator, exceptions pass through unchanged."""
         while True:
             action = turn.next_action()
@@ -137,7 +142,7 @@ class OpenAIResponsesImpl:
                     turn.feed_completion(result)
                 turn.end_inference()
             elif kind == "done":
-                return self._response_object(turn.response_json())
+                return self._response_object(turn.response_json(), instructions)
             else:
                 await self._perform(turn, action)
 
@@ -250,6 +255,10 @@ class OpenAIResponsesImpl:
     ) -> list[Any]:
         """Search every listed vector store at once; one store failing leaves the others' results."""
 
+        if isinstance(ranking_options, dict) and _compat.SearchRankingOptions is not None:
+            # llama-stack hands its own model to the vector store API, which reads attributes.
+            ranking_options = _compat.SearchRankingOptions(**ranking_options)
+
         async def search(vector_store_id: str) -> Any:
             try:
                 return await self.vector_io_api.openai_search_vector_store(
@@ -303,7 +312,7 @@ class OpenAIResponsesImpl:
         if self.persistence_store is not None:
             return (await self._get_previous_response_with_input(response_id)).response
         with_input = await self.responses_store.get_response_object(response_id)
-        return _compat.OpenAIResponseObject(**{k: v for k, v in with_input if k != "input"})
+        return _compat.LlamaStackResponseObject(**{k: v for k, v in with_input if k != "input"})
 
     @staticmethod
     def _append_input(previous_items: list[Any], input: str | list[Any]) -> list[Any]:
@@ -399,7 +408,7 @@ class _Impl0212(OpenAIResponsesImpl):
             max_infer_iters=max_infer_iters,
         )
         if not stream:
-            return await self._complete(turn, model, temperature)
+            return await self._complete(turn, model, temperature, instructions)
         return self._stream(turn, model, temperature)
 
     async def list_openai_responses(
@@ -435,6 +444,7 @@ class _Impl0212(OpenAIResponsesImpl):
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> None:
         await self.responses_store.store_response_object(
-            response_object=self._response_object(response_json),
-            input=_compat.INPUT_ITEMS.validate_json(input_json),
+            # llama-stack's own class, so the stored row is exactly the one llama-stack writes.
+            response_object=_compat.LlamaStackResponseObject.model_validate_json(response_json),
+            input=_compat.storable_input(input_json),
         )

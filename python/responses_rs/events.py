@@ -13,7 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ._compat import OpenAIResponseObject, OpenAIResponseOutput, ls_class
+from ._compat import LlamaStackResponseObject, OpenAIResponseObject, OpenAIResponseOutput, ls_class
+
+# llama-stack's exact class, or our subclass when the response echoes `instructions` (pydantic's
+# smart union picks the one that keeps the most fields).
+ResponseField = LlamaStackResponseObject | OpenAIResponseObject  # type: ignore[valid-type]
 
 
 class OutputTextPart(BaseModel):
@@ -45,25 +49,25 @@ _McpCompleted: Any = ls_class("OpenAIResponseObjectStreamResponseMcpCallComplete
 
 
 class ResponseCreatedEvent(_Created):
-    response: OpenAIResponseObject  # type: ignore[valid-type]
+    response: ResponseField  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.created"] = "response.created"
 
 
 class ResponseInProgressEvent(BaseModel):
-    response: OpenAIResponseObject  # type: ignore[valid-type]
+    response: ResponseField  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.in_progress"] = "response.in_progress"
 
 
 class ResponseCompletedEvent(_Completed):
-    response: OpenAIResponseObject  # type: ignore[valid-type]
+    response: ResponseField  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.completed"] = "response.completed"
 
 
 class ResponseFailedEvent(BaseModel):
-    response: OpenAIResponseObject  # type: ignore[valid-type]
+    response: ResponseField  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.failed"] = "response.failed"
 

@@ -1111,14 +1111,26 @@ impl Turn {
             let (results, text) = file_search_results(result, &query);
             self.finish_execution(exec, Ok(text), Some(results));
         } else {
-            let error = result
+            // llama-stack's rule: a positive error_code or an error_message means the call failed.
+            let message = result
                 .get("error_message")
                 .and_then(Value::as_str)
-                .filter(|m| !m.is_empty())
-                .map(str::to_owned);
-            let outcome = match error {
-                Some(message) => Err(message),
-                None => Ok(content_text(result.get("content").unwrap_or(&Value::Null))),
+                .filter(|m| !m.is_empty());
+            let code = result
+                .get("error_code")
+                .and_then(Value::as_i64)
+                .filter(|c| *c > 0);
+            let outcome = match (code, message) {
+                (None, None) => Ok(content_text(result.get("content").unwrap_or(&Value::Null))),
+                (None, Some(message)) => Err(message.to_owned()),
+                (Some(code), message) => {
+                    let detail = match message {
+                        Some(m) => m.to_owned(),
+                        // An MCP tool that reports isError puts its explanation in the content.
+                        None => content_text(result.get("content").unwrap_or(&Value::Null)),
+                    };
+                    Err(format!("Error (code {code}): {detail}"))
+                }
             };
             self.finish_execution(exec, outcome, None);
         }
@@ -1136,6 +1148,7 @@ impl Turn {
         let ok = outcome.is_ok();
         let tool_message = match &outcome {
             Ok(text) => text.clone(),
+            Err(message) if message.starts_with("Error") => message.clone(),
             Err(message) => format!("Error: {message}"),
         };
         if let Some(output_index) = exec.output_index {

@@ -640,3 +640,25 @@ fn the_027_contract_refuses_tools_it_cannot_run() {
     let err = Turn::new(config, &json!("x"), &tools).err().unwrap();
     assert!(err.to_string().starts_with("tools[1].type"), "{err}");
 }
+
+#[test]
+fn a_positive_error_code_fails_the_call_even_without_a_message() {
+    let mut turn = Turn::new(cfg(false), &json!("q"), &json!([{"type": "web_search"}])).unwrap();
+    turn.next_action().unwrap();
+    turn.provide_tool_def(&web_search_def()).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.tool_call_delta(0, Some("c1"), Some("web_search"), Some("{}"))
+        .unwrap();
+    turn.end_inference().unwrap();
+    turn.next_action().unwrap();
+    turn.tool_result(
+        &json!({"content": [{"type": "text", "text": "no such city"}], "error_code": 1}),
+    )
+    .unwrap();
+    let (messages, _) = infer(&mut turn, &mut log);
+    assert_eq!(messages[2]["content"], "Error (code 1): no such city");
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    assert_eq!(response["output"][0]["status"], "failed");
+}
