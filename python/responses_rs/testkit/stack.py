@@ -148,10 +148,42 @@ def start_llama_stack(
     """Run ``llama stack run`` with responses-rs against an OpenAI-compatible model server.
 
     ``model_base_url`` includes ``/v1``; ``model`` must be listed by its ``GET /models`` (llama-stack
-    checks at startup). ``state_dir`` (default: a new temporary directory, removed by ``stop()``) gets
-    ``run.yaml``, ``server.log`` and the sqlite stores. ``agents_provider_type="inline::meta-reference"``
-    runs llama-stack's own Responses implementation instead, for comparison.
+    checks at startup). Keywords: ``api_key`` (for the model server), ``state_dir`` (default: a new
+    temporary directory, removed by ``stop()``; gets ``run.yaml``, ``server.log`` and the sqlite
+    stores), ``port`` (default: a free one), ``agents_provider_type`` (``"inline::meta-reference"`` runs
+    llama-stack's own Responses implementation instead, for comparison), ``env`` (extra environment for
+    the server), ``timeout`` (seconds to wait for ``/v1/health``).
     """
+    attempts = 1 if port else 3  # a free port can be taken before the server binds it
+    for attempt in range(attempts):
+        try:
+            return _start(
+                model_base_url,
+                model,
+                api_key=api_key,
+                state_dir=state_dir,
+                port=port or free_port(),
+                agents_provider_type=agents_provider_type,
+                env=env,
+                timeout=timeout,
+            )
+        except StackStartError as exc:
+            if attempt + 1 == attempts or "address already in use" not in str(exc).lower():
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(
+    model_base_url: str,
+    model: str,
+    *,
+    api_key: str | None,
+    state_dir: str | os.PathLike[str] | None,
+    port: int,
+    agents_provider_type: str | None,
+    env: dict[str, str] | None,
+    timeout: float,
+) -> LlamaStack:
     from responses_rs.llama_stack import PROVIDER_TYPE, render_run_config
 
     remove = state_dir is None
@@ -165,7 +197,6 @@ def start_llama_stack(
     config_path = state / "run.yaml"
     config_path.write_text(config_text, encoding="utf-8")
     log_path = state / "server.log"
-    port = port or free_port()
 
     child_env = {k: v for k, v in os.environ.items() if k not in ("CONDA_DEFAULT_ENV", "LLAMA_STACK_PORT")}
     child_env.update(
