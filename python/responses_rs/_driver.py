@@ -178,7 +178,7 @@ class OpenAIResponsesImpl:
                             event = feed(chunk)
                             if event is None:
                                 continue
-                            if event.__class__ is list:
+                            if type(event) is list:
                                 for e in event:
                                     yield e
                             else:

@@ -1,5 +1,7 @@
 //! Streaming events (OpenAI Responses wire shapes) and the response object they carry.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
@@ -106,7 +108,8 @@ pub enum EventBody {
         part: ContentPart,
     },
     TextDelta {
-        item_id: String,
+        /// Shared with the open item: a delta per chunk must not allocate its id again.
+        item_id: Arc<str>,
         output_index: usize,
         content_index: usize,
         delta: String,
@@ -119,7 +122,7 @@ pub enum EventBody {
     },
     ArgumentsDelta {
         of: ArgumentsOf,
-        item_id: String,
+        item_id: Arc<str>,
         output_index: usize,
         delta: String,
     },

@@ -7,6 +7,7 @@
 //! counter, so numbering stays contiguous across every inference round.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -108,7 +109,7 @@ struct McpServer {
 #[derive(Debug)]
 struct OpenMessage {
     output_index: usize,
-    item_id: String,
+    item_id: Arc<str>,
     text: String,
 }
 
@@ -121,7 +122,7 @@ struct PendingCall {
     kind: Option<CallKind>,
     /// Output slot once an item exists for it (function and MCP calls get one while streaming).
     output_index: Option<usize>,
-    item_id: String,
+    item_id: Arc<str>,
 }
 
 #[derive(Debug, Default)]
@@ -735,7 +736,7 @@ impl Turn {
         }
         self.round.message = Some(OpenMessage {
             output_index,
-            item_id,
+            item_id: item_id.into(),
             text: String::new(),
         });
     }
@@ -764,7 +765,7 @@ impl Turn {
                         arguments: String::new(),
                         kind: None,
                         output_index: None,
-                        item_id: String::new(),
+                        item_id: Arc::from(""),
                     });
                     self.round.calls.len() - 1
                 }
@@ -844,7 +845,7 @@ impl Turn {
         let output_index = self.open_item(item);
         let call = &mut self.round.calls[pos];
         call.output_index = Some(output_index);
-        call.item_id = item_id;
+        call.item_id = item_id.into();
         // Arguments that arrived before the name go out as one delta.
         if !call.arguments.is_empty() && self.cfg.emit_events {
             if let Some(of) = arguments_of(call.kind) {
@@ -894,7 +895,7 @@ impl Turn {
                         if self.cfg.emit_events {
                             self.emit(EventBody::ArgumentsDone {
                                 of: ArgumentsOf::Function,
-                                item_id: call.item_id.clone(),
+                                item_id: call.item_id.to_string(),
                                 output_index,
                                 arguments: call.arguments.clone(),
                             });
@@ -903,7 +904,7 @@ impl Turn {
                             arguments: call.arguments,
                             call_id: call.call_id,
                             name: call.name,
-                            id: Some(call.item_id),
+                            id: Some(call.item_id.to_string()),
                             status: Some("completed".to_owned()),
                         };
                         self.close_item(output_index, item);
@@ -914,7 +915,7 @@ impl Turn {
                         if self.cfg.emit_events {
                             self.emit(EventBody::ArgumentsDone {
                                 of: ArgumentsOf::Mcp,
-                                item_id: call.item_id.clone(),
+                                item_id: call.item_id.to_string(),
                                 output_index,
                                 arguments: call.arguments.clone(),
                             });
@@ -926,7 +927,7 @@ impl Turn {
                         name: call.name,
                         arguments: call.arguments,
                         output_index: call.output_index,
-                        item_id: call.item_id,
+                        item_id: call.item_id.to_string(),
                     });
                 }
             }
@@ -958,14 +959,14 @@ impl Turn {
         };
         if self.cfg.emit_events {
             self.emit(EventBody::TextDone {
-                item_id: msg.item_id.clone(),
+                item_id: msg.item_id.to_string(),
                 output_index: msg.output_index,
                 content_index: 0,
                 text: msg.text.clone(),
             });
             self.emit(EventBody::ContentPart {
                 done: true,
-                item_id: msg.item_id.clone(),
+                item_id: msg.item_id.to_string(),
                 output_index: msg.output_index,
                 content_index: 0,
                 part: ContentPart::OutputText {
@@ -980,7 +981,7 @@ impl Turn {
                 annotations: None,
             }]),
             role: Role::Assistant,
-            id: Some(msg.item_id),
+            id: Some(msg.item_id.to_string()),
             status: Some(status.to_owned()),
         };
         self.close_item(msg.output_index, item);
@@ -1228,7 +1229,7 @@ impl Turn {
                 if let (Some(output_index), Some(kind)) = (call.output_index, call.kind) {
                     let item = match kind {
                         CallKind::Mcp(server) => Item::McpCall {
-                            id: call.item_id,
+                            id: call.item_id.to_string(),
                             arguments: call.arguments,
                             name: call.name,
                             server_label: self.mcp_servers[server].label.clone(),
@@ -1239,7 +1240,7 @@ impl Turn {
                             arguments: call.arguments,
                             call_id: call.call_id,
                             name: call.name,
-                            id: Some(call.item_id),
+                            id: Some(call.item_id.to_string()),
                             status: Some("incomplete".to_owned()),
                         },
                     };

@@ -7,6 +7,7 @@
 //! slots. Validating or calling the class would cost 2–3 µs per chunk, more than the whole budget.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -49,7 +50,7 @@ struct FastClass {
 pub struct HotState {
     /// The Python string of the item id the deltas refer to: every delta of an item carries the
     /// same id, and building it anew each time is measurable.
-    last_id: Option<(String, Py<PyString>)>,
+    last_id: Option<(Arc<str>, Py<PyString>)>,
     /// Delta events handed out earlier, for reuse once nobody else holds them (see `reuse`).
     text_pool: Vec<Pooled>,
     args_pool: Vec<Pooled>,
@@ -70,14 +71,14 @@ struct Pooled {
 const POOL: usize = 4;
 
 impl HotState {
-    fn id<'py>(&mut self, py: Python<'py>, id: &str) -> Bound<'py, PyString> {
+    fn id<'py>(&mut self, py: Python<'py>, id: &Arc<str>) -> Bound<'py, PyString> {
         if let Some((s, obj)) = &self.last_id {
-            if s == id {
+            if Arc::ptr_eq(s, id) {
                 return obj.bind(py).clone();
             }
         }
         let obj = PyString::new(py, id);
-        self.last_id = Some((id.to_owned(), obj.clone().unbind()));
+        self.last_id = Some((id.clone(), obj.clone().unbind()));
         obj
     }
 }
@@ -259,7 +260,7 @@ impl EventFactory {
                 };
                 (fast, false, item_id, *output_index, 0, delta)
             }
-            _ => (&None, false, &String::new(), 0, 0, &String::new()),
+            _ => return self.build_validated(py, event),
         };
         if let Some(fast) = fast {
             // The chunk's own string object is the delta when it is the same text: no copy.
@@ -307,8 +308,13 @@ impl EventFactory {
                 // Someone may have kept the previous event's list (and appended to it).
                 // SAFETY: `dict` is a live dict; the item is borrowed only for the checks.
                 let fresh = unsafe {
-                    let lp =
-                        pyo3::ffi::PyDict_GetItem(dict, pyo3::intern!(py, "logprobs").as_ptr());
+                    let lp = pyo3::ffi::PyDict_GetItemWithError(
+                        dict,
+                        pyo3::intern!(py, "logprobs").as_ptr(),
+                    );
+                    if lp.is_null() {
+                        pyo3::ffi::PyErr_Clear();
+                    }
                     lp.is_null()
                         || pyo3::ffi::Py_REFCNT(lp) != 1
                         || pyo3::ffi::PyList_Check(lp) == 0
@@ -353,6 +359,11 @@ impl EventFactory {
             }
             return Ok(obj);
         }
+        self.build_validated(py, event)
+    }
+
+    /// Any event, validated from its JSON into its registered class.
+    fn build_validated<'py>(&self, py: Python<'py>, event: &Event) -> PyResult<Bound<'py, PyAny>> {
         let type_name = event.type_name();
         let cls = self.classes.get(type_name).ok_or_else(|| {
             PyValueError::new_err(format!("no event class registered for '{type_name}'"))
