@@ -87,11 +87,12 @@ class OpenAIResponsesImpl:
     # ------------------------------------------------------------------------------------------
     # Shared machinery
 
-    def _start(
+    async def _create(
         self,
         input: Any,
         model: str,
         *,
+        prime: bool,
         instructions: str | None,
         previous_response_id: str | None,
         store: bool | None,
@@ -100,8 +101,9 @@ class OpenAIResponsesImpl:
         text: Any,
         tools: Any,
         max_infer_iters: int | None,
-    ) -> Turn:
-        return Turn(
+    ) -> Any:
+        input = await self._prepend_previous_response(input, previous_response_id)
+        turn = Turn(
             self._factory,
             model,
             input,
@@ -118,6 +120,10 @@ class OpenAIResponsesImpl:
             send_response_format=self._send_response_format,
             extended_tools=self._extended_tools,
         )
+        if not stream:
+            return await self._complete(turn, model, temperature, instructions)
+        primed = await self._prime(turn, model, temperature) if prime else None
+        return self._stream(turn, model, temperature, primed)
 
     @staticmethod
     def _response_object(response_json: str, instructions: str | None = None) -> Any:
@@ -338,26 +344,21 @@ class _Impl027(OpenAIResponsesImpl):
         temperature: float | None = None,
         tools: list[Any] | None = None,
     ) -> Any:
-        stream = bool(stream)
-        input = await self._prepend_previous_response(input, previous_response_id)
-        turn = self._start(
+        return await self._create(
             input,
             model,
+            # llama-stack 0.2.7 calls inference before it returns the stream (its tests check the call
+            # before iterating), so a failing first call raises from here.
+            prime=True,
             instructions=None,
             previous_response_id=previous_response_id,
             store=store,
-            stream=stream,
+            stream=bool(stream),
             temperature=temperature,
             text=None,
             tools=tools,
             max_infer_iters=None,
         )
-        if not stream:
-            return await self._complete(turn, model, temperature)
-        # llama-stack 0.2.7 calls inference before it returns the stream (its tests check the call
-        # before iterating), so a failing first call raises here.
-        primed = await self._prime(turn, model, temperature)
-        return self._stream(turn, model, temperature, primed)
 
     async def delete_openai_response(self, response_id: str) -> Any:
         key = f"{OPENAI_RESPONSES_PREFIX}{response_id}"
@@ -393,23 +394,19 @@ class _Impl0212(OpenAIResponsesImpl):
         tools: list[Any] | None = None,
         max_infer_iters: int | None = 10,
     ) -> Any:
-        stream = bool(stream)
-        input = await self._prepend_previous_response(input, previous_response_id)
-        turn = self._start(
+        return await self._create(
             input,
             model,
+            prime=False,
             instructions=instructions,
             previous_response_id=previous_response_id,
             store=store,
-            stream=stream,
+            stream=bool(stream),
             temperature=temperature,
             text=text,
             tools=tools,
             max_infer_iters=max_infer_iters,
         )
-        if not stream:
-            return await self._complete(turn, model, temperature, instructions)
-        return self._stream(turn, model, temperature)
 
     async def list_openai_responses(
         self, after: str | None = None, limit: int | None = 50, model: str | None = None, order: Any = None

@@ -130,17 +130,22 @@ pub struct PyTurn {
 }
 
 impl PyTurn {
-    /// Feed one tool-call delta object (`index`, `id`, `function.name`, `function.arguments`).
-    /// Returns the call's arguments string, which the delta event it causes may reuse.
+    /// Feed one tool-call delta object (`index`, `id`, `function.name`, `function.arguments`); a
+    /// complete message's calls are told apart `by_position`. Returns the call's arguments string,
+    /// which the delta event it causes may reuse.
     fn feed_tool_call<'py>(
         &mut self,
         position: usize,
         tc: &Bound<'py, PyAny>,
+        by_position: bool,
     ) -> PyResult<Option<Bound<'py, PyString>>> {
         let py = tc.py();
-        let index = match field(tc, pyo3::intern!(py, "index"))? {
-            Some(i) => i.extract::<u32>()?,
-            None => position as u32,
+        let index = match by_position {
+            true => position as u32,
+            false => match field(tc, pyo3::intern!(py, "index"))? {
+                Some(i) => i.extract::<u32>()?,
+                None => position as u32,
+            },
         };
         let id = opt_str(field(tc, pyo3::intern!(py, "id"))?.as_ref())?;
         let function = field(tc, pyo3::intern!(py, "function"))?;
@@ -374,14 +379,14 @@ impl PyTurn {
             if let Some(tool_calls) = field(&delta, pyo3::intern!(py, "tool_calls"))? {
                 if let Ok(list) = tool_calls.cast::<PyList>() {
                     for (position, tc) in list.iter().enumerate() {
-                        let arguments = self.feed_tool_call(position, &tc)?;
+                        let arguments = self.feed_tool_call(position, &tc, false)?;
                         if reuse.is_none() {
                             reuse = arguments;
                         }
                     }
                 } else {
                     for (position, tc) in tool_calls.try_iter()?.enumerate() {
-                        self.feed_tool_call(position, &tc?)?;
+                        self.feed_tool_call(position, &tc?, false)?;
                     }
                 }
             }
@@ -417,26 +422,9 @@ impl PyTurn {
             }
             if let Some(tool_calls) = field(&message, pyo3::intern!(py, "tool_calls"))? {
                 for (position, tc) in tool_calls.try_iter()?.enumerate() {
-                    let tc = tc?;
                     // A complete message's calls may all carry index 0 (llama-stack sets it so):
                     // their position is what tells them apart.
-                    let id = opt_str(field(&tc, pyo3::intern!(py, "id"))?.as_ref())?;
-                    let function = field(&tc, pyo3::intern!(py, "function"))?;
-                    let (name, arguments) = match &function {
-                        Some(f) => (
-                            opt_str(field(f, pyo3::intern!(py, "name"))?.as_ref())?,
-                            opt_str(field(f, pyo3::intern!(py, "arguments"))?.as_ref())?,
-                        ),
-                        None => (None, None),
-                    };
-                    self.turn
-                        .tool_call_delta(
-                            position as u32,
-                            id.as_ref().map(|s| s.to_str()).transpose()?,
-                            name.as_ref().map(|s| s.to_str()).transpose()?,
-                            arguments.as_ref().map(|s| s.to_str()).transpose()?,
-                        )
-                        .map_err(to_py_err)?;
+                    self.feed_tool_call(position, &tc?, true)?;
                 }
             }
             Ok(())
