@@ -6,6 +6,11 @@ with zero-latency collaborators (a plain async inference function over PRE-BUILT
 objects, an in-memory store), and prints CPU time (time.process_time, best of N) per
 request / per chunk / per delta plus the ratio ours/theirs.
 
+Scenarios: (a) text stream, (b) one message not streamed, (c) function-call arguments in
+1-char deltas -- any llama-stack version; (d) streamed MCP round (list tools, call, answer)
+and (e) streamed file_search round (2 vector stores) -- llama-stack >= 0.2.12 only (0.2.7
+has neither; their rows print n/a).
+
     PYTHONPATH=/work/main/python /tmp/venvs/ls027/bin/python bench/bench.py [--quick] [--json FILE]
 
 This is a benchmark, not a test: it never fails on a missed target, it only reports.
@@ -76,6 +81,15 @@ SHORT_REPLY = "Hello! How can I help you today?"
 TOOL_NAME = "write_blob"
 ARGS_PREFIX = '{"blob": "'
 ARGS_SUFFIX = '"}'
+# (d)/(e): a tool round, then a text answer of this many chunks.
+N_ANSWER_CHUNKS = 200
+MCP_SERVER_URL = "http://127.0.0.1:1/sse"  # never contacted: the MCP helpers are replaced by fakes
+MCP_TOOL_NAME = "bench_lookup"
+MCP_ARG_DELTAS = 64
+MCP_TOOL_OUTPUT = "bench_lookup result: 42 widgets in stock, next delivery on Tuesday."
+VECTOR_STORE_IDS = ("vs_bench_1", "vs_bench_2")
+N_SEARCH_RESULTS = 5  # per vector store
+FS_ARG_DELTAS = 16
 
 
 def _version_tuple(v: str) -> tuple[int, ...]:
@@ -87,6 +101,9 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 CTOR_FORM = "0.2.12" if _version_tuple(LS_VERSION) >= (0, 2, 12) else "0.2.7"
+# (d) MCP and (e) file_search exist in llama-stack's Responses implementation from 0.2.12.
+HAS_MCP_FS = CTOR_FORM == "0.2.12"
+NA_MCP_FS = "n/a (0.2.7 has no MCP/file_search)"
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -185,6 +202,130 @@ def build_tool_call_streams(sizes: tuple[int, ...]) -> dict[int, tuple[list[Open
     return out
 
 
+def build_tool_round(call_id: str, name: str, arguments: str, n_deltas: int) -> list[OpenAIChatCompletionChunk]:
+    """One inference round that calls tool `name`: a header chunk (id, name, arguments=""),
+    `arguments` split into n_deltas near-equal deltas, a finish chunk (tool_calls)."""
+    cid = f"chatcmpl-{call_id}"
+    header = _chunk(
+        cid,
+        OpenAIChoiceDelta(
+            role="assistant",
+            tool_calls=[
+                OpenAIChatCompletionToolCall(
+                    index=0,
+                    id=call_id,
+                    type="function",
+                    function=OpenAIChatCompletionToolCallFunction(name=name, arguments=""),
+                )
+            ],
+        ),
+    )
+    assert len(arguments) >= n_deltas
+    bounds = [i * len(arguments) // n_deltas for i in range(n_deltas + 1)]
+    parts = [arguments[bounds[i] : bounds[i + 1]] for i in range(n_deltas)]
+    assert all(parts) and "".join(parts) == arguments
+    body = [
+        _chunk(
+            cid,
+            OpenAIChoiceDelta(
+                tool_calls=[
+                    OpenAIChatCompletionToolCall(index=0, function=OpenAIChatCompletionToolCallFunction(arguments=p))
+                ]
+            ),
+        )
+        for p in parts
+    ]
+    return [header, *body, _chunk(cid, OpenAIChoiceDelta(), "tool_calls")]
+
+
+@dataclass
+class ToolFixtures:
+    """What the tool collaborators of (d)/(e) return: pre-built, shared by both impls."""
+
+    tool_defs: dict[str, Any] = field(default_factory=dict)  # tool_groups_api.get_tool(name)
+    search_page: Any = None  # vector_io_api.openai_search_vector_store(...)
+    mcp_tools: Any = None  # list_mcp_tools(...)
+    mcp_result: Any = None  # invoke_mcp_tool(...)
+
+
+def build_tool_fixtures() -> ToolFixtures:
+    """The objects llama-stack 0.2.12's real helpers return (llama_stack.providers.utils.tools.mcp
+    builds ListToolDefsResponse / ToolInvocationResult exactly like this)."""
+    from llama_stack.apis.common.content_types import TextContentItem
+    from llama_stack.apis.tools import ListToolDefsResponse, ToolDef, ToolInvocationResult, ToolParameter
+    from llama_stack.apis.vector_io import (
+        VectorStoreContent,
+        VectorStoreSearchResponse,
+        VectorStoreSearchResponsePage,
+    )
+
+    query_param = ToolParameter(name="query", parameter_type="string", description="What to look up.")
+    mcp_tools = ListToolDefsResponse(
+        data=[
+            ToolDef(
+                name=MCP_TOOL_NAME,
+                description="Look an item up in the bench inventory.",
+                parameters=[query_param],
+                metadata={"endpoint": MCP_SERVER_URL},
+            )
+        ]
+    )
+    mcp_result = ToolInvocationResult(content=[TextContentItem(text=MCP_TOOL_OUTPUT)], error_code=0)
+    knowledge_search = ToolDef(
+        name="knowledge_search",
+        description="Search for information in a database.",
+        parameters=[
+            ToolParameter(
+                name="query",
+                parameter_type="string",
+                description="The query to search for. Can be a natural language sentence or keywords.",
+            )
+        ],
+    )
+    lorem = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt. "
+    search_page = VectorStoreSearchResponsePage(
+        search_query="widget delivery schedule",
+        data=[
+            VectorStoreSearchResponse(
+                file_id=f"file-bench-{i}",
+                filename=f"handbook-{i}.pdf",
+                score=0.9 - 0.05 * i,
+                attributes={"section": f"{i + 1}", "page": 10 + i},
+                content=[VectorStoreContent(type="text", text=f"Chunk {i}: " + lorem * 4)],
+            )
+            for i in range(N_SEARCH_RESULTS)
+        ],
+    )
+    return ToolFixtures({"knowledge_search": knowledge_search}, search_page, mcp_tools, mcp_result)
+
+
+def install_mcp_fakes(fx: ToolFixtures, ours_loaded: bool) -> list[str]:
+    """Replace the MCP client helpers with zero-latency fakes returning the pre-built objects,
+    where each impl looks them up: llama-stack's module globals (it does
+    `from llama_stack.providers.utils.tools.mcp import invoke_mcp_tool, list_mcp_tools`) and
+    responses_rs._mcp (our driver calls `_mcp.list_mcp_tools` / `_mcp.invoke_mcp_tool`)."""
+
+    async def list_mcp_tools(endpoint: str, headers: dict[str, Any]) -> Any:
+        return fx.mcp_tools
+
+    async def invoke_mcp_tool(endpoint: str, headers: dict[str, Any], tool_name: str, kwargs: dict[str, Any]) -> Any:
+        return fx.mcp_result
+
+    modules = [_theirs_mod]
+    if ours_loaded:
+        import responses_rs._mcp as ours_mcp
+
+        modules.append(ours_mcp)
+    patched = []
+    for mod in modules:
+        for name, fake in (("list_mcp_tools", list_mcp_tools), ("invoke_mcp_tool", invoke_mcp_tool)):
+            if not hasattr(mod, name):  # a real call would hang on / fail against MCP_SERVER_URL
+                raise RuntimeError(f"{mod.__name__} has no {name}: cannot install the MCP fake")
+            setattr(mod, name, fake)
+            patched.append(f"{mod.__name__}.{name}")
+    return patched
+
+
 TOOLS = [
     OpenAIResponseInputToolFunction(
         name=TOOL_NAME,
@@ -207,12 +348,17 @@ class FakeInference:
 
     def __init__(self) -> None:
         self.chunks: list[OpenAIChatCompletionChunk] = []
+        # (d)/(e): (tool-call round, answer round); the answer is served once the last
+        # message is the tool result.
+        self.rounds: tuple[list[OpenAIChatCompletionChunk], list[OpenAIChatCompletionChunk]] | None = None
         self.completion: OpenAIChatCompletion | None = None
         self.calls = [0, 0]  # [stream=False, stream=True]
 
     async def openai_chat_completion(self, model: str, messages: Any, *args: Any, stream: Any = None, **kwargs: Any):
         if stream:
             self.calls[1] += 1
+            if self.rounds is not None:
+                return _agen(self.rounds[1] if getattr(messages[-1], "role", None) == "tool" else self.rounds[0])
             return _agen(self.chunks)
         self.calls[0] += 1
         return self.completion
@@ -261,8 +407,11 @@ class MemoryResponsesStore:
 
 
 class StubToolGroups:
+    def __init__(self, fx: ToolFixtures) -> None:
+        self.fx = fx
+
     async def get_tool(self, tool_name: str) -> Any:
-        return None
+        return self.fx.tool_defs.get(tool_name)
 
 
 class StubToolRuntime:
@@ -271,8 +420,11 @@ class StubToolRuntime:
 
 
 class StubVectorIO:
+    def __init__(self, fx: ToolFixtures) -> None:
+        self.fx = fx
+
     async def openai_search_vector_store(self, *args: Any, **kwargs: Any) -> Any:
-        return None
+        return self.fx.search_page
 
 
 @dataclass
@@ -287,23 +439,23 @@ class Harness:
         return len(self.store.data)
 
 
-def make_harness(name: str, cls: Callable[..., Any]) -> Harness:
+def make_harness(name: str, cls: Callable[..., Any], fx: ToolFixtures) -> Harness:
     inference = FakeInference()
     if CTOR_FORM == "0.2.12":
         store: Any = MemoryResponsesStore()
         kwargs = dict(
             inference_api=inference,
-            tool_groups_api=StubToolGroups(),
+            tool_groups_api=StubToolGroups(fx),
             tool_runtime_api=StubToolRuntime(),
             responses_store=store,
-            vector_io_api=StubVectorIO(),
+            vector_io_api=StubVectorIO(fx),
         )
     else:
         store = MemoryKVStore()
         kwargs = dict(
             persistence_store=store,
             inference_api=inference,
-            tool_groups_api=StubToolGroups(),
+            tool_groups_api=StubToolGroups(fx),
             tool_runtime_api=StubToolRuntime(),
         )
     return Harness(name, cls(**kwargs), inference, store)
@@ -339,6 +491,107 @@ class Scenario:
     completion: OpenAIChatCompletion | None = None
     expect_text: str | None = None
     expect_args: str | None = None
+    rounds: tuple[list[OpenAIChatCompletionChunk], list[OpenAIChatCompletionChunk]] | None = None
+    check: Callable[[Any], list[str]] | None = None  # extra checks of the final response
+
+
+def _items(resp: Any, type_: str) -> list[Any]:
+    return [item for item in resp.output if getattr(item, "type", None) == type_]
+
+
+def _check_answer(resp: Any, text: str) -> list[str]:
+    last = resp.output[-1] if resp.output else None
+    if getattr(last, "type", None) != "message":
+        return [f"last output item is {getattr(last, 'type', None)!r}, expected the answer message"]
+    if last.content[0].text != text:
+        return ["answer text differs from the streamed text"]
+    return []
+
+
+def build_tool_scenarios(fx: ToolFixtures, n_requests: int) -> list[Scenario]:
+    """(d) streamed MCP round and (e) streamed file_search round, llama-stack >= 0.2.12."""
+    from llama_stack.apis.agents.openai_responses import (
+        OpenAIResponseInputToolFileSearch,
+        OpenAIResponseInputToolMCP,
+    )
+
+    answer_chunks, answer = build_text_chunks(N_ANSWER_CHUNKS)
+
+    # (d) MCP: arguments are valid JSON of 256 characters, in MCP_ARG_DELTAS deltas of 4.
+    q_len = MCP_ARG_DELTAS * 4 - len(json.dumps({"query": ""}))
+    mcp_args = json.dumps({"query": ("widgets in stock and next delivery date, " * 8)[:q_len]})
+    assert len(mcp_args) == MCP_ARG_DELTAS * 4
+    mcp_round = build_tool_round("call_mcp_0", MCP_TOOL_NAME, mcp_args, MCP_ARG_DELTAS)
+
+    def check_mcp(resp: Any) -> list[str]:
+        out = []
+        listed = _items(resp, "mcp_list_tools")
+        if len(listed) != 1 or [t.name for t in listed[0].tools] != [MCP_TOOL_NAME]:
+            out.append("no mcp_list_tools item listing the fake server's tool")
+        calls = _items(resp, "mcp_call")
+        if len(calls) != 1:
+            out.append(f"{len(calls)} mcp_call items, expected 1")
+        else:
+            c = calls[0]
+            if c.name != MCP_TOOL_NAME or c.arguments != mcp_args:
+                out.append("mcp_call name/arguments differ from the streamed call")
+            if c.output != MCP_TOOL_OUTPUT or c.error:
+                out.append(f"mcp_call output {c.output!r} / error {c.error!r}")
+        return out + _check_answer(resp, answer)
+
+    # (e) file_search: knowledge_search({"query": ...}) in FS_ARG_DELTAS deltas.
+    query = "widget delivery schedule"
+    fs_args = json.dumps({"query": query})
+    fs_round = build_tool_round("call_fs_0", "knowledge_search", fs_args, FS_ARG_DELTAS)
+    n_results = N_SEARCH_RESULTS * len(VECTOR_STORE_IDS)
+
+    def check_fs(resp: Any) -> list[str]:
+        out = []
+        calls = _items(resp, "file_search_call")
+        if len(calls) != 1:
+            out.append(f"{len(calls)} file_search_call items, expected 1")
+        else:
+            c = calls[0]
+            if list(c.queries) != [query] or c.status != "completed":
+                out.append(f"file_search_call queries {c.queries!r} status {c.status!r}")
+            if len(c.results or []) != n_results:
+                out.append(f"file_search_call has {len(c.results or [])} results, expected {n_results}")
+        return out + _check_answer(resp, answer)
+
+    return [
+        Scenario(
+            "d",
+            f"(d) MCP round: {MCP_ARG_DELTAS} deltas + {N_ANSWER_CHUNKS} chunks",
+            "request",
+            1,
+            n_requests,
+            dict(
+                input="How many widgets are in stock?",
+                model=MODEL,
+                stream=True,
+                store=False,
+                tools=[OpenAIResponseInputToolMCP(type="mcp", server_label="bench", server_url=MCP_SERVER_URL)],
+            ),
+            rounds=(mcp_round, answer_chunks),
+            check=check_mcp,
+        ),
+        Scenario(
+            "e",
+            f"(e) file_search: {len(VECTOR_STORE_IDS)} stores + {N_ANSWER_CHUNKS} chunks",
+            "request",
+            1,
+            n_requests,
+            dict(
+                input="When is the next widget delivery?",
+                model=MODEL,
+                stream=True,
+                store=False,
+                tools=[OpenAIResponseInputToolFileSearch(vector_store_ids=list(VECTOR_STORE_IDS))],
+            ),
+            rounds=(fs_round, answer_chunks),
+            check=check_fs,
+        ),
+    ]
 
 
 async def run_requests(h: Harness, sc: Scenario, n: int) -> None:
@@ -390,6 +643,8 @@ async def sanity_run(h: Harness, sc: Scenario) -> tuple[int | None, list[str]]:
                 item = resp.output[0]
                 if item.type != "function_call" or item.name != TOOL_NAME or item.arguments != sc.expect_args:
                     problems.append("function_call item/arguments differ from the streamed arguments")
+            if sc.check is not None:
+                problems.extend(sc.check(resp))
     except Exception as e:
         problems.append(f"unexpected response shape: {type(e).__name__}: {e}")
     stored = h.stored_count() - before
@@ -429,6 +684,7 @@ class Job:
 def impl_job(h: Harness, sc: Scenario) -> Job:
     def prepare() -> None:
         h.inference.chunks = sc.chunks
+        h.inference.rounds = sc.rounds
         h.inference.completion = sc.completion
         h.store.data.clear()
 
@@ -557,6 +813,7 @@ def main() -> int:
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     n_text_streams = 5 if args.quick else 20
     n_short = 500 if args.quick else 2000
+    n_tool_rounds = 5 if args.quick else 20
 
     t_start = time.perf_counter()
     # gc off while building ~70K chunk objects: with llama-stack's large import-time heap,
@@ -565,6 +822,8 @@ def main() -> int:
     text_chunks, text = build_text_chunks(N_TEXT_CHUNKS)
     short_completion, short_stream = build_short_reply()
     tool_streams = build_tool_call_streams(ARG_SIZES)
+    fx = build_tool_fixtures() if HAS_MCP_FS else ToolFixtures()
+    tool_scenarios = build_tool_scenarios(fx, n_tool_rounds) if HAS_MCP_FS else []
     gc.enable()
 
     scenarios = [
@@ -604,6 +863,7 @@ def main() -> int:
                 expect_args=arguments,
             )
         )
+    scenarios.extend(tool_scenarios)
 
     # Freeze the fixtures into the permanent GC generation: they stay alive for the whole
     # run and must not be re-traversed by collections triggered inside timed sections.
@@ -613,13 +873,16 @@ def main() -> int:
 
     ours_cls, ours_info = (None, "skipped (--theirs-only)") if args.theirs_only else load_ours()
     ctor_warning = check_ctor_form()
+    mcp_patched: list[str] = []
+    if HAS_MCP_FS:
+        mcp_patched = install_mcp_fakes(fx, ours_cls is not None)
 
     async def run_all() -> tuple[dict[str, dict[str, Result]], float | None, str | None]:
-        harnesses = [make_harness("theirs", TheirImpl)]
+        harnesses = [make_harness("theirs", TheirImpl, fx)]
         ours_err = None
         if ours_cls is not None:
             try:
-                harnesses.append(make_harness("ours", ours_cls))
+                harnesses.append(make_harness("ours", ours_cls, fx))
             except Exception as e:
                 ours_err = f"constructing responses_rs.OpenAIResponsesImpl failed: {type(e).__name__}: {e}"
         results: dict[str, dict[str, Result]] = {}
@@ -698,8 +961,16 @@ def main() -> int:
         f"{'quick' if args.quick else 'full'} mode"
     )
     print(
-        f"requests per timing: (a) {n_text_streams}, (b) {n_short}, (c) 1 per size; "
-        "store=True for (b), store=False for (a) and (c)"
+        f"requests per timing: (a) {n_text_streams}, (b) {n_short}, (c) 1 per size, (d)/(e) {n_tool_rounds}; "
+        "store=True for (b), store=False for the others"
+    )
+    print(
+        "(d) MCP and (e) file_search run on llama-stack >= 0.2.12 only"
+        + (
+            f"; MCP client helpers replaced by zero-latency fakes: {', '.join(mcp_patched)}"
+            if HAS_MCP_FS
+            else f" -- {LS_VERSION} installed, rows n/a"
+        )
     )
     print()
     hdr = (
@@ -712,7 +983,7 @@ def main() -> int:
         t = results[sc.key]["theirs"]
         o = results[sc.key].get("ours")
         ratio = o.cpu_us / t.cpu_us if (o is not None and o.cpu_us is not None and t.cpu_us) else None
-        if sc.unit == "request":
+        if not sc.request.get("stream"):
             ev = "1 resp"
         else:
             ev = f"{'—' if t.events is None else t.events}/{'—' if o is None or o.events is None else o.events}"
@@ -725,6 +996,12 @@ def main() -> int:
             f"{sc.label:<38} {'us/' + sc.unit:<11} {fmt(t.cpu_us):>11} {fmt(o.cpu_us if o else None):>9} "
             f"{fmt(ratio, 3) if ratio is not None else '—':>11} {ev:>11}  {ttxt}"
         )
+    if not HAS_MCP_FS:
+        for label in (
+            f"(d) MCP round: {MCP_ARG_DELTAS} deltas + {N_ANSWER_CHUNKS} chunks",
+            f"(e) file_search: {len(VECTOR_STORE_IDS)} stores + {N_ANSWER_CHUNKS} chunks",
+        ):
+            print(f"{label:<38} {'us/request':<11} {NA_MCP_FS}")
     print("-" * (len(hdr) + 22))
     a_ours = ours_us("a")
     print(
@@ -759,6 +1036,18 @@ def main() -> int:
             f"llama-stack {LS_VERSION} (a): only {results['a']['theirs'].events} events for "
             f"{N_TEXT_CHUNKS} chunks -- it buffers the whole stream (no per-chunk events)"
         )
+    for key in ("d", "e"):
+        r = results.get(key)
+        if r is None:
+            continue
+        t_ev, o = r["theirs"].events, r.get("ours")
+        o_ev = o.events if o is not None else None
+        if t_ev is not None and t_ev == N_ANSWER_CHUNKS + 2:
+            notes.append(
+                f"({key}) llama-stack {LS_VERSION}: {t_ev} events = created + {N_ANSWER_CHUNKS} text deltas + "
+                "completed (no output_item / tool-call events); "
+                + (f"ours {o_ev} (full event sequence)" if o_ev is not None else "ours —")
+            )
     if floor and floor > 1.4 * FLOOR_REF_US:
         notes.append(
             f"floor {floor:.2f} us/chunk vs ~{FLOOR_REF_US} usually seen on the 2-core reference machine: the host "
@@ -797,9 +1086,27 @@ def main() -> int:
                 "warmup": args.warmup,
                 "gc_disabled_in_timing": args.no_gc,
                 "quick": args.quick,
-                "requests_per_timing": {"a": n_text_streams, "b": n_short, "c": 1},
+                "requests_per_timing": {
+                    "a": n_text_streams,
+                    "b": n_short,
+                    "c": 1,
+                    "d": n_tool_rounds,
+                    "e": n_tool_rounds,
+                },
                 "text_chunks": N_TEXT_CHUNKS,
                 "arg_sizes": list(ARG_SIZES),
+                "mcp_file_search": (
+                    {
+                        "answer_chunks": N_ANSWER_CHUNKS,
+                        "mcp_arg_deltas": MCP_ARG_DELTAS,
+                        "file_search_arg_deltas": FS_ARG_DELTAS,
+                        "vector_stores": len(VECTOR_STORE_IDS),
+                        "results_per_store": N_SEARCH_RESULTS,
+                        "mcp_fakes": mcp_patched,
+                    }
+                    if HAS_MCP_FS
+                    else NA_MCP_FS
+                ),
             },
             "scenarios": {
                 sc.key: {
