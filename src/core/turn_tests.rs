@@ -662,3 +662,84 @@ fn a_positive_error_code_fails_the_call_even_without_a_message() {
     let response = finish(&mut turn, &mut log);
     assert_eq!(response["output"][0]["status"], "failed");
 }
+
+/// A small deterministic generator, so the randomised test below needs no crate and always replays.
+struct XorShift(u64);
+
+impl XorShift {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Split `s` into pieces at random char boundaries (empty pieces included, as servers send them).
+fn random_pieces(rng: &mut XorShift, s: &str) -> Vec<String> {
+    let chars: Vec<char> = s.chars().collect();
+    let mut pieces = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let n = rng.below(5);
+        pieces.push(chars[i..(i + n).min(chars.len())].iter().collect());
+        i += n;
+    }
+    pieces
+}
+
+#[test]
+fn any_chunking_of_text_and_parallel_calls_gives_the_same_response() {
+    let text = "Grüße — the weather: ☀️ in Paris, 🌧 in Oslo.";
+    let args = [
+        "{\"city\": \"Paris\", \"unit\": \"°C\"}",
+        "{\"city\": \"Oslo\"}",
+    ];
+    let tools = json!([{"type": "function", "name": "w", "parameters": {"type": "object"}}]);
+    for seed in 1..200u64 {
+        let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+        let mut log = Log::default();
+        infer(&mut turn, &mut log);
+        // Three queues (the text, call 0, call 1), drained in a random interleaving.
+        let mut queues: Vec<Vec<String>> = vec![random_pieces(&mut rng, text)];
+        queues.extend(args.iter().map(|a| random_pieces(&mut rng, a)));
+        let mut started = [false, false];
+        while queues.iter().any(|q| !q.is_empty()) {
+            let which = rng.below(3);
+            if queues[which].is_empty() {
+                continue;
+            }
+            let piece = queues[which].remove(0);
+            if which == 0 {
+                turn.text_delta(&piece).unwrap();
+            } else {
+                let i = which - 1;
+                let first = !started[i];
+                started[i] = true;
+                let (id, name) = if first {
+                    (Some(["a", "b"][i]), Some("w"))
+                } else {
+                    (None, None)
+                };
+                // Some servers send `None` instead of an empty piece.
+                let piece = if piece.is_empty() && rng.below(2) == 0 {
+                    None
+                } else {
+                    Some(piece.as_str())
+                };
+                turn.tool_call_delta(i as u32, id, name, piece).unwrap();
+            }
+        }
+        turn.end_inference().unwrap();
+        let response = finish(&mut turn, &mut log);
+        log.check_invariants();
+        let output = response["output"].as_array().unwrap();
+        let message = output.iter().find(|o| o["type"] == "message").unwrap();
+        assert_eq!(message["content"][0]["text"], text, "seed {seed}");
+        for (call_id, expected) in [("a", args[0]), ("b", args[1])] {
+            let call = output.iter().find(|o| o["call_id"] == call_id).unwrap();
+            assert_eq!(call["arguments"], expected, "seed {seed}");
+        }
+    }
+}
