@@ -84,6 +84,17 @@ pub enum Action {
     Done,
 }
 
+/// A delta event the caller builds itself (see `text_delta_direct`): everything but the text, which
+/// is the piece the caller just passed in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectDelta {
+    /// `None` for output text, else whose arguments these are.
+    pub of: Option<ArgumentsOf>,
+    pub sequence_number: u64,
+    pub item_id: Arc<str>,
+    pub output_index: usize,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum CallKind {
     Function,
@@ -714,6 +725,30 @@ impl Turn {
         Ok(())
     }
 
+    /// The per-chunk fast path of `text_delta`: when the message is already open, nothing but the
+    /// delta event follows, and instead of queueing it (allocating its text) the turn hands back what
+    /// the caller needs to build it from the text it already holds. `None`: use `drain`/`pop_event`.
+    pub fn text_delta_direct(&mut self, text: &str) -> Result<Option<DirectDelta>> {
+        if self.phase == Phase::Inferring
+            && self.cfg.emit_events
+            && !text.is_empty()
+            && self.events.is_empty()
+        {
+            if let Some(msg) = self.round.message.as_mut() {
+                msg.text.push_str(text);
+                let delta = DirectDelta {
+                    of: None,
+                    sequence_number: self.seq,
+                    item_id: msg.item_id.clone(),
+                    output_index: msg.output_index,
+                };
+                self.seq += 1;
+                return Ok(Some(delta));
+            }
+        }
+        self.text_delta(text).map(|()| None)
+    }
+
     fn open_message(&mut self) {
         let item_id = new_id("msg_");
         let output_index = self.open_item(Item::Message {
@@ -750,8 +785,35 @@ impl Turn {
         name: Option<&str>,
         arguments: Option<&str>,
     ) -> Result<()> {
+        self.tool_call_delta_inner(index, id, name, arguments, false)
+            .map(|_| ())
+    }
+
+    /// The per-chunk fast path of `tool_call_delta`, as `text_delta_direct` is for text: when the
+    /// piece only extends the arguments of a call whose item is open, the delta is handed back.
+    pub fn tool_call_delta_direct(
+        &mut self,
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: Option<&str>,
+    ) -> Result<Option<DirectDelta>> {
+        let direct = self.events.is_empty();
+        self.tool_call_delta_inner(index, id, name, arguments, direct)
+    }
+
+    fn tool_call_delta_inner(
+        &mut self,
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: Option<&str>,
+        direct: bool,
+    ) -> Result<Option<DirectDelta>> {
         if self.phase != Phase::Inferring {
-            return self.expect(Phase::Inferring, "tool_call_delta");
+            return self
+                .expect(Phase::Inferring, "tool_call_delta")
+                .map(|()| None);
         }
         let pos = match self.round.calls.get(self.round.last_call) {
             Some(call) if call.index == index => self.round.last_call,
@@ -789,6 +851,16 @@ impl Turn {
             self.classify_call(pos);
         } else if !delta.is_empty() && self.cfg.emit_events {
             if let (Some(output_index), Some(of)) = (call.output_index, arguments_of(call.kind)) {
+                if direct {
+                    let delta = DirectDelta {
+                        of: Some(of),
+                        sequence_number: self.seq,
+                        item_id: call.item_id.clone(),
+                        output_index,
+                    };
+                    self.seq += 1;
+                    return Ok(Some(delta));
+                }
                 let body = EventBody::ArgumentsDelta {
                     of,
                     item_id: call.item_id.clone(),
@@ -798,7 +870,7 @@ impl Turn {
                 self.emit(body);
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Decide what a call is once its name is known; function and MCP calls get their item now so

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::core::events::ArgumentsOf;
 
 fn cfg(emit_events: bool) -> TurnConfig {
     TurnConfig {
@@ -742,4 +743,58 @@ fn any_chunking_of_text_and_parallel_calls_gives_the_same_response() {
             assert_eq!(call["arguments"], expected, "seed {seed}");
         }
     }
+}
+
+#[test]
+fn direct_deltas_share_the_sequence_with_queued_events() {
+    let tools = json!([{"type": "function", "name": "f", "parameters": {}}]);
+    let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    let mut seqs: Vec<u64> = log
+        .events
+        .iter()
+        .map(|e| e["sequence_number"].as_u64().unwrap())
+        .collect();
+    // The first piece opens the message: queued, not direct.
+    assert_eq!(turn.text_delta_direct("Hel").unwrap(), None);
+    seqs.extend(turn.drain_events().map(|e| e.sequence_number));
+    let direct = turn
+        .text_delta_direct("lo")
+        .unwrap()
+        .expect("open message: direct");
+    assert_eq!(direct.of, None);
+    seqs.push(direct.sequence_number);
+    // A call's first piece opens its item (queued); later pieces are direct.
+    assert_eq!(
+        turn.tool_call_delta_direct(0, Some("c"), Some("f"), Some("{"))
+            .unwrap(),
+        None
+    );
+    seqs.extend(turn.drain_events().map(|e| e.sequence_number));
+    let args = turn
+        .tool_call_delta_direct(0, None, None, Some("}"))
+        .unwrap()
+        .expect("open call: direct");
+    assert_eq!(args.of, Some(ArgumentsOf::Function));
+    seqs.push(args.sequence_number);
+    // Nothing is handed back while queued events wait (their order would break).
+    turn.text_delta("!").unwrap();
+    assert_eq!(
+        turn.tool_call_delta_direct(0, None, None, Some(" "))
+            .unwrap(),
+        None
+    );
+    seqs.extend(turn.drain_events().map(|e| e.sequence_number));
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    seqs.extend(
+        log.events
+            .iter()
+            .skip(2)
+            .map(|e| e["sequence_number"].as_u64().unwrap()),
+    );
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(response["output"][0]["content"][0]["text"], "Hello!");
+    assert_eq!(response["output"][1]["arguments"], "{} ");
 }

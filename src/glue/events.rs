@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyType};
 
 use crate::core::events::{ArgumentsOf, Event, EventBody};
+use crate::core::turn::DirectDelta;
 
 const TEXT_DELTA: &str = "response.output_text.delta";
 const TEXT_DELTA_FIELDS: [&str; 7] = [
@@ -268,24 +269,104 @@ impl EventFactory {
                 Some(t) if t.to_str()? == delta => t.clone(),
                 _ => PyString::new(py, delta),
             };
+            return self.fast_delta(
+                py,
+                fast,
+                is_text,
+                item_id,
+                output_index,
+                content_index,
+                event.sequence_number,
+                delta_obj,
+                hot,
+            );
+        }
+        self.build_validated(py, event)
+    }
+
+    /// The delta event the core handed back instead of queueing (`Turn::text_delta_direct`); `text`
+    /// is the very piece that was fed.
+    pub fn build_direct<'py>(
+        &self,
+        py: Python<'py>,
+        delta: &DirectDelta,
+        text: Bound<'py, PyString>,
+        hot: &mut HotState,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (fast, is_text, of) = match delta.of {
+            None => (&self.text_delta, true, None),
+            Some(ArgumentsOf::Function) => (&self.args_delta, false, Some(ArgumentsOf::Function)),
+            Some(ArgumentsOf::Mcp) => (&self.mcp_args_delta, false, Some(ArgumentsOf::Mcp)),
+        };
+        match fast {
+            Some(fast) => self.fast_delta(
+                py,
+                fast,
+                is_text,
+                &delta.item_id,
+                delta.output_index,
+                0,
+                delta.sequence_number,
+                text,
+                hot,
+            ),
+            // A class without the fast layout: the same event, validated.
+            None => {
+                let item_id = delta.item_id.clone();
+                let (output_index, piece) = (delta.output_index, text.to_str()?.to_owned());
+                let body = match of {
+                    None => EventBody::TextDelta {
+                        item_id,
+                        output_index,
+                        content_index: 0,
+                        delta: piece,
+                    },
+                    Some(of) => EventBody::ArgumentsDelta {
+                        of,
+                        item_id,
+                        output_index,
+                        delta: piece,
+                    },
+                };
+                let event = Event {
+                    sequence_number: delta.sequence_number,
+                    body,
+                };
+                self.build_validated(py, &event)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fast_delta<'py>(
+        &self,
+        py: Python<'py>,
+        fast: &FastClass,
+        is_text: bool,
+        item_id: &Arc<str>,
+        output_index: usize,
+        content_index: usize,
+        sequence_number: u64,
+        delta_obj: Bound<'py, PyString>,
+        hot: &mut HotState,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        {
             let id_obj = hot.id(py, item_id);
-            let seq = event.sequence_number.into_pyobject(py)?;
+            let seq = sequence_number.into_pyobject(py)?;
             let pool = if is_text {
                 &mut hot.text_pool
             } else {
                 &mut hot.args_pool
             };
             // A pooled event of the same class that nobody holds any more is refilled in place.
-            let slot = pool.iter().position(|p| {
-                p.obj.bind(py).get_type().is(fast.cls.bind(py)) && reusable_dict(&p.obj).is_some()
+            let slot = pool.iter().enumerate().find_map(|(i, p)| {
+                if !p.obj.bind(py).get_type().is(fast.cls.bind(py)) {
+                    return None;
+                }
+                reusable_dict(&p.obj).map(|dict| (i, dict))
             });
             let (obj, dict, known) = match slot {
-                Some(i) => {
-                    let p = &pool[i];
-                    let dict = reusable_dict(&p.obj)
-                        .ok_or_else(|| PyValueError::new_err("pooled event in use"))?;
-                    (p.obj.clone_ref(py).into_bound(py), dict, Some(i))
-                }
+                Some((i, dict)) => (pool[i].obj.clone_ref(py).into_bound(py), dict, Some(i)),
                 None => {
                     let d = fast.template.bind(py).copy()?;
                     let dict = d.as_ptr();
@@ -357,9 +438,8 @@ impl EventFactory {
                 p.output_index = output_index;
                 p.content_index = content_index;
             }
-            return Ok(obj);
+            Ok(obj)
         }
-        self.build_validated(py, event)
     }
 
     /// Any event, validated from its JSON into its registered class.

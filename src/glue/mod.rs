@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
-use crate::core::turn::{Action, Turn, TurnConfig};
+use crate::core::turn::{Action, DirectDelta, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
 use events::{EventFactory, HotState};
@@ -138,7 +138,8 @@ impl PyTurn {
         position: usize,
         tc: &Bound<'py, PyAny>,
         by_position: bool,
-    ) -> PyResult<Option<Bound<'py, PyString>>> {
+        direct: bool,
+    ) -> PyResult<(Option<Bound<'py, PyString>>, Option<DirectDelta>)> {
         let py = tc.py();
         let index = match by_position {
             true => position as u32,
@@ -156,15 +157,19 @@ impl PyTurn {
             ),
             None => (None, None),
         };
-        self.turn
-            .tool_call_delta(
-                index,
-                id.as_ref().map(|s| s.to_str()).transpose()?,
-                name.as_ref().map(|s| s.to_str()).transpose()?,
-                arguments.as_ref().map(|s| s.to_str()).transpose()?,
-            )
-            .map_err(to_py_err)?;
-        Ok(arguments)
+        let (id, name) = (
+            id.as_ref().map(|s| s.to_str()).transpose()?,
+            name.as_ref().map(|s| s.to_str()).transpose()?,
+        );
+        let piece = arguments.as_ref().map(|s| s.to_str()).transpose()?;
+        let delta = if direct {
+            self.turn.tool_call_delta_direct(index, id, name, piece)
+        } else {
+            self.turn
+                .tool_call_delta(index, id, name, piece)
+                .map(|()| None)
+        };
+        Ok((arguments, delta.map_err(to_py_err)?))
     }
 
     /// Turn the queued events into Python objects. `text` is the chunk's own content string: the
@@ -372,21 +377,42 @@ impl PyTurn {
                 return Ok(py.None().into_bound(py));
             };
             let content = opt_str(field(&delta, pyo3::intern!(py, "content"))?.as_ref())?;
+            let tool_calls = field(&delta, pyo3::intern!(py, "tool_calls"))?;
+            let calls = match &tool_calls {
+                Some(t) => t.cast::<PyList>().ok().map(|l| l.len()),
+                None => Some(0),
+            };
+            // The common chunks — a piece of text, or a piece of one call's arguments — take the
+            // direct path: the core hands back the delta instead of queueing it.
+            if let (Some(text), Some(0)) = (&content, calls) {
+                let piece = text.to_str()?;
+                if let Some(d) = self.turn.text_delta_direct(piece).map_err(to_py_err)? {
+                    let factory = self.factory.bind(py).borrow();
+                    return factory.build_direct(py, &d, text.clone(), &mut self.hot);
+                }
+                return self.take_events(py, Some(text));
+            }
             if let Some(text) = &content {
                 self.turn.text_delta(text.to_str()?).map_err(to_py_err)?;
             }
             let mut reuse = content;
-            if let Some(tool_calls) = field(&delta, pyo3::intern!(py, "tool_calls"))? {
+            if let Some(tool_calls) = tool_calls {
                 if let Ok(list) = tool_calls.cast::<PyList>() {
+                    let direct = reuse.is_none() && list.len() == 1;
                     for (position, tc) in list.iter().enumerate() {
-                        let arguments = self.feed_tool_call(position, &tc, false)?;
+                        let (arguments, delta) =
+                            self.feed_tool_call(position, &tc, false, direct)?;
+                        if let (Some(d), Some(piece)) = (delta, &arguments) {
+                            let factory = self.factory.bind(py).borrow();
+                            return factory.build_direct(py, &d, piece.clone(), &mut self.hot);
+                        }
                         if reuse.is_none() {
                             reuse = arguments;
                         }
                     }
                 } else {
                     for (position, tc) in tool_calls.try_iter()?.enumerate() {
-                        self.feed_tool_call(position, &tc?, false)?;
+                        self.feed_tool_call(position, &tc?, false, false)?;
                     }
                 }
             }
@@ -424,7 +450,7 @@ impl PyTurn {
                 for (position, tc) in tool_calls.try_iter()?.enumerate() {
                     // A complete message's calls may all carry index 0 (llama-stack sets it so):
                     // their position is what tells them apart.
-                    self.feed_tool_call(position, &tc?, true)?;
+                    self.feed_tool_call(position, &tc?, true, false)?;
                 }
             }
             Ok(())
