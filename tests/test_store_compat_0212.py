@@ -20,6 +20,7 @@ from typing import Any
 from unittest.mock import patch
 
 import pytest
+from json_shape import shape
 
 if importlib.metadata.version("llama_stack") != "0.2.12":
     pytest.skip("llama-stack 0.2.12 store compatibility suite (installed: other version)", allow_module_level=True)
@@ -209,18 +210,6 @@ async def test_llamastack_tool_response_continued_by_ours(sides, vector_io, tool
 # ------------------------------------------------------------------------------------------------
 # the stored row
 # ------------------------------------------------------------------------------------------------
-
-
-def shape(value: Any) -> Any:
-    """Key structure of a JSON value; scalars collapse to '*' except the discriminating type/role/object."""
-    if isinstance(value, dict):
-        return {
-            k: (v if k in ("type", "role", "object") and isinstance(v, str) else shape(v))
-            for k, v in sorted(value.items())
-        }
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    return "*"
 
 
 def _script_and_request(scenario: str, script) -> dict:

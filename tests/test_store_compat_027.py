@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-from typing import Any
 
 import pytest
+from json_shape import shape
 
 if importlib.metadata.version("llama_stack") != "0.2.7":
     pytest.skip("llama-stack 0.2.7 store compatibility suite (installed: other version)", allow_module_level=True)
@@ -183,18 +183,6 @@ async def test_function_call_chain_across_sides(sides, writer):
 # ------------------------------------------------------------------------------------------------
 # raw stored JSON
 # ------------------------------------------------------------------------------------------------
-
-
-def shape(value: Any) -> Any:
-    """Key structure of a JSON value; scalars collapse to '*' except the discriminating type/role."""
-    if isinstance(value, dict):
-        return {
-            k: (v if k in ("type", "role", "object") and isinstance(v, str) else shape(v))
-            for k, v in sorted(value.items())
-        }
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    return "*"
 
 
 def _script_and_request(scenario: str, script) -> dict:
