@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use super::items::{ContentPart, Item};
 
@@ -181,12 +181,25 @@ impl Event {
         }
     }
 
-    /// The event as a JSON object in the OpenAI wire shape.
+    /// The event as a JSON value in the OpenAI wire shape.
     pub fn to_json(&self) -> Value {
-        let mut obj = Map::new();
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// The event as JSON text, written straight from the event (no intermediate value tree: the
+    /// events that carry a whole response are the large ones).
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
         match &self.body {
             EventBody::Response { response, .. } => {
-                obj.insert("response".into(), json!(response));
+                map.serialize_entry("response", response)?;
             }
             EventBody::OutputItem {
                 output_index,
@@ -194,9 +207,9 @@ impl Event {
                 response_id,
                 ..
             } => {
-                obj.insert("item".into(), json!(item));
-                obj.insert("output_index".into(), json!(output_index));
-                obj.insert("response_id".into(), json!(response_id));
+                map.serialize_entry("item", item)?;
+                map.serialize_entry("output_index", output_index)?;
+                map.serialize_entry("response_id", response_id)?;
             }
             EventBody::ContentPart {
                 item_id,
@@ -205,10 +218,10 @@ impl Event {
                 part,
                 ..
             } => {
-                obj.insert("content_index".into(), json!(content_index));
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
-                obj.insert("part".into(), json!(part));
+                map.serialize_entry("content_index", content_index)?;
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
+                map.serialize_entry("part", part)?;
             }
             EventBody::TextDelta {
                 item_id,
@@ -216,11 +229,11 @@ impl Event {
                 content_index,
                 delta,
             } => {
-                obj.insert("content_index".into(), json!(content_index));
-                obj.insert("delta".into(), json!(delta));
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
-                obj.insert("logprobs".into(), json!([]));
+                map.serialize_entry("content_index", content_index)?;
+                map.serialize_entry("delta", delta)?;
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
+                map.serialize_entry("logprobs", &[] as &[Value])?;
             }
             EventBody::TextDone {
                 item_id,
@@ -228,11 +241,11 @@ impl Event {
                 content_index,
                 text,
             } => {
-                obj.insert("content_index".into(), json!(content_index));
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
-                obj.insert("text".into(), json!(text));
-                obj.insert("logprobs".into(), json!([]));
+                map.serialize_entry("content_index", content_index)?;
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
+                map.serialize_entry("text", text)?;
+                map.serialize_entry("logprobs", &[] as &[Value])?;
             }
             EventBody::ArgumentsDelta {
                 item_id,
@@ -240,9 +253,9 @@ impl Event {
                 delta,
                 ..
             } => {
-                obj.insert("delta".into(), json!(delta));
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
+                map.serialize_entry("delta", delta)?;
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
             }
             EventBody::ArgumentsDone {
                 item_id,
@@ -250,21 +263,21 @@ impl Event {
                 arguments,
                 ..
             } => {
-                obj.insert("arguments".into(), json!(arguments));
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
+                map.serialize_entry("arguments", arguments)?;
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
             }
             EventBody::Marker {
                 item_id,
                 output_index,
                 ..
             } => {
-                obj.insert("item_id".into(), json!(item_id));
-                obj.insert("output_index".into(), json!(output_index));
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
             }
         }
-        obj.insert("sequence_number".into(), json!(self.sequence_number));
-        obj.insert("type".into(), json!(self.type_name()));
-        Value::Object(obj)
+        map.serialize_entry("sequence_number", &self.sequence_number)?;
+        map.serialize_entry("type", self.type_name())?;
+        map.end()
     }
 }

@@ -448,7 +448,7 @@ impl EventFactory {
         let cls = self.classes.get(type_name).ok_or_else(|| {
             PyValueError::new_err(format!("no event class registered for '{type_name}'"))
         })?;
-        let json = event.to_json().to_string();
+        let json = event.to_json_string();
         cls.bind(py)
             .call_method1(pyo3::intern!(py, "model_validate_json"), (json,))
     }
