@@ -13,7 +13,7 @@ from typing import Any
 
 from llama_stack.apis.agents import openai_responses as ls_responses
 from llama_stack.apis.inference import inference as ls_inference
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, Field, TypeAdapter
 
 try:
     LLAMA_STACK_VERSION = _dist_version("llama_stack")
@@ -27,7 +27,8 @@ class OpenAIResponseObject(LlamaStackResponseObject):  # type: ignore[misc, vali
     """llama-stack's response object plus `instructions`, which the OpenAI API echoes and llama-stack's
     class has no field for. A subclass, so `isinstance(r, llama_stack...OpenAIResponseObject)` holds."""
 
-    instructions: str | None = None
+    # Left out of the JSON when unset, so records and events are exactly llama-stack's then.
+    instructions: str | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 OpenAIResponseMessage = ls_responses.OpenAIResponseMessage

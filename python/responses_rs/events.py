@@ -13,11 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ._compat import LlamaStackResponseObject, OpenAIResponseObject, OpenAIResponseOutput, ls_class
+from ._compat import OpenAIResponseObject, OpenAIResponseOutput, ls_class
 
-# llama-stack's exact class, or our subclass when the response echoes `instructions` (pydantic's
-# smart union picks the one that keeps the most fields).
-ResponseField = LlamaStackResponseObject | OpenAIResponseObject  # type: ignore[valid-type]
+# llama-stack's response class plus `instructions` (left out of the JSON when unset). One class, not a
+# union with llama-stack's: a union validates every response twice.
+ResponseField = OpenAIResponseObject
 
 
 class OutputTextPart(BaseModel):

@@ -16,6 +16,8 @@ use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyType};
 use crate::core::events::{ArgumentsOf, Event, EventBody};
 use crate::core::turn::DirectDelta;
 
+/// Above this size (bytes of JSON) an event is validated from Python objects instead of JSON text.
+const LARGE_EVENT: usize = 4096;
 const TEXT_DELTA: &str = "response.output_text.delta";
 const TEXT_DELTA_FIELDS: [&str; 7] = [
     "content_index",
@@ -449,8 +451,16 @@ impl EventFactory {
             PyValueError::new_err(format!("no event class registered for '{type_name}'"))
         })?;
         let json = event.to_json_string();
+        if json.len() <= LARGE_EVENT {
+            return cls
+                .bind(py)
+                .call_method1(pyo3::intern!(py, "model_validate_json"), (json,));
+        }
+        // The events that close a long message carry its whole text: re-parsing that as JSON costs
+        // more than validating Python objects, whose strings pydantic takes as they are.
+        let value = super::convert::value_to_py(py, &event.to_json())?;
         cls.bind(py)
-            .call_method1(pyo3::intern!(py, "model_validate_json"), (json,))
+            .call_method1(pyo3::intern!(py, "model_validate"), (value,))
     }
 
     /// What pydantic's `model_construct` does, minus its Python-level overhead.

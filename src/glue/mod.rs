@@ -1,7 +1,7 @@
 //! PyO3 glue: synchronous methods that move data in and out of the core. No awaiting happens here;
 //! the Python driver (`python/responses_rs/_driver.py`) performs every await the core asks for.
 
-mod convert;
+pub(crate) mod convert;
 mod events;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
