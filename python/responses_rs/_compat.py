@@ -13,6 +13,7 @@ from typing import Any
 
 from llama_stack.apis.agents import openai_responses as ls_responses
 from llama_stack.apis.inference import inference as ls_inference
+from llama_stack.providers.inline.agents.meta_reference import openai_responses as _ls_impl
 from pydantic import BaseModel, Field, TypeAdapter
 
 try:
@@ -51,34 +52,10 @@ def ls_class(name: str, fallback: type[BaseModel] = BaseModel) -> type[BaseModel
     return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else fallback
 
 
-class _PreviousResponseWithInputItems(BaseModel):
-    """The record llama-stack 0.2.7 stores: the response and every input item that led to it."""
-
-    input_items: (
-        ls_responses.OpenAIResponseInputItemList
-        if hasattr(  # type: ignore[name-defined]
-            ls_responses, "OpenAIResponseInputItemList"
-        )
-        else Any
-    )
-    response: OpenAIResponseObject  # type: ignore[valid-type]
-
-
-def _previous_response_class() -> type[BaseModel]:
-    # 0.2.7 defines this model in the provider module; llama-stack's own tests build it, so returning
-    # the very same class keeps `isinstance` and equality true for them.
-    try:
-        from llama_stack.providers.inline.agents.meta_reference import openai_responses as impl
-
-        cls = getattr(impl, "OpenAIResponsePreviousResponseWithInputItems", None)
-        if isinstance(cls, type) and issubclass(cls, BaseModel):
-            return cls
-    except ImportError:  # pragma: no cover - depends on optional llama-stack extras
-        pass
-    return _PreviousResponseWithInputItems
-
-
-PreviousResponseWithInputItems = _previous_response_class()
+# The record llama-stack 0.2.7 stores (the response and every input item that led to it). Both
+# versions define the model in the provider module; llama-stack's own tests build it, so using that
+# very class keeps `isinstance` and equality true for them.
+PreviousResponseWithInputItems = _ls_impl.OpenAIResponsePreviousResponseWithInputItems
 
 
 try:  # 0.2.12 lists responses in this order by default

@@ -392,10 +392,6 @@ impl Turn {
         &self.response_id
     }
 
-    pub fn is_done(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
     /// Events generated since the last drain, oldest first.
     pub fn drain_events(&mut self) -> std::collections::vec_deque::Drain<'_, Event> {
         self.events.drain(..)

@@ -254,6 +254,24 @@ fn web_search_def() -> Value {
         {"name": "query", "parameter_type": "string", "description": "what", "required": true}]})
 }
 
+/// A turn with the web_search tool whose first round ended with one web_search call (`arguments`).
+fn model_called_web_search(emit_events: bool, arguments: &str) -> (Turn, Log) {
+    let mut turn = Turn::new(
+        cfg(emit_events),
+        &json!("q"),
+        &json!([{"type": "web_search"}]),
+    )
+    .unwrap();
+    let mut log = Log::default();
+    turn.next_action().unwrap();
+    turn.provide_tool_def(&web_search_def()).unwrap();
+    infer(&mut turn, &mut log);
+    turn.tool_call_delta(0, Some("c1"), Some("web_search"), Some(arguments))
+        .unwrap();
+    turn.end_inference().unwrap();
+    (turn, log)
+}
+
 #[test]
 fn web_search_runs_and_the_model_gets_the_result() {
     let mut turn = Turn::new(cfg(true), &json!("news?"), &json!([{"type": "web_search"}])).unwrap();
@@ -311,14 +329,7 @@ fn web_search_runs_and_the_model_gets_the_result() {
 
 #[test]
 fn malformed_arguments_fail_the_call_visibly_and_tell_the_model() {
-    let mut turn = Turn::new(cfg(true), &json!("q"), &json!([{"type": "web_search"}])).unwrap();
-    let mut log = Log::default();
-    turn.next_action().unwrap();
-    turn.provide_tool_def(&web_search_def()).unwrap();
-    infer(&mut turn, &mut log);
-    turn.tool_call_delta(0, Some("c1"), Some("web_search"), Some("{not json"))
-        .unwrap();
-    turn.end_inference().unwrap();
+    let (mut turn, mut log) = model_called_web_search(true, "{not json");
     // No tool invocation: straight to the next round, which hears about the error.
     let (messages, _) = infer(&mut turn, &mut log);
     let tool_msg = &messages[2];
@@ -336,14 +347,7 @@ fn malformed_arguments_fail_the_call_visibly_and_tell_the_model() {
 
 #[test]
 fn tool_error_results_mark_the_call_failed() {
-    let mut turn = Turn::new(cfg(false), &json!("q"), &json!([{"type": "web_search"}])).unwrap();
-    turn.next_action().unwrap();
-    turn.provide_tool_def(&web_search_def()).unwrap();
-    let mut log = Log::default();
-    infer(&mut turn, &mut log);
-    turn.tool_call_delta(0, Some("c1"), Some("web_search"), Some("{}"))
-        .unwrap();
-    turn.end_inference().unwrap();
+    let (mut turn, mut log) = model_called_web_search(false, "{}");
     assert!(matches!(
         turn.next_action().unwrap(),
         Action::InvokeTool { .. }
@@ -644,14 +648,7 @@ fn the_027_contract_refuses_tools_it_cannot_run() {
 
 #[test]
 fn a_positive_error_code_fails_the_call_even_without_a_message() {
-    let mut turn = Turn::new(cfg(false), &json!("q"), &json!([{"type": "web_search"}])).unwrap();
-    turn.next_action().unwrap();
-    turn.provide_tool_def(&web_search_def()).unwrap();
-    let mut log = Log::default();
-    infer(&mut turn, &mut log);
-    turn.tool_call_delta(0, Some("c1"), Some("web_search"), Some("{}"))
-        .unwrap();
-    turn.end_inference().unwrap();
+    let (mut turn, mut log) = model_called_web_search(false, "{}");
     turn.next_action().unwrap();
     turn.tool_result(
         &json!({"content": [{"type": "text", "text": "no such city"}], "error_code": 1}),

@@ -187,13 +187,24 @@ impl PyTurn {
                 None => Ok(py.None().into_bound(py)),
             },
             _ => {
-                let list = PyList::empty(py);
-                while let Some(event) = self.turn.pop_event() {
-                    list.append(factory.build(py, &event, text, &mut self.hot)?)?;
-                }
-                Ok(list.into_any())
+                drop(factory);
+                Ok(self.queued_events(py, text)?.into_any())
             }
         }
+    }
+
+    /// Every queued event, built, as a list.
+    fn queued_events<'py>(
+        &mut self,
+        py: Python<'py>,
+        text: Option<&Bound<'py, PyString>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let factory = self.factory.bind(py).borrow();
+        let list = PyList::empty(py);
+        while let Some(event) = self.turn.pop_event() {
+            list.append(factory.build(py, &event, text, &mut self.hot)?)?;
+        }
+        Ok(list)
     }
 }
 
@@ -457,12 +468,9 @@ impl PyTurn {
         })
     }
 
-    /// The inference stream or completion is over. Returns the events it closed (see `feed`).
-    fn end_inference<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        guarded(|| {
-            self.turn.end_inference().map_err(to_py_err)?;
-            Ok(py.None().into_bound(py))
-        })
+    /// The inference stream or completion is over; the items it opened are closed (see `drain`).
+    fn end_inference(&mut self) -> PyResult<()> {
+        guarded(|| self.turn.end_inference().map_err(to_py_err))
     }
 
     fn tool_result(&mut self, result: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -487,14 +495,7 @@ impl PyTurn {
 
     /// Every event queued since the last call, as a list.
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        guarded(|| {
-            let factory = self.factory.bind(py).borrow();
-            let list = PyList::empty(py);
-            while let Some(event) = self.turn.pop_event() {
-                list.append(factory.build(py, &event, None, &mut self.hot)?)?;
-            }
-            Ok(list)
-        })
+        guarded(|| self.queued_events(py, None))
     }
 
     /// The finished response as JSON (llama-stack's `OpenAIResponseObject` shape).
