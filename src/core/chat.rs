@@ -76,9 +76,12 @@ fn convert_content(content: &Content) -> ChatContent {
             parts
                 .iter()
                 .filter_map(|part| match part {
-                    ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => {
+                    ContentPart::InputText { text }
+                    | ContentPart::OutputText { text, .. }
+                    | ContentPart::Refusal { refusal: text } => {
                         Some(ChatPart::Text { text: text.clone() })
                     }
+                    ContentPart::ReasoningText { .. } => None,
                     // An image given by file id only has no URL to pass on; llama-stack drops it too.
                     ContentPart::InputImage { detail, image_url } => {
                         image_url.as_ref().map(|url| ChatPart::ImageUrl {
@@ -155,7 +158,8 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
             Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpCall { .. }
-            | Item::McpListTools { .. } => {}
+            | Item::McpListTools { .. }
+            | Item::Reasoning { .. } => {}
         }
     }
     Ok(messages)

@@ -42,6 +42,7 @@ pub enum ResponseEventKind {
     Created,
     InProgress,
     Completed,
+    Incomplete,
     Failed,
 }
 
@@ -81,11 +82,54 @@ impl Marker {
     }
 }
 
-/// Which kind of call an arguments delta/done belongs to.
+/// What a streamed piece of text belongs to: a content part (output text, refusal, reasoning text)
+/// or a call's arguments. Each kind has its own `*.delta` / `*.done` event pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ArgumentsOf {
-    Function,
-    Mcp,
+pub enum DeltaKind {
+    OutputText,
+    Refusal,
+    ReasoningText,
+    FunctionArguments,
+    McpArguments,
+}
+
+impl DeltaKind {
+    pub fn delta_type(self) -> &'static str {
+        match self {
+            DeltaKind::OutputText => "response.output_text.delta",
+            DeltaKind::Refusal => "response.refusal.delta",
+            DeltaKind::ReasoningText => "response.reasoning_text.delta",
+            DeltaKind::FunctionArguments => "response.function_call_arguments.delta",
+            DeltaKind::McpArguments => "response.mcp_call_arguments.delta",
+        }
+    }
+
+    pub fn done_type(self) -> &'static str {
+        match self {
+            DeltaKind::OutputText => "response.output_text.done",
+            DeltaKind::Refusal => "response.refusal.done",
+            DeltaKind::ReasoningText => "response.reasoning_text.done",
+            DeltaKind::FunctionArguments => "response.function_call_arguments.done",
+            DeltaKind::McpArguments => "response.mcp_call_arguments.done",
+        }
+    }
+
+    /// Content parts carry `content_index`; arguments do not.
+    pub fn in_content_part(self) -> bool {
+        matches!(
+            self,
+            DeltaKind::OutputText | DeltaKind::Refusal | DeltaKind::ReasoningText
+        )
+    }
+
+    /// The field of the `*.done` event that holds the whole text.
+    fn done_field(self) -> &'static str {
+        match self {
+            DeltaKind::OutputText | DeltaKind::ReasoningText => "text",
+            DeltaKind::Refusal => "refusal",
+            DeltaKind::FunctionArguments | DeltaKind::McpArguments => "arguments",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -107,30 +151,20 @@ pub enum EventBody {
         content_index: usize,
         part: ContentPart,
     },
-    TextDelta {
+    Delta {
+        kind: DeltaKind,
         /// Shared with the open item: a delta per chunk must not allocate its id again.
         item_id: Arc<str>,
         output_index: usize,
         content_index: usize,
         delta: String,
     },
-    TextDone {
+    Done {
+        kind: DeltaKind,
         item_id: String,
         output_index: usize,
         content_index: usize,
         text: String,
-    },
-    ArgumentsDelta {
-        of: ArgumentsOf,
-        item_id: Arc<str>,
-        output_index: usize,
-        delta: String,
-    },
-    ArgumentsDone {
-        of: ArgumentsOf,
-        item_id: String,
-        output_index: usize,
-        arguments: String,
     },
     Marker {
         marker: Marker,
@@ -152,31 +186,15 @@ impl Event {
                 ResponseEventKind::Created => "response.created",
                 ResponseEventKind::InProgress => "response.in_progress",
                 ResponseEventKind::Completed => "response.completed",
+                ResponseEventKind::Incomplete => "response.incomplete",
                 ResponseEventKind::Failed => "response.failed",
             },
             EventBody::OutputItem { done: false, .. } => "response.output_item.added",
             EventBody::OutputItem { done: true, .. } => "response.output_item.done",
             EventBody::ContentPart { done: false, .. } => "response.content_part.added",
             EventBody::ContentPart { done: true, .. } => "response.content_part.done",
-            EventBody::TextDelta { .. } => "response.output_text.delta",
-            EventBody::TextDone { .. } => "response.output_text.done",
-            // llama-stack 0.2.12 (the contract served) spells the MCP ones with a dot.
-            EventBody::ArgumentsDelta {
-                of: ArgumentsOf::Function,
-                ..
-            } => "response.function_call_arguments.delta",
-            EventBody::ArgumentsDelta {
-                of: ArgumentsOf::Mcp,
-                ..
-            } => "response.mcp_call.arguments.delta",
-            EventBody::ArgumentsDone {
-                of: ArgumentsOf::Function,
-                ..
-            } => "response.function_call_arguments.done",
-            EventBody::ArgumentsDone {
-                of: ArgumentsOf::Mcp,
-                ..
-            } => "response.mcp_call.arguments.done",
+            EventBody::Delta { kind, .. } => kind.delta_type(),
+            EventBody::Done { kind, .. } => kind.done_type(),
             EventBody::Marker { marker, .. } => marker.type_name(),
         }
     }
@@ -223,49 +241,39 @@ impl Serialize for Event {
                 map.serialize_entry("output_index", output_index)?;
                 map.serialize_entry("part", part)?;
             }
-            EventBody::TextDelta {
+            EventBody::Delta {
+                kind,
                 item_id,
                 output_index,
                 content_index,
                 delta,
             } => {
-                map.serialize_entry("content_index", content_index)?;
+                if kind.in_content_part() {
+                    map.serialize_entry("content_index", content_index)?;
+                }
                 map.serialize_entry("delta", delta)?;
                 map.serialize_entry("item_id", item_id)?;
                 map.serialize_entry("output_index", output_index)?;
-                map.serialize_entry("logprobs", &[] as &[Value])?;
+                if *kind == DeltaKind::OutputText {
+                    map.serialize_entry("logprobs", &[] as &[Value])?;
+                }
             }
-            EventBody::TextDone {
+            EventBody::Done {
+                kind,
                 item_id,
                 output_index,
                 content_index,
                 text,
             } => {
-                map.serialize_entry("content_index", content_index)?;
+                if kind.in_content_part() {
+                    map.serialize_entry("content_index", content_index)?;
+                }
                 map.serialize_entry("item_id", item_id)?;
                 map.serialize_entry("output_index", output_index)?;
-                map.serialize_entry("text", text)?;
-                map.serialize_entry("logprobs", &[] as &[Value])?;
-            }
-            EventBody::ArgumentsDelta {
-                item_id,
-                output_index,
-                delta,
-                ..
-            } => {
-                map.serialize_entry("delta", delta)?;
-                map.serialize_entry("item_id", item_id)?;
-                map.serialize_entry("output_index", output_index)?;
-            }
-            EventBody::ArgumentsDone {
-                item_id,
-                output_index,
-                arguments,
-                ..
-            } => {
-                map.serialize_entry("arguments", arguments)?;
-                map.serialize_entry("item_id", item_id)?;
-                map.serialize_entry("output_index", output_index)?;
+                map.serialize_entry(kind.done_field(), text)?;
+                if *kind == DeltaKind::OutputText {
+                    map.serialize_entry("logprobs", &[] as &[Value])?;
+                }
             }
             EventBody::Marker {
                 item_id,

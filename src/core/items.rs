@@ -47,12 +47,19 @@ pub enum ContentPart {
         #[serde(default)]
         image_url: Option<String>,
     },
+    #[serde(rename = "refusal")]
+    Refusal { refusal: String },
+    #[serde(rename = "reasoning_text")]
+    ReasoningText { text: String },
 }
 
 impl ContentPart {
     pub fn text(&self) -> Option<&str> {
         match self {
-            ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => Some(text),
+            ContentPart::InputText { text }
+            | ContentPart::OutputText { text, .. }
+            | ContentPart::ReasoningText { text } => Some(text),
+            ContentPart::Refusal { refusal } => Some(refusal),
             ContentPart::InputImage { .. } => None,
         }
     }
@@ -108,12 +115,24 @@ pub enum Item {
         server_label: String,
         error: Option<String>,
         output: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
     },
     #[serde(rename = "mcp_list_tools")]
     McpListTools {
         id: String,
         server_label: String,
         tools: Vec<Value>,
+    },
+    #[serde(rename = "reasoning")]
+    Reasoning {
+        id: String,
+        summary: Vec<Value>,
+        content: Vec<ContentPart>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        encrypted_content: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
     },
 }
 
@@ -126,7 +145,8 @@ impl Item {
             Item::WebSearchCall { id, .. }
             | Item::FileSearchCall { id, .. }
             | Item::McpCall { id, .. }
-            | Item::McpListTools { id, .. } => Some(id),
+            | Item::McpListTools { id, .. }
+            | Item::Reasoning { id, .. } => Some(id),
         }
     }
 
@@ -306,6 +326,7 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
             server_label: str_field(obj, "server_label", path)?.to_owned(),
             error: opt_str_field(obj, "error", path)?,
             output: opt_str_field(obj, "output", path)?,
+            status: opt_str_field(obj, "status", path)?,
         },
         "mcp_list_tools" => Item::McpListTools {
             id: str_field(obj, "id", path)?.to_owned(),

@@ -5,6 +5,9 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod items;
+pub mod output;
+pub mod round;
+mod tool_calls;
 pub mod turn;
 
 pub use error::CoreError;

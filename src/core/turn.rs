@@ -1,25 +1,32 @@
 //! The orchestration state machine for one `create_openai_response` call.
 //!
-//! It is sans-IO: `next_action` says what I/O is needed (look up a tool, call inference, invoke a
-//! tool, store the record), the driver performs it and feeds the result back (`provide_tool_def`,
-//! `text_delta`/`tool_call_delta`/`end_inference`, `tool_result`, `stored`). Stream events queue up
-//! in `events` as they happen; the driver drains them. One `Turn` owns one `sequence_number`
-//! counter, so numbering stays contiguous across every inference round.
+//! It is sans-IO: `next_action` says what I/O is needed (look up a tool, list an MCP server's tools,
+//! call inference, invoke a tool, store the record), the driver performs it and feeds the result back
+//! (`provide_tool_def`, `text_delta`/`tool_call_delta`/`end_inference`, `tool_result`, `tool_failed`,
+//! `stored`). Stream events queue up in the shared `Output` as they happen; the driver drains them.
+//!
+//! Where each rule lives: the chunks of one inference round become items in `round.rs` (strict
+//! nesting, reasoning, refusals); server-side tool calls run in `tool_calls.rs`; this file holds the
+//! phases, the tool lookups, the loop over rounds and the end of the response.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::chat::{self, ChatContent, ChatMessage, ToolCall, ToolCallFunction};
 use super::error::{CoreError, Result};
 use super::events::{
-    ArgumentsOf, Event, EventBody, Marker, Response, ResponseError, ResponseEventKind,
+    DeltaKind, Event, EventBody, Marker, Response, ResponseError, ResponseEventKind,
 };
 use super::ids::{new_id, now_unix};
-use super::items::{self, Content, ContentPart, Item, Role, Tool};
+use super::items::{self, Item, Tool};
+use super::output::Output;
+use super::round::{CallKind, CallPiece, Classify, Ending, Round};
+use super::tool_calls::Execution;
 
-/// What the caller asked for, plus the few switches where the llama-stack versions differ.
+pub use super::round::DirectDelta;
+
+/// What the caller asked for, plus the few switches where the hosts differ.
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
     pub model: String,
@@ -45,9 +52,10 @@ pub struct TurnConfig {
 /// I/O the driver must perform next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// `tool_groups_api.get_tool(name)`, answered with `provide_tool_def`.
+    /// `tool_groups_api.get_tool(name)`, answered with `provide_tool_def` (or `tool_failed`: the host
+    /// cannot serve the tool, which is then left out).
     GetToolDef { name: String },
-    /// `list_mcp_tools(endpoint, headers)`, answered with `provide_mcp_tools`.
+    /// `list_mcp_tools(endpoint, headers)`, answered with `provide_mcp_tools` (or `tool_failed`).
     ListMcpTools {
         server_label: String,
         server_url: String,
@@ -60,9 +68,9 @@ pub enum Action {
         stream: bool,
         response_format: Option<Value>,
     },
-    /// `tool_runtime_api.invoke_tool(tool_name=, kwargs=)`, answered with `tool_result`.
+    /// `tool_runtime_api.invoke_tool(tool_name=, kwargs=)`, answered with `tool_result`/`tool_failed`.
     InvokeTool { name: String, arguments: Value },
-    /// `invoke_mcp_tool(endpoint, headers, tool_name, kwargs)`, answered with `tool_result`.
+    /// `invoke_mcp_tool(endpoint, headers, tool_name, kwargs)`, answered with `tool_result`/`tool_failed`.
     InvokeMcp {
         server_url: String,
         headers: Option<Value>,
@@ -84,25 +92,6 @@ pub enum Action {
     Done,
 }
 
-/// A delta event the caller builds itself (see `text_delta_direct`): everything but the text, which
-/// is the piece the caller just passed in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DirectDelta {
-    /// `None` for output text, else whose arguments these are.
-    pub of: Option<ArgumentsOf>,
-    pub sequence_number: u64,
-    pub item_id: Arc<str>,
-    pub output_index: usize,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CallKind {
-    Function,
-    WebSearch,
-    FileSearch(usize),
-    Mcp(usize),
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Lookup {
     ToolDef { tool: usize, name: &'static str },
@@ -110,52 +99,35 @@ enum Lookup {
 }
 
 #[derive(Debug)]
-struct McpServer {
-    label: String,
-    url: String,
-    headers: Option<Value>,
-    allowed: Option<Vec<String>>,
+pub(super) struct McpServer {
+    pub label: String,
+    pub url: String,
+    pub headers: Option<Value>,
+    pub allowed: Option<Vec<String>>,
 }
 
-#[derive(Debug)]
-struct OpenMessage {
-    output_index: usize,
-    item_id: Arc<str>,
-    text: String,
-}
-
-#[derive(Debug)]
-struct PendingCall {
-    index: u32,
-    call_id: String,
-    name: String,
-    arguments: String,
-    kind: Option<CallKind>,
-    /// Output slot once an item exists for it (function and MCP calls get one while streaming).
-    output_index: Option<usize>,
-    item_id: Arc<str>,
-}
-
+/// Which called names are the client's functions and which are server-side tools.
 #[derive(Debug, Default)]
-struct Round {
-    message: Option<OpenMessage>,
-    calls: Vec<PendingCall>,
-    /// Position in `calls` of the last call touched: 1-character argument deltas hit it every time.
-    last_call: usize,
+pub(super) struct Catalog {
+    function_names: HashSet<String>,
+    server_tools: HashMap<String, CallKind>,
 }
 
-#[derive(Debug)]
-struct Execution {
-    kind: CallKind,
-    call_id: String,
-    name: String,
-    arguments: String,
-    output_index: Option<usize>,
-    item_id: String,
+impl Classify for Catalog {
+    fn classify(&self, name: &str) -> CallKind {
+        if self.function_names.contains(name) {
+            return CallKind::Function;
+        }
+        // A name the request did not offer is handed back to the client as a function call.
+        self.server_tools
+            .get(name)
+            .copied()
+            .unwrap_or(CallKind::Function)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
+pub(super) enum Phase {
     Start,
     Lookups,
     AwaitLookup,
@@ -169,38 +141,56 @@ enum Phase {
     Done,
 }
 
+/// Why a response ended `incomplete`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncompleteReason {
+    MaxOutputTokens,
+    ContentFilter,
+}
+
+impl IncompleteReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncompleteReason::MaxOutputTokens => "max_output_tokens",
+            IncompleteReason::ContentFilter => "content_filter",
+        }
+    }
+}
+
 pub struct Turn {
-    cfg: TurnConfig,
+    pub(super) cfg: TurnConfig,
     response_id: String,
     created_at: i64,
     /// The input as it will be stored (llama-stack stores the whole re-hydrated input).
     stored_input: Vec<Item>,
-    messages: Vec<ChatMessage>,
-    tools: Vec<Tool>,
+    pub(super) messages: Vec<ChatMessage>,
+    pub(super) tools: Vec<Tool>,
     /// Chat tool definitions, one slot per request tool, filled as lookups complete.
     chat_tools: Vec<Vec<Value>>,
     chat_tools_json: Option<String>,
-    function_names: HashSet<String>,
-    server_tools: HashMap<String, CallKind>,
-    mcp_servers: Vec<McpServer>,
+    catalog: Catalog,
+    pub(super) mcp_servers: Vec<McpServer>,
     lookups: Vec<Lookup>,
     next_lookup: usize,
     /// The open `mcp_list_tools` item while its listing is under way.
     listing: Option<(usize, String)>,
-    output: Vec<Item>,
+    pub(super) out: Output,
     round: Round,
     rounds_done: u32,
+    /// How the current round's stream said it ended.
+    round_ending: Ending,
+    incomplete: Option<IncompleteReason>,
     /// Server-side calls of the last round waiting to run, and the one running.
-    queue: VecDeque<Execution>,
-    running: Option<Execution>,
+    pub(super) queue: VecDeque<Execution>,
+    pub(super) running: Option<Execution>,
     /// A round returned function calls to the client: the turn ends after its server calls.
     stop_after_round: bool,
-    phase: Phase,
-    seq: u64,
-    events: VecDeque<Event>,
+    pub(super) phase: Phase,
     final_response: Option<Response>,
-    /// The assistant text of the round just closed, for the history sent to the next round.
-    round_text: Option<String>,
+    /// Things the driver should log once (a tool left out because the host cannot serve it).
+    warnings: Vec<String>,
+    /// The `usage` objects inference reported, one per round that reported one.
+    pub(super) usage_reports: Vec<Value>,
 }
 
 fn response_format(text: Option<&Value>) -> Result<Value> {
@@ -233,36 +223,6 @@ fn response_format(text: Option<&Value>) -> Result<Value> {
             "text.format.type",
             format!("unknown text format '{other}' (expected text, json_object or json_schema)"),
         )),
-    }
-}
-
-/// The text of a tool invocation result: `content` may be a string, a content item or a list of them.
-fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .map(content_text)
-            .collect::<Vec<_>>()
-            .join("\n"),
-        Value::Object(obj) => match obj.get("text") {
-            Some(Value::String(t)) => t.clone(),
-            _ => serde_json::to_string(content).unwrap_or_default(),
-        },
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
-}
-
-/// Parse tool-call arguments: empty means none; anything else must be a JSON object.
-fn parse_arguments(arguments: &str) -> std::result::Result<Value, String> {
-    if arguments.trim().is_empty() {
-        return Ok(json!({}));
-    }
-    match serde_json::from_str::<Value>(arguments) {
-        Ok(v @ Value::Object(_)) => Ok(v),
-        Ok(_) => Err("the tool arguments must be a JSON object".to_owned()),
-        Err(e) => Err(format!("the tool arguments are not valid JSON ({e})")),
     }
 }
 
@@ -308,30 +268,31 @@ impl Turn {
             response_format(cfg.text.as_ref())?;
         }
 
+        let response_id = new_id("resp-");
         let mut turn = Turn {
-            response_id: new_id("resp-"),
+            out: Output::new(cfg.emit_events, response_id.clone()),
+            response_id,
             created_at: now_unix(),
             stored_input,
             messages,
             chat_tools: vec![Vec::new(); tools.len()],
             chat_tools_json: None,
-            function_names: HashSet::new(),
-            server_tools: HashMap::new(),
+            catalog: Catalog::default(),
             mcp_servers: Vec::new(),
             lookups: Vec::new(),
             next_lookup: 0,
             listing: None,
-            output: Vec::new(),
-            round: Round::default(),
+            round: Round::new(),
             rounds_done: 0,
+            round_ending: Ending::Completed,
+            incomplete: None,
             queue: VecDeque::new(),
             running: None,
             stop_after_round: false,
             phase: Phase::Start,
-            seq: 0,
-            events: VecDeque::new(),
             final_response: None,
-            round_text: None,
+            warnings: Vec::new(),
+            usage_reports: Vec::new(),
             tools: Vec::new(),
             cfg,
         };
@@ -350,7 +311,7 @@ impl Turn {
                         parameters.as_ref(),
                         *strict,
                     ));
-                    turn.function_names.insert(name.clone());
+                    turn.catalog.function_names.insert(name.clone());
                 }
                 Tool::WebSearch => {
                     if !web_search_seen {
@@ -394,28 +355,25 @@ impl Turn {
 
     /// Events generated since the last drain, oldest first.
     pub fn drain_events(&mut self) -> std::collections::vec_deque::Drain<'_, Event> {
-        self.events.drain(..)
+        self.out.drain()
     }
 
     pub fn pending_events(&self) -> usize {
-        self.events.len()
+        self.out.pending()
     }
 
     pub fn pop_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        self.out.pop()
     }
 
-    /// The finished response (completed or failed), once there is one.
+    /// The finished response (completed, incomplete or failed), once there is one.
     pub fn final_response(&self) -> Option<&Response> {
         self.final_response.as_ref()
     }
 
-    fn emit(&mut self, body: EventBody) {
-        self.events.push_back(Event {
-            sequence_number: self.seq,
-            body,
-        });
-        self.seq += 1;
+    /// Messages for the driver's log (each once): tools left out because the host cannot serve them.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 
     fn snapshot(&self, status: &'static str, error: Option<ResponseError>) -> Response {
@@ -425,7 +383,7 @@ impl Turn {
             id: self.response_id.clone(),
             model: self.cfg.model.clone(),
             object: "response",
-            output: self.output.clone(),
+            output: self.out.items.clone(),
             parallel_tool_calls: false,
             previous_response_id: self.cfg.previous_response_id.clone(),
             status,
@@ -439,50 +397,14 @@ impl Turn {
     }
 
     fn emit_response_event(&mut self, kind: ResponseEventKind, status: &'static str) {
-        if self.cfg.emit_events {
+        if self.out.emits() {
             let response = self.snapshot(status, None);
-            self.emit(EventBody::Response { kind, response });
+            self.out.emit(EventBody::Response { kind, response });
         }
     }
 
-    /// Append an item to the output and announce it.
-    fn open_item(&mut self, item: Item) -> usize {
-        let output_index = self.output.len();
-        if self.cfg.emit_events {
-            self.emit(EventBody::OutputItem {
-                done: false,
-                output_index,
-                item: item.clone(),
-                response_id: self.response_id.clone(),
-            });
-        }
-        self.output.push(item);
-        output_index
-    }
-
-    /// Replace an output item with its final form and announce that it is done.
-    fn close_item(&mut self, output_index: usize, item: Item) {
-        if self.cfg.emit_events {
-            self.emit(EventBody::OutputItem {
-                done: true,
-                output_index,
-                item: item.clone(),
-                response_id: self.response_id.clone(),
-            });
-        }
-        if let Some(slot) = self.output.get_mut(output_index) {
-            *slot = item;
-        }
-    }
-
-    fn marker(&mut self, marker: Marker, item_id: &str, output_index: usize) {
-        if self.cfg.emit_events {
-            self.emit(EventBody::Marker {
-                marker,
-                item_id: item_id.to_owned(),
-                output_index,
-            });
-        }
+    pub(super) fn expect_phase(&self, phase: Phase, what: &str) -> Result<()> {
+        self.expect(phase, what)
     }
 
     fn expect(&self, phase: Phase, what: &str) -> Result<()> {
@@ -517,12 +439,13 @@ impl Turn {
                     Some(Lookup::Mcp { server, .. }) => {
                         let item_id = new_id("mcpl_");
                         let label = self.mcp_servers[server].label.clone();
-                        let output_index = self.open_item(Item::McpListTools {
+                        let output_index = self.out.open(Item::McpListTools {
                             id: item_id.clone(),
                             server_label: label.clone(),
                             tools: Vec::new(),
                         });
-                        self.marker(Marker::McpListToolsInProgress, &item_id, output_index);
+                        self.out
+                            .marker(Marker::McpListToolsInProgress, &item_id, output_index);
                         self.listing = Some((output_index, item_id));
                         self.phase = Phase::AwaitLookup;
                         let server = &self.mcp_servers[server];
@@ -547,7 +470,8 @@ impl Turn {
                 },
                 Phase::Infer => {
                     self.rounds_done += 1;
-                    self.round = Round::default();
+                    self.round = Round::new();
+                    self.round_ending = Ending::Completed;
                     self.phase = Phase::Inferring;
                     let messages = serde_json::to_string(&self.messages)
                         .map_err(|e| CoreError::protocol(e.to_string()))?;
@@ -570,16 +494,23 @@ impl Turn {
                         }
                     }
                     None => {
-                        self.phase =
-                            if !self.stop_after_round && self.rounds_done < self.cfg.max_rounds {
-                                Phase::Infer
-                            } else {
-                                Phase::Finish
-                            };
+                        self.phase = if !self.stop_after_round
+                            && self.incomplete.is_none()
+                            && self.rounds_done < self.cfg.max_rounds
+                        {
+                            Phase::Infer
+                        } else {
+                            Phase::Finish
+                        };
                     }
                 },
                 Phase::Finish => {
-                    let response = self.snapshot("completed", None);
+                    let status = if self.incomplete.is_some() {
+                        "incomplete"
+                    } else {
+                        "completed"
+                    };
+                    let response = self.snapshot(status, None);
                     self.final_response = Some(response);
                     if self.cfg.store {
                         self.phase = Phase::AwaitStore;
@@ -592,12 +523,14 @@ impl Turn {
                     self.phase = Phase::Complete;
                 }
                 Phase::Complete => {
-                    if self.cfg.emit_events {
+                    if self.out.emits() {
                         if let Some(response) = self.final_response.clone() {
-                            self.emit(EventBody::Response {
-                                kind: ResponseEventKind::Completed,
-                                response,
-                            });
+                            let kind = if self.incomplete.is_some() {
+                                ResponseEventKind::Incomplete
+                            } else {
+                                ResponseEventKind::Completed
+                            };
+                            self.out.emit(EventBody::Response { kind, response });
                         }
                     }
                     self.phase = Phase::Done;
@@ -628,7 +561,7 @@ impl Turn {
             Some(Tool::FileSearch { .. }) => CallKind::FileSearch(tool),
             _ => CallKind::WebSearch,
         };
-        self.server_tools.insert(name.to_owned(), kind);
+        self.catalog.server_tools.insert(name.to_owned(), kind);
         self.next_lookup += 1;
         self.phase = Phase::Lookups;
         Ok(())
@@ -672,259 +605,191 @@ impl Turn {
             );
             self.chat_tools[tool].push(chat_tool);
             // Several servers may list the same name; the first one listed keeps it.
-            self.server_tools
+            self.catalog
+                .server_tools
                 .entry(name.to_owned())
                 .or_insert(CallKind::Mcp(server));
         }
         if let Some((output_index, item_id)) = self.listing.take() {
-            self.marker(Marker::McpListToolsCompleted, &item_id, output_index);
+            self.out
+                .marker(Marker::McpListToolsCompleted, &item_id, output_index);
             let item = Item::McpListTools {
                 id: item_id,
                 server_label: self.mcp_servers[server].label.clone(),
                 tools: tools_json,
             };
-            self.close_item(output_index, item);
+            self.out.close(output_index, item);
         }
         self.next_lookup += 1;
         self.phase = Phase::Lookups;
         Ok(())
     }
 
+    /// A tool lookup or a tool call the driver performed raised (or the host cannot serve the tool).
+    /// Only that tool suffers: a lookup leaves the tool out of what the model is offered (an MCP
+    /// listing ends `mcp_list_tools.failed`), a call is marked `failed` and the model is told.
+    pub fn tool_failed(&mut self, message: &str) -> Result<()> {
+        match self.phase {
+            Phase::AwaitLookup => {
+                match self.lookups.get(self.next_lookup).cloned() {
+                    Some(Lookup::ToolDef { name, .. }) => self.warnings.push(format!(
+                        "the tool '{name}' is left out of what the model is offered: {message}"
+                    )),
+                    Some(Lookup::Mcp { server, .. }) => {
+                        self.warnings.push(format!(
+                            "listing the tools of MCP server '{}' failed: {message}",
+                            self.mcp_servers[server].label
+                        ));
+                        self.fail_listing();
+                    }
+                    None => return Err(CoreError::protocol("tool_failed answers no lookup")),
+                }
+                self.next_lookup += 1;
+                self.phase = Phase::Lookups;
+                Ok(())
+            }
+            Phase::AwaitTool => {
+                let exec = self
+                    .running
+                    .take()
+                    .ok_or_else(|| CoreError::protocol("tool_failed without a running call"))?;
+                self.finish_execution(exec, Err(message.to_owned()), None);
+                self.phase = Phase::Execute;
+                Ok(())
+            }
+            _ => self.expect(Phase::AwaitTool, "tool_failed"),
+        }
+    }
+
+    fn fail_listing(&mut self) {
+        if let Some((output_index, item_id)) = self.listing.take() {
+            self.out
+                .marker(Marker::McpListToolsFailed, &item_id, output_index);
+            let label = match self.out.items.get(output_index) {
+                Some(Item::McpListTools { server_label, .. }) => server_label.clone(),
+                _ => String::new(),
+            };
+            self.out.close(
+                output_index,
+                Item::McpListTools {
+                    id: item_id,
+                    server_label: label,
+                    tools: Vec::new(),
+                },
+            );
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // Inference results: the hot path. Called once per chunk.
 
+    fn inferring(&self, what: &str) -> Result<()> {
+        if self.phase == Phase::Inferring {
+            Ok(())
+        } else {
+            self.expect(Phase::Inferring, what)
+        }
+    }
+
     /// A piece of the assistant's text. Empty pieces are ignored.
     pub fn text_delta(&mut self, text: &str) -> Result<()> {
-        if text.is_empty() {
-            return Ok(());
-        }
-        if self.phase != Phase::Inferring {
-            return self.expect(Phase::Inferring, "text_delta");
-        }
-        if self.round.message.is_none() {
-            self.open_message();
-        }
-        let emit = self.cfg.emit_events;
-        let Some(msg) = self.round.message.as_mut() else {
-            return Err(CoreError::protocol("message not open"));
-        };
-        msg.text.push_str(text);
-        if emit {
-            let body = EventBody::TextDelta {
-                item_id: msg.item_id.clone(),
-                output_index: msg.output_index,
-                content_index: 0,
-                delta: text.to_owned(),
-            };
-            self.emit(body);
-        }
+        self.piece(DeltaKind::OutputText, text)
+    }
+
+    /// A piece of the model's reasoning (`reasoning_content` / `reasoning`).
+    pub fn reasoning_delta(&mut self, text: &str) -> Result<()> {
+        self.piece(DeltaKind::ReasoningText, text)
+    }
+
+    /// A piece of a refusal (`delta.refusal`).
+    pub fn refusal_delta(&mut self, text: &str) -> Result<()> {
+        self.piece(DeltaKind::Refusal, text)
+    }
+
+    /// A piece of text, refusal or reasoning.
+    pub fn piece(&mut self, kind: DeltaKind, text: &str) -> Result<()> {
+        self.inferring("text_delta")?;
+        self.round.text(&mut self.out, kind, text);
         Ok(())
     }
 
-    /// The per-chunk fast path of `text_delta`: when the message is already open, nothing but the
-    /// delta event follows, and instead of queueing it (allocating its text) the turn hands back what
-    /// the caller needs to build it from the text it already holds. `None`: use `drain`/`pop_event`.
+    /// The per-chunk fast path of `text_delta`: when the message is already being streamed and
+    /// nothing is queued, nothing but the delta event follows, and instead of queueing it (allocating
+    /// its text) the turn hands back what the caller needs to build it from the text it already holds.
+    /// `None`: use `drain`/`pop_event`.
     pub fn text_delta_direct(&mut self, text: &str) -> Result<Option<DirectDelta>> {
-        if self.phase == Phase::Inferring
-            && self.cfg.emit_events
-            && !text.is_empty()
-            && self.events.is_empty()
-        {
-            if let Some(msg) = self.round.message.as_mut() {
-                msg.text.push_str(text);
-                let delta = DirectDelta {
-                    of: None,
-                    sequence_number: self.seq,
-                    item_id: msg.item_id.clone(),
-                    output_index: msg.output_index,
-                };
-                self.seq += 1;
-                return Ok(Some(delta));
+        self.piece_direct(DeltaKind::OutputText, text)
+    }
+
+    pub fn piece_direct(&mut self, kind: DeltaKind, text: &str) -> Result<Option<DirectDelta>> {
+        if self.phase == Phase::Inferring {
+            if let Some(d) = self.round.text_direct(&mut self.out, kind, text) {
+                return Ok(Some(d));
             }
         }
-        self.text_delta(text).map(|()| None)
+        self.piece(kind, text).map(|()| None)
     }
 
-    fn open_message(&mut self) {
-        let item_id = new_id("msg_");
-        let output_index = self.open_item(Item::Message {
-            content: Content::Parts(Vec::new()),
-            role: Role::Assistant,
-            id: Some(item_id.clone()),
-            status: Some("in_progress".to_owned()),
-        });
-        if self.cfg.emit_events {
-            self.emit(EventBody::ContentPart {
-                done: false,
-                item_id: item_id.clone(),
-                output_index,
-                content_index: 0,
-                part: ContentPart::OutputText {
-                    text: String::new(),
-                    annotations: Some(Vec::new()),
-                },
-            });
-        }
-        self.round.message = Some(OpenMessage {
-            output_index,
-            item_id: item_id.into(),
-            text: String::new(),
-        });
-    }
-
-    /// A piece of a tool call, aggregated by `index`. Every part is optional: servers send the id and
-    /// name once, then argument pieces (which may be `None` or empty).
+    /// A piece of a tool call, aggregated by `index` (any integer: it is only a key). Every part is
+    /// optional: servers send the id and name once, then argument pieces (which may be `None` or empty).
     pub fn tool_call_delta(
         &mut self,
-        index: u32,
+        index: i64,
         id: Option<&str>,
         name: Option<&str>,
         arguments: Option<&str>,
     ) -> Result<()> {
-        self.tool_call_delta_inner(index, id, name, arguments, false)
-            .map(|_| ())
+        self.inferring("tool_call_delta")?;
+        let piece = CallPiece {
+            key: index,
+            id,
+            name,
+            arguments,
+        };
+        self.round
+            .tool_call(&mut self.out, &self.catalog, piece, false);
+        Ok(())
     }
 
     /// The per-chunk fast path of `tool_call_delta`, as `text_delta_direct` is for text: when the
-    /// piece only extends the arguments of a call whose item is open, the delta is handed back.
+    /// piece only extends the arguments of the call being streamed, the delta is handed back.
     pub fn tool_call_delta_direct(
         &mut self,
-        index: u32,
+        index: i64,
         id: Option<&str>,
         name: Option<&str>,
         arguments: Option<&str>,
     ) -> Result<Option<DirectDelta>> {
-        let direct = self.events.is_empty();
-        self.tool_call_delta_inner(index, id, name, arguments, direct)
+        self.inferring("tool_call_delta")?;
+        let piece = CallPiece {
+            key: index,
+            id,
+            name,
+            arguments,
+        };
+        Ok(self
+            .round
+            .tool_call(&mut self.out, &self.catalog, piece, true))
     }
 
-    fn tool_call_delta_inner(
-        &mut self,
-        index: u32,
-        id: Option<&str>,
-        name: Option<&str>,
-        arguments: Option<&str>,
-        direct: bool,
-    ) -> Result<Option<DirectDelta>> {
-        if self.phase != Phase::Inferring {
-            return self
-                .expect(Phase::Inferring, "tool_call_delta")
-                .map(|()| None);
-        }
-        let pos = match self.round.calls.get(self.round.last_call) {
-            Some(call) if call.index == index => self.round.last_call,
-            _ => match self.round.calls.iter().position(|c| c.index == index) {
-                Some(pos) => pos,
-                None => {
-                    self.round.calls.push(PendingCall {
-                        index,
-                        call_id: String::new(),
-                        name: String::new(),
-                        arguments: String::new(),
-                        kind: None,
-                        output_index: None,
-                        item_id: Arc::from(""),
-                    });
-                    self.round.calls.len() - 1
-                }
-            },
+    /// The chunk's (or completion's) `finish_reason`: `length` and `content_filter` end the response
+    /// `incomplete` after this round; anything else changes nothing.
+    pub fn finish_reason(&mut self, reason: &str) -> Result<()> {
+        self.inferring("finish_reason")?;
+        let reason = match reason {
+            "length" => IncompleteReason::MaxOutputTokens,
+            "content_filter" => IncompleteReason::ContentFilter,
+            _ => return Ok(()),
         };
-        self.round.last_call = pos;
-        let call = &mut self.round.calls[pos];
-        if let Some(id) = id.filter(|s| !s.is_empty()) {
-            if call.call_id.is_empty() {
-                call.call_id = id.to_owned();
-            }
-        }
-        if let Some(name) = name.filter(|s| !s.is_empty()) {
-            if call.name.is_empty() {
-                call.name = name.to_owned();
-            }
-        }
-        let delta = arguments.unwrap_or("");
-        call.arguments.push_str(delta);
-        if call.kind.is_none() && !call.name.is_empty() {
-            self.classify_call(pos);
-        } else if !delta.is_empty() && self.cfg.emit_events {
-            if let (Some(output_index), Some(of)) = (call.output_index, arguments_of(call.kind)) {
-                if direct {
-                    let delta = DirectDelta {
-                        of: Some(of),
-                        sequence_number: self.seq,
-                        item_id: call.item_id.clone(),
-                        output_index,
-                    };
-                    self.seq += 1;
-                    return Ok(Some(delta));
-                }
-                let body = EventBody::ArgumentsDelta {
-                    of,
-                    item_id: call.item_id.clone(),
-                    output_index,
-                    delta: delta.to_owned(),
-                };
-                self.emit(body);
-            }
-        }
-        Ok(None)
+        self.round_ending = Ending::Incomplete;
+        self.incomplete.get_or_insert(reason);
+        Ok(())
     }
 
-    /// Decide what a call is once its name is known; function and MCP calls get their item now so
-    /// their arguments can stream, server-side searches get theirs when they run.
-    fn classify_call(&mut self, pos: usize) {
-        let name = self.round.calls[pos].name.clone();
-        let kind = if self.function_names.contains(&name) {
-            CallKind::Function
-        } else {
-            // A name the request did not offer is handed back to the client as a function call.
-            self.server_tools
-                .get(&name)
-                .copied()
-                .unwrap_or(CallKind::Function)
-        };
-        self.round.calls[pos].kind = Some(kind);
-        let (item_id, item) = match kind {
-            CallKind::Function => {
-                let id = new_id("fc_");
-                let call = &self.round.calls[pos];
-                let item = Item::FunctionCall {
-                    arguments: String::new(),
-                    call_id: call.call_id.clone(),
-                    name: name.clone(),
-                    id: Some(id.clone()),
-                    status: Some("in_progress".to_owned()),
-                };
-                (id, item)
-            }
-            CallKind::Mcp(server) => {
-                let id = new_id("mcp_");
-                let item = Item::McpCall {
-                    id: id.clone(),
-                    arguments: String::new(),
-                    name: name.clone(),
-                    server_label: self.mcp_servers[server].label.clone(),
-                    error: None,
-                    output: None,
-                };
-                (id, item)
-            }
-            CallKind::WebSearch | CallKind::FileSearch(_) => return,
-        };
-        let output_index = self.open_item(item);
-        let call = &mut self.round.calls[pos];
-        call.output_index = Some(output_index);
-        call.item_id = item_id.into();
-        // Arguments that arrived before the name go out as one delta.
-        if !call.arguments.is_empty() && self.cfg.emit_events {
-            if let Some(of) = arguments_of(call.kind) {
-                let body = EventBody::ArgumentsDelta {
-                    of,
-                    item_id: call.item_id.clone(),
-                    output_index,
-                    delta: call.arguments.clone(),
-                };
-                self.emit(body);
-            }
+    /// The token usage inference reported for this round (a Chat Completions `usage` object).
+    pub fn usage(&mut self, usage: &Value) {
+        if usage.is_object() {
+            self.usage_reports.push(usage.clone());
         }
     }
 
@@ -932,21 +797,12 @@ impl Turn {
     /// comes next.
     pub fn end_inference(&mut self) -> Result<()> {
         self.expect(Phase::Inferring, "end_inference")?;
-        self.close_message("completed");
-        // A call whose name never came has nothing to run: it goes back to the client as it is.
-        for pos in 0..self.round.calls.len() {
-            if self.round.calls[pos].kind.is_none() {
-                self.classify_call(pos);
-            }
-        }
-        let mut calls = std::mem::take(&mut self.round.calls);
-        calls.sort_by_key(|c| c.index);
-        let mut tool_calls = Vec::with_capacity(calls.len());
+        let result = self
+            .round
+            .finish(&mut self.out, &self.catalog, self.round_ending);
+        let mut tool_calls = Vec::with_capacity(result.calls.len());
         let mut server_calls = Vec::new();
-        for (i, mut call) in calls.into_iter().enumerate() {
-            if call.call_id.is_empty() {
-                call.call_id = new_id("call_");
-            }
+        for (i, call) in result.calls.into_iter().enumerate() {
             tool_calls.push(ToolCall {
                 index: i as u32,
                 id: call.call_id.clone(),
@@ -957,53 +813,23 @@ impl Turn {
                 },
             });
             match call.kind {
-                Some(CallKind::Function) | None => {
-                    self.stop_after_round = true;
-                    if let Some(output_index) = call.output_index {
-                        if self.cfg.emit_events {
-                            self.emit(EventBody::ArgumentsDone {
-                                of: ArgumentsOf::Function,
-                                item_id: call.item_id.to_string(),
-                                output_index,
-                                arguments: call.arguments.clone(),
-                            });
-                        }
-                        let item = Item::FunctionCall {
-                            arguments: call.arguments,
-                            call_id: call.call_id,
-                            name: call.name,
-                            id: Some(call.item_id.to_string()),
-                            status: Some("completed".to_owned()),
-                        };
-                        self.close_item(output_index, item);
-                    }
-                }
-                Some(kind) => {
-                    if let (CallKind::Mcp(_), Some(output_index)) = (kind, call.output_index) {
-                        if self.cfg.emit_events {
-                            self.emit(EventBody::ArgumentsDone {
-                                of: ArgumentsOf::Mcp,
-                                item_id: call.item_id.to_string(),
-                                output_index,
-                                arguments: call.arguments.clone(),
-                            });
-                        }
-                    }
+                CallKind::Function => self.stop_after_round = true,
+                kind if !call.incomplete && self.incomplete.is_none() => {
                     server_calls.push(Execution {
                         kind,
                         call_id: call.call_id,
                         name: call.name,
                         arguments: call.arguments,
-                        output_index: call.output_index,
-                        item_id: call.item_id.to_string(),
-                    });
+                        output_index: None,
+                        item_id: String::new(),
+                    })
                 }
+                _ => {}
             }
         }
-        let text = self.round_text.take();
-        if !tool_calls.is_empty() || text.is_some() {
+        if !tool_calls.is_empty() || result.text.is_some() {
             self.messages.push(ChatMessage::Assistant {
-                content: text.map(ChatContent::Text),
+                content: result.text.map(ChatContent::Text),
                 tool_calls: if tool_calls.is_empty() {
                     None
                 } else {
@@ -1021,263 +847,6 @@ impl Turn {
         Ok(())
     }
 
-    fn close_message(&mut self, status: &str) {
-        let Some(msg) = self.round.message.take() else {
-            return;
-        };
-        if self.cfg.emit_events {
-            self.emit(EventBody::TextDone {
-                item_id: msg.item_id.to_string(),
-                output_index: msg.output_index,
-                content_index: 0,
-                text: msg.text.clone(),
-            });
-            self.emit(EventBody::ContentPart {
-                done: true,
-                item_id: msg.item_id.to_string(),
-                output_index: msg.output_index,
-                content_index: 0,
-                part: ContentPart::OutputText {
-                    text: msg.text.clone(),
-                    annotations: Some(Vec::new()),
-                },
-            });
-        }
-        let item = Item::Message {
-            content: Content::Parts(vec![ContentPart::OutputText {
-                text: msg.text.clone(),
-                annotations: None,
-            }]),
-            role: Role::Assistant,
-            id: Some(msg.item_id.to_string()),
-            status: Some(status.to_owned()),
-        };
-        self.close_item(msg.output_index, item);
-        self.round_text = Some(msg.text);
-    }
-
-    // -----------------------------------------------------------------------------------------
-    // Server-side tools
-
-    /// Announce a server-side call and ask for its I/O; `None` when it failed before any I/O
-    /// (malformed arguments), in which case the model is told and the queue moves on.
-    fn start_execution(&mut self, mut exec: Execution) -> Option<Action> {
-        let parsed = parse_arguments(&exec.arguments);
-        let action = match exec.kind {
-            CallKind::WebSearch => {
-                let item_id = new_id("ws_");
-                let output_index = self.open_item(Item::WebSearchCall {
-                    id: item_id.clone(),
-                    status: "in_progress".to_owned(),
-                });
-                self.marker(Marker::WebSearchInProgress, &item_id, output_index);
-                exec.output_index = Some(output_index);
-                exec.item_id = item_id;
-                match &parsed {
-                    Ok(args) => {
-                        self.marker(Marker::WebSearchSearching, &exec.item_id, output_index);
-                        Some(Action::InvokeTool {
-                            name: exec.name.clone(),
-                            arguments: args.clone(),
-                        })
-                    }
-                    Err(_) => None,
-                }
-            }
-            CallKind::FileSearch(tool) => {
-                let query = parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|a| a.get("query"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                let item_id = new_id("fs_");
-                let output_index = self.open_item(Item::FileSearchCall {
-                    id: item_id.clone(),
-                    queries: query.iter().cloned().collect(),
-                    status: "in_progress".to_owned(),
-                    results: None,
-                });
-                self.marker(Marker::FileSearchInProgress, &item_id, output_index);
-                exec.output_index = Some(output_index);
-                exec.item_id = item_id;
-                match (query, self.tools.get(tool).cloned()) {
-                    (
-                        Some(query),
-                        Some(Tool::FileSearch {
-                            vector_store_ids,
-                            filters,
-                            max_num_results,
-                            ranking_options,
-                        }),
-                    ) => {
-                        self.marker(Marker::FileSearchSearching, &exec.item_id, output_index);
-                        Some(Action::FileSearch {
-                            query,
-                            vector_store_ids,
-                            filters,
-                            max_num_results,
-                            ranking_options,
-                        })
-                    }
-                    _ => None,
-                }
-            }
-            CallKind::Mcp(server) => {
-                if let Some(output_index) = exec.output_index {
-                    self.marker(
-                        Marker::McpCallInProgress,
-                        &exec.item_id.clone(),
-                        output_index,
-                    );
-                }
-                match &parsed {
-                    Ok(args) => {
-                        let server = &self.mcp_servers[server];
-                        Some(Action::InvokeMcp {
-                            server_url: server.url.clone(),
-                            headers: server.headers.clone(),
-                            name: exec.name.clone(),
-                            arguments: args.clone(),
-                        })
-                    }
-                    Err(_) => None,
-                }
-            }
-            CallKind::Function => None,
-        };
-        match action {
-            Some(action) => {
-                self.running = Some(exec);
-                Some(action)
-            }
-            None => {
-                let message = match parsed {
-                    Err(e) => e,
-                    Ok(_) => "the tool call has no 'query' argument".to_owned(),
-                };
-                self.finish_execution(exec, Err(message), None);
-                None
-            }
-        }
-    }
-
-    /// The answer to `InvokeTool`, `InvokeMcp` (llama-stack's `ToolInvocationResult` as JSON) or
-    /// `FileSearch` (the list of search pages, one per vector store).
-    pub fn tool_result(&mut self, result: &Value) -> Result<()> {
-        self.expect(Phase::AwaitTool, "tool_result")?;
-        let exec = self
-            .running
-            .take()
-            .ok_or_else(|| CoreError::protocol("tool_result without a running call"))?;
-        if let CallKind::FileSearch(_) = exec.kind {
-            let query = match exec.output_index.and_then(|i| self.output.get(i)) {
-                Some(Item::FileSearchCall { queries, .. }) => {
-                    queries.first().cloned().unwrap_or_default()
-                }
-                _ => String::new(),
-            };
-            let (results, text) = file_search_results(result, &query);
-            self.finish_execution(exec, Ok(text), Some(results));
-        } else {
-            // llama-stack's rule: a positive error_code or an error_message means the call failed.
-            let message = result
-                .get("error_message")
-                .and_then(Value::as_str)
-                .filter(|m| !m.is_empty());
-            let code = result
-                .get("error_code")
-                .and_then(Value::as_i64)
-                .filter(|c| *c > 0);
-            let outcome = match (code, message) {
-                (None, None) => Ok(content_text(result.get("content").unwrap_or(&Value::Null))),
-                (None, Some(message)) => Err(message.to_owned()),
-                (Some(code), message) => {
-                    let detail = match message {
-                        Some(m) => m.to_owned(),
-                        // An MCP tool that reports isError puts its explanation in the content.
-                        None => content_text(result.get("content").unwrap_or(&Value::Null)),
-                    };
-                    Err(format!("Error (code {code}): {detail}"))
-                }
-            };
-            self.finish_execution(exec, outcome, None);
-        }
-        self.phase = Phase::Execute;
-        Ok(())
-    }
-
-    /// Close a server-side call's item and tell the model what came of it.
-    fn finish_execution(
-        &mut self,
-        exec: Execution,
-        outcome: std::result::Result<String, String>,
-        results: Option<Vec<Value>>,
-    ) {
-        let ok = outcome.is_ok();
-        let tool_message = match &outcome {
-            Ok(text) => text.clone(),
-            Err(message) if message.starts_with("Error") => message.clone(),
-            Err(message) => format!("Error: {message}"),
-        };
-        if let Some(output_index) = exec.output_index {
-            let item_id = exec.item_id.clone();
-            let status = if ok { "completed" } else { "failed" };
-            let item = match exec.kind {
-                CallKind::WebSearch => {
-                    if ok {
-                        self.marker(Marker::WebSearchCompleted, &item_id, output_index);
-                    }
-                    Item::WebSearchCall {
-                        id: item_id,
-                        status: status.to_owned(),
-                    }
-                }
-                CallKind::FileSearch(_) => {
-                    if ok {
-                        self.marker(Marker::FileSearchCompleted, &item_id, output_index);
-                    }
-                    let queries = match self.output.get(output_index) {
-                        Some(Item::FileSearchCall { queries, .. }) => queries.clone(),
-                        _ => Vec::new(),
-                    };
-                    Item::FileSearchCall {
-                        id: item_id,
-                        queries,
-                        status: status.to_owned(),
-                        results,
-                    }
-                }
-                CallKind::Mcp(server) => {
-                    let marker = if ok {
-                        Marker::McpCallCompleted
-                    } else {
-                        Marker::McpCallFailed
-                    };
-                    self.marker(marker, &item_id, output_index);
-                    let (output, error) = match outcome {
-                        Ok(text) => (Some(text), None),
-                        Err(message) => (None, Some(message)),
-                    };
-                    Item::McpCall {
-                        id: item_id,
-                        arguments: exec.arguments.clone(),
-                        name: exec.name.clone(),
-                        server_label: self.mcp_servers[server].label.clone(),
-                        error,
-                        output,
-                    }
-                }
-                CallKind::Function => return,
-            };
-            self.close_item(output_index, item);
-        }
-        self.messages.push(ChatMessage::Tool {
-            content: tool_message,
-            tool_call_id: exec.call_id,
-        });
-    }
-
     /// The answer to `Store`.
     pub fn stored(&mut self) -> Result<()> {
         self.expect(Phase::AwaitStore, "stored")?;
@@ -1286,51 +855,21 @@ impl Turn {
     }
 
     /// End the turn as failed: close every open item and emit `response.failed`. The driver calls
-    /// this when a collaborator raised mid-stream; nothing is stored afterwards.
+    /// this when inference or the store raised mid-stream; nothing is stored afterwards.
     pub fn fail(&mut self, message: &str) {
+        self.fail_with("server_error", message);
+    }
+
+    /// `fail` with an error code (`server_error`, `invalid_request`, ...).
+    pub fn fail_with(&mut self, code: &str, message: &str) {
         if self.phase == Phase::Done {
             return;
         }
         if self.phase == Phase::Inferring {
-            self.close_message("incomplete");
-            for call in std::mem::take(&mut self.round.calls) {
-                if let (Some(output_index), Some(kind)) = (call.output_index, call.kind) {
-                    let item = match kind {
-                        CallKind::Mcp(server) => Item::McpCall {
-                            id: call.item_id.to_string(),
-                            arguments: call.arguments,
-                            name: call.name,
-                            server_label: self.mcp_servers[server].label.clone(),
-                            error: Some(message.to_owned()),
-                            output: None,
-                        },
-                        _ => Item::FunctionCall {
-                            arguments: call.arguments,
-                            call_id: call.call_id,
-                            name: call.name,
-                            id: Some(call.item_id.to_string()),
-                            status: Some("incomplete".to_owned()),
-                        },
-                    };
-                    self.close_item(output_index, item);
-                }
-            }
+            self.round
+                .finish(&mut self.out, &self.catalog, Ending::Incomplete);
         }
-        if let Some((output_index, item_id)) = self.listing.take() {
-            self.marker(Marker::McpListToolsFailed, &item_id, output_index);
-            let label = match self.output.get(output_index) {
-                Some(Item::McpListTools { server_label, .. }) => server_label.clone(),
-                _ => String::new(),
-            };
-            self.close_item(
-                output_index,
-                Item::McpListTools {
-                    id: item_id,
-                    server_label: label,
-                    tools: Vec::new(),
-                },
-            );
-        }
+        self.fail_listing();
         if let Some(exec) = self.running.take() {
             self.finish_execution(exec, Err(message.to_owned()), None);
         }
@@ -1339,12 +878,12 @@ impl Turn {
         let response = self.snapshot(
             "failed",
             Some(ResponseError {
-                code: "server_error".to_owned(),
+                code: code.to_owned(),
                 message: message.to_owned(),
             }),
         );
-        if self.cfg.emit_events {
-            self.emit(EventBody::Response {
+        if self.out.emits() {
+            self.out.emit(EventBody::Response {
                 kind: ResponseEventKind::Failed,
                 response: response.clone(),
             });
@@ -1352,59 +891,6 @@ impl Turn {
         self.final_response = Some(response);
         self.phase = Phase::Done;
     }
-}
-
-fn arguments_of(kind: Option<CallKind>) -> Option<ArgumentsOf> {
-    match kind {
-        Some(CallKind::Function) => Some(ArgumentsOf::Function),
-        Some(CallKind::Mcp(_)) => Some(ArgumentsOf::Mcp),
-        _ => None,
-    }
-}
-
-/// Turn vector-store search pages into the `file_search_call` results and the text the model reads
-/// (the same text llama-stack 0.2.12 gives the model, so prompts tuned for it keep working).
-fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
-    let mut results = Vec::new();
-    let pages: Vec<&Value> = match pages {
-        Value::Array(pages) => pages.iter().collect(),
-        other => vec![other],
-    };
-    for page in pages {
-        let data = page.get("data").and_then(Value::as_array);
-        for hit in data.into_iter().flatten() {
-            let text = content_text(hit.get("content").unwrap_or(&Value::Null));
-            results.push(json!({
-                "file_id": hit.get("file_id").cloned().unwrap_or(Value::Null),
-                "filename": hit.get("filename").cloned().unwrap_or(Value::Null),
-                "score": hit.get("score").cloned().unwrap_or(Value::Null),
-                "attributes": hit.get("attributes").cloned().unwrap_or_else(|| json!({})),
-                "text": text,
-            }));
-        }
-    }
-    let mut text = format!(
-        "knowledge_search tool found {} chunks:\nBEGIN of knowledge_search tool results.\n",
-        results.len()
-    );
-    for (i, r) in results.iter().enumerate() {
-        text.push_str(&format!(
-            "[{}] document_id: {}, score: {}",
-            i + 1,
-            r["file_id"].as_str().unwrap_or(""),
-            r["score"]
-        ));
-        if r["attributes"].as_object().is_some_and(|a| !a.is_empty()) {
-            text.push_str(&format!(", attributes: {}", r["attributes"]));
-        }
-        text.push_str(&format!("\n{}\n", r["text"].as_str().unwrap_or("")));
-    }
-    text.push_str("END of knowledge_search tool results.\n");
-    text.push_str(&format!(
-        "The above results were retrieved to help answer the user's query: \"{query}\". \
-         Use them as supporting information only in answering this query.\n"
-    ));
-    (results, text)
 }
 
 #[cfg(test)]

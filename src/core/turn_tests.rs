@@ -1,11 +1,9 @@
 //! The state machine driven by hand, the way the Python driver drives it, with no Python at all.
 
-use std::collections::HashMap;
-
 use serde_json::{json, Value};
 
 use super::*;
-use crate::core::events::ArgumentsOf;
+use crate::core::events::DeltaKind;
 
 fn cfg(emit_events: bool) -> TurnConfig {
     TurnConfig {
@@ -23,10 +21,23 @@ fn cfg(emit_events: bool) -> TurnConfig {
     }
 }
 
-/// Collects every event and checks the stream invariants the issue lists.
+/// Collects every event and checks the stream invariants: contiguous numbering, one terminal event,
+/// strictly nested items and parts, deltas that concatenate to their `done` and to the final output.
 #[derive(Default)]
 struct Log {
     events: Vec<Value>,
+}
+
+/// The part type each delta kind streams into, and the field its `done` event carries.
+fn delta_target(kind: &str) -> Option<(&'static str, &'static str)> {
+    Some(match kind {
+        "response.output_text" => ("output_text", "text"),
+        "response.refusal" => ("refusal", "refusal"),
+        "response.reasoning_text" => ("reasoning_text", "text"),
+        "response.function_call_arguments" => ("", "arguments"),
+        "response.mcp_call_arguments" => ("", "arguments"),
+        _ => return None,
+    })
 }
 
 impl Log {
@@ -51,83 +62,138 @@ impl Log {
         }
         let types = self.types();
         assert_eq!(types.first(), Some(&"response.created"));
-        assert_eq!(types.get(1), Some(&"response.in_progress"));
-        let terminal = types
-            .iter()
-            .filter(|t| matches!(**t, "response.completed" | "response.failed"))
-            .count();
-        assert_eq!(terminal, 1, "exactly one terminal event");
-        assert!(matches!(
-            *types.last().unwrap_or(&""),
-            "response.completed" | "response.failed"
-        ));
-        let mut open: HashMap<u64, String> = HashMap::new();
-        let mut text: HashMap<String, String> = HashMap::new();
-        let mut args: HashMap<String, String> = HashMap::new();
+        let terminals = [
+            "response.completed",
+            "response.failed",
+            "response.incomplete",
+        ];
+        let terminal = types.iter().filter(|t| terminals.contains(t)).count();
+        assert_eq!(terminal, 1, "exactly one terminal event: {types:?}");
+        assert!(terminals.contains(types.last().unwrap_or(&"")));
+        if types.len() > 2 {
+            assert_eq!(types.get(1), Some(&"response.in_progress"));
+        }
         let final_output = self
             .events
             .last()
             .map(|e| e["response"]["output"].clone())
             .unwrap_or_default();
+        // The one open item: (output_index, id); its open part: (content_index, type, text so far).
+        let mut open: Option<(u64, String)> = None;
+        let mut part: Option<(u64, String, String)> = None;
+        let mut args = String::new();
+        let mut added = 0u64;
+        let mut done_items = Vec::new();
         for e in &self.events {
+            let t = e["type"].as_str().unwrap_or("");
             let idx = e["output_index"].as_u64();
-            match e["type"].as_str().unwrap_or("") {
+            if t.starts_with("response.") && e.get("item_id").is_some() {
+                let (oi, id) = open
+                    .clone()
+                    .unwrap_or_else(|| panic!("{t} with no open item: {e}"));
+                assert_eq!(
+                    (idx, e["item_id"].as_str()),
+                    (Some(oi), Some(id.as_str())),
+                    "{t} outside its item: {e}"
+                );
+            }
+            match t {
                 "response.output_item.added" => {
-                    let id = e["item"]["id"].as_str().unwrap_or("").to_owned();
-                    assert!(
-                        open.insert(idx.unwrap_or(0), id).is_none(),
-                        "item added twice"
-                    );
+                    assert!(open.is_none(), "item added while {open:?} is open: {e}");
+                    assert_eq!(idx, Some(added), "output_index is the item's position");
+                    added += 1;
+                    let item = &e["item"];
+                    if item["type"] == "function_call" {
+                        assert!(
+                            item["call_id"].as_str().is_some_and(|c| !c.is_empty()),
+                            "added call has its call_id: {e}"
+                        );
+                    }
+                    open = Some((
+                        idx.unwrap_or(0),
+                        item["id"].as_str().unwrap_or("").to_owned(),
+                    ));
+                    args.clear();
                 }
                 "response.output_item.done" => {
-                    let id = open.remove(&idx.unwrap_or(0)).expect("done without added");
-                    assert_eq!(e["item"]["id"].as_str(), Some(id.as_str()));
+                    let (oi, id) = open.take().expect("done without added");
+                    assert!(part.is_none(), "item done with a part open: {e}");
                     assert_eq!(
-                        final_output[idx.unwrap_or(0) as usize]["id"],
-                        e["item"]["id"],
-                        "final ids equal"
+                        (idx, e["item"]["id"].as_str()),
+                        (Some(oi), Some(id.as_str()))
+                    );
+                    done_items.push(e["item"].clone());
+                }
+                "response.content_part.added" => {
+                    assert!(part.is_none(), "part added while another is open: {e}");
+                    let ptype = e["part"]["type"].as_str().unwrap_or("").to_owned();
+                    if ptype == "output_text" {
+                        assert_eq!(e["part"]["annotations"], json!([]));
+                    }
+                    part = Some((
+                        e["content_index"].as_u64().unwrap_or(0),
+                        ptype,
+                        String::new(),
+                    ));
+                }
+                "response.content_part.done" => {
+                    let (ci, ptype, text) = part.take().expect("part done without added");
+                    assert_eq!(e["content_index"].as_u64(), Some(ci));
+                    assert_eq!(e["part"]["type"].as_str(), Some(ptype.as_str()));
+                    let key = if ptype == "refusal" {
+                        "refusal"
+                    } else {
+                        "text"
+                    };
+                    assert_eq!(
+                        e["part"][key].as_str(),
+                        Some(text.as_str()),
+                        "part done text: {e}"
                     );
                 }
-                "response.output_text.delta" => {
-                    let id = e["item_id"].as_str().unwrap_or("").to_owned();
-                    assert_eq!(
-                        open.get(&idx.unwrap_or(0)),
-                        Some(&id),
-                        "delta outside its item"
-                    );
-                    text.entry(id)
-                        .or_default()
-                        .push_str(e["delta"].as_str().unwrap_or(""));
+                _ => {
+                    let Some((stem, suffix)) = t.rsplit_once('.') else {
+                        continue;
+                    };
+                    let Some((ptype, field)) = delta_target(stem) else {
+                        continue;
+                    };
+                    if ptype.is_empty() {
+                        match suffix {
+                            "delta" => args.push_str(e["delta"].as_str().unwrap_or("")),
+                            "done" => assert_eq!(
+                                e[field].as_str(),
+                                Some(args.as_str()),
+                                "arguments done: {e}"
+                            ),
+                            _ => {}
+                        }
+                        continue;
+                    }
+                    let (ci, open_type, text) = part
+                        .as_mut()
+                        .unwrap_or_else(|| panic!("{t} with no open part"));
+                    assert_eq!(e["content_index"].as_u64(), Some(*ci));
+                    assert_eq!(open_type, ptype, "{t} in a {open_type} part");
+                    match suffix {
+                        "delta" => text.push_str(e["delta"].as_str().unwrap_or("")),
+                        "done" => assert_eq!(e[field].as_str(), Some(text.as_str()), "{t}: {e}"),
+                        _ => {}
+                    }
                 }
-                "response.output_text.done" => {
-                    let id = e["item_id"].as_str().unwrap_or("");
-                    assert_eq!(
-                        text.get(id).map(String::as_str).unwrap_or(""),
-                        e["text"].as_str().unwrap_or("")
-                    );
-                }
-                "response.function_call_arguments.delta" | "response.mcp_call.arguments.delta" => {
-                    let id = e["item_id"].as_str().unwrap_or("").to_owned();
-                    assert_eq!(
-                        open.get(&idx.unwrap_or(0)),
-                        Some(&id),
-                        "delta outside its item"
-                    );
-                    args.entry(id)
-                        .or_default()
-                        .push_str(e["delta"].as_str().unwrap_or(""));
-                }
-                "response.function_call_arguments.done" | "response.mcp_call.arguments.done" => {
-                    let id = e["item_id"].as_str().unwrap_or("");
-                    assert_eq!(
-                        args.get(id).map(String::as_str).unwrap_or(""),
-                        e["arguments"].as_str().unwrap_or("")
-                    );
-                }
-                _ => {}
             }
         }
-        assert!(open.is_empty(), "items left open: {open:?}");
+        let failed = types.last() == Some(&"response.failed");
+        if !failed {
+            assert!(open.is_none(), "item left open: {open:?}");
+            assert_eq!(
+                final_output.as_array().map(Vec::len),
+                Some(done_items.len())
+            );
+        }
+        for (i, item) in done_items.iter().enumerate() {
+            assert_eq!(&final_output[i], item, "final output[{i}] is the done item");
+        }
     }
 }
 
@@ -564,7 +630,8 @@ fn every_mcp_server_is_listed_and_allowed_tools_apply() {
     assert_eq!(response["output"][0]["tools"].as_array().unwrap().len(), 1);
     assert_eq!(response["output"][2]["output"], "hi");
     assert_eq!(response["output"][2]["server_label"], "b");
-    assert!(log.types().contains(&"response.mcp_call.arguments.delta"));
+    assert!(log.types().contains(&"response.mcp_call_arguments.delta"));
+    assert_eq!(response["output"][2]["status"], "completed");
     assert!(log.types().contains(&"response.mcp_call.completed"));
 }
 
@@ -686,58 +753,186 @@ fn random_pieces(rng: &mut XorShift, s: &str) -> Vec<String> {
     pieces
 }
 
+/// One scripted model turn: reasoning, then text or a refusal, then tool calls, each split into random
+/// pieces and fed in one of three orders.
+struct Plan {
+    reasoning: String,
+    text: String,
+    refusal: bool,
+    calls: Vec<(String, String)>,
+    /// Where each call's id arrives: in its first piece (0) or a later one.
+    id_at: Vec<usize>,
+}
+
+fn feed_plan(turn: &mut Turn, rng: &mut XorShift, plan: &Plan, mode: usize) {
+    let mut reasoning = random_pieces(rng, &plan.reasoning);
+    let mut text = random_pieces(rng, &plan.text);
+    let mut calls: Vec<Vec<String>> = plan
+        .calls
+        .iter()
+        .map(|(_, args)| {
+            let mut pieces = random_pieces(rng, args);
+            pieces.insert(0, String::new()); // the first delta: name (and maybe id), no arguments
+            pieces
+        })
+        .collect();
+    let mut sent = vec![0usize; calls.len()];
+    let id_at: Vec<usize> = (0..calls.len())
+        .map(|i| plan.id_at[i].min(calls[i].len() - 1))
+        .collect();
+    let mut send_call = |turn: &mut Turn, rng: &mut XorShift, i: usize, piece: String| {
+        let n = sent[i];
+        sent[i] += 1;
+        let id = (n == id_at[i]).then(|| plan.calls[i].0.as_str());
+        let name = (n == 0).then_some("w");
+        // Some servers send `None` instead of an empty piece.
+        let piece = (!piece.is_empty() || rng.below(2) == 0).then_some(piece.as_str());
+        // Tool-call indexes are only keys: any integer, negative or huge.
+        let key = [-3, 0, 1 << 40, 7][i];
+        turn.tool_call_delta(key, id, name, piece).unwrap();
+    };
+    let text_piece = |turn: &mut Turn, piece: &str| {
+        if plan.refusal {
+            turn.refusal_delta(piece).unwrap()
+        } else {
+            turn.text_delta(piece).unwrap()
+        }
+    };
+    match mode {
+        // Sequential: reasoning, text, then each call in turn (how OpenAI and vLLM stream).
+        0 => {
+            for p in reasoning.drain(..) {
+                turn.reasoning_delta(&p).unwrap();
+            }
+            for p in text.drain(..) {
+                text_piece(turn, &p);
+            }
+            for (i, pieces) in calls.iter_mut().enumerate() {
+                for p in pieces.drain(..) {
+                    send_call(turn, rng, i, p);
+                }
+            }
+        }
+        // Calls interleaved by index.
+        1 => {
+            for p in reasoning.drain(..) {
+                turn.reasoning_delta(&p).unwrap();
+            }
+            for p in text.drain(..) {
+                text_piece(turn, &p);
+            }
+            while calls.iter().any(|q| !q.is_empty()) {
+                let i = rng.below(calls.len());
+                if !calls[i].is_empty() {
+                    let p = calls[i].remove(0);
+                    send_call(turn, rng, i, p);
+                }
+            }
+        }
+        // Everything interleaved: text may come back after a call started.
+        _ => loop {
+            let which = rng.below(calls.len() + 2);
+            if which == 0 && !reasoning.is_empty() {
+                turn.reasoning_delta(&reasoning.remove(0)).unwrap();
+            } else if which == 1 && !text.is_empty() {
+                text_piece(turn, &text.remove(0));
+            } else if which >= 2 && !calls[which - 2].is_empty() {
+                let p = calls[which - 2].remove(0);
+                send_call(turn, rng, which - 2, p);
+            } else if reasoning.is_empty() && text.is_empty() && calls.iter().all(Vec::is_empty) {
+                break;
+            }
+        },
+    }
+}
+
+fn text_of_parts(output: &[Value], item_type: &str, part_type: &str) -> String {
+    let key = if part_type == "refusal" {
+        "refusal"
+    } else {
+        "text"
+    };
+    output
+        .iter()
+        .filter(|o| o["type"] == item_type)
+        .flat_map(|o| o["content"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["type"] == part_type)
+        .map(|p| p[key].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 #[test]
-fn any_chunking_of_text_and_parallel_calls_gives_the_same_response() {
-    let text = "Grüße — the weather: ☀️ in Paris, 🌧 in Oslo.";
-    let args = [
+fn any_chunking_of_text_reasoning_refusals_and_calls_gives_the_same_response() {
+    let texts = ["Grüße — the weather: ☀️ in Paris, 🌧 in Oslo.", ""];
+    let all_args = [
         "{\"city\": \"Paris\", \"unit\": \"°C\"}",
         "{\"city\": \"Oslo\"}",
+        "{}",
+        "{\"q\": [1, {\"nested\": \"}\"}]}",
     ];
     let tools = json!([{"type": "function", "name": "w", "parameters": {"type": "object"}}]);
-    for seed in 1..200u64 {
+    for seed in 1..400u64 {
         let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let ncalls = rng.below(5);
+        let plan = Plan {
+            reasoning: if rng.below(2) == 0 {
+                "Think: 🤔 hmm".into()
+            } else {
+                String::new()
+            },
+            text: texts[rng.below(2)].to_owned(),
+            refusal: rng.below(5) == 0,
+            calls: (0..ncalls)
+                .map(|i| (format!("call-{i}"), all_args[i].to_owned()))
+                .collect(),
+            id_at: (0..ncalls).map(|_| rng.below(3)).collect(),
+        };
+        let mode = rng.below(3);
         let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
         let mut log = Log::default();
         infer(&mut turn, &mut log);
-        // Three queues (the text, call 0, call 1), drained in a random interleaving.
-        let mut queues: Vec<Vec<String>> = vec![random_pieces(&mut rng, text)];
-        queues.extend(args.iter().map(|a| random_pieces(&mut rng, a)));
-        let mut started = [false, false];
-        while queues.iter().any(|q| !q.is_empty()) {
-            let which = rng.below(3);
-            if queues[which].is_empty() {
-                continue;
-            }
-            let piece = queues[which].remove(0);
-            if which == 0 {
-                turn.text_delta(&piece).unwrap();
-            } else {
-                let i = which - 1;
-                let first = !started[i];
-                started[i] = true;
-                let (id, name) = if first {
-                    (Some(["a", "b"][i]), Some("w"))
-                } else {
-                    (None, None)
-                };
-                // Some servers send `None` instead of an empty piece.
-                let piece = if piece.is_empty() && rng.below(2) == 0 {
-                    None
-                } else {
-                    Some(piece.as_str())
-                };
-                turn.tool_call_delta(i as u32, id, name, piece).unwrap();
-            }
-        }
+        feed_plan(&mut turn, &mut rng, &plan, mode);
+        log.take(&mut turn);
         turn.end_inference().unwrap();
         let response = finish(&mut turn, &mut log);
         log.check_invariants();
         let output = response["output"].as_array().unwrap();
-        let message = output.iter().find(|o| o["type"] == "message").unwrap();
-        assert_eq!(message["content"][0]["text"], text, "seed {seed}");
-        for (call_id, expected) in [("a", args[0]), ("b", args[1])] {
-            let call = output.iter().find(|o| o["call_id"] == call_id).unwrap();
-            assert_eq!(call["arguments"], expected, "seed {seed}");
+        let why = format!("seed {seed}, mode {mode}");
+        assert_eq!(
+            text_of_parts(output, "reasoning", "reasoning_text"),
+            plan.reasoning,
+            "{why}"
+        );
+        let (part, other) = if plan.refusal {
+            ("refusal", "output_text")
+        } else {
+            ("output_text", "refusal")
+        };
+        assert_eq!(text_of_parts(output, "message", part), plan.text, "{why}");
+        assert_eq!(text_of_parts(output, "message", other), "", "{why}");
+        let calls: Vec<_> = output
+            .iter()
+            .filter(|o| o["type"] == "function_call")
+            .collect();
+        assert_eq!(calls.len(), ncalls, "{why}");
+        for (call_id, args) in &plan.calls {
+            let call = calls
+                .iter()
+                .find(|o| o["call_id"] == call_id.as_str())
+                .unwrap();
+            assert_eq!(call["arguments"], args.as_str(), "{why}");
+            assert_eq!(call["status"], "completed", "{why}");
+        }
+        if mode == 0 && !plan.reasoning.is_empty() {
+            assert_eq!(
+                output[0]["type"], "reasoning",
+                "{why}: reasoning comes first"
+            );
+        }
+        if mode < 2 {
+            // Without interleaved text there is at most one message, and every call follows it.
+            let messages = output.iter().filter(|o| o["type"] == "message").count();
+            assert!(messages <= 1, "{why}");
         }
     }
 }
@@ -760,7 +955,7 @@ fn direct_deltas_share_the_sequence_with_queued_events() {
         .text_delta_direct("lo")
         .unwrap()
         .expect("open message: direct");
-    assert_eq!(direct.of, None);
+    assert_eq!(direct.kind, DeltaKind::OutputText);
     seqs.push(direct.sequence_number);
     // A call's first piece opens its item (queued); later pieces are direct.
     assert_eq!(
@@ -773,7 +968,7 @@ fn direct_deltas_share_the_sequence_with_queued_events() {
         .tool_call_delta_direct(0, None, None, Some("}"))
         .unwrap()
         .expect("open call: direct");
-    assert_eq!(args.of, Some(ArgumentsOf::Function));
+    assert_eq!(args.kind, DeltaKind::FunctionArguments);
     seqs.push(args.sequence_number);
     // Nothing is handed back while queued events wait (their order would break).
     turn.text_delta("!").unwrap();
@@ -792,6 +987,294 @@ fn direct_deltas_share_the_sequence_with_queued_events() {
             .map(|e| e["sequence_number"].as_u64().unwrap()),
     );
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
-    assert_eq!(response["output"][0]["content"][0]["text"], "Hello!");
-    assert_eq!(response["output"][1]["arguments"], "{} ");
+    // Text after a call opens a new message; the call closed when that happened.
+    assert_eq!(response["output"][0]["content"][0]["text"], "Hello");
+    assert_eq!(response["output"][1]["arguments"], "{}");
+    assert_eq!(response["output"][2]["content"][0]["text"], "!");
+}
+
+fn function_tools() -> Value {
+    json!([{"type": "function", "name": "w", "parameters": {"type": "object"}}])
+}
+
+fn drained_types(turn: &mut Turn, log: &mut Log) -> Vec<String> {
+    let before = log.events.len();
+    log.take(turn);
+    log.events[before..]
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[test]
+fn text_then_call_closes_the_message_before_the_call_opens() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &function_tools()).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.text_delta("Let me check.").unwrap();
+    log.take(&mut turn);
+    turn.tool_call_delta(0, Some("c0"), Some("w"), Some(""))
+        .unwrap();
+    let types = drained_types(&mut turn, &mut log);
+    assert_eq!(
+        types,
+        [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.output_item.added"
+        ]
+    );
+    turn.tool_call_delta(0, None, None, Some("{}")).unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(response["output"][1]["call_id"], "c0");
+}
+
+#[test]
+fn sequential_calls_close_as_the_next_one_starts() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &function_tools()).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    for i in 0..3i64 {
+        let id = format!("c{i}");
+        turn.tool_call_delta(i, Some(&id), Some("w"), Some(""))
+            .unwrap();
+        let types = drained_types(&mut turn, &mut log);
+        if i > 0 {
+            // The previous call is complete: it closes, this one opens, live.
+            assert_eq!(
+                types,
+                [
+                    "response.function_call_arguments.done",
+                    "response.output_item.done",
+                    "response.output_item.added"
+                ]
+            );
+        }
+        turn.tool_call_delta(i, None, None, Some("{\"n\": "))
+            .unwrap();
+        turn.tool_call_delta(i, None, None, Some(&format!("{i}}}")))
+            .unwrap();
+        let types = drained_types(&mut turn, &mut log);
+        assert_eq!(types.len(), 2, "argument deltas stream live: {types:?}");
+    }
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    let ids: Vec<_> = (0..3)
+        .map(|i| response["output"][i]["call_id"].clone())
+        .collect();
+    assert_eq!(ids, [json!("c0"), json!("c1"), json!("c2")]);
+}
+
+#[test]
+fn interleaved_calls_stream_the_first_and_replay_the_others() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &function_tools()).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    for i in 0..3i64 {
+        turn.tool_call_delta(i, Some(&format!("c{i}")), Some("w"), Some(""))
+            .unwrap();
+    }
+    for piece in ["{\"a\"", ": 1}"] {
+        for i in 0..3i64 {
+            turn.tool_call_delta(i, None, None, Some(piece)).unwrap();
+        }
+    }
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    let types = log.types();
+    let added = types
+        .iter()
+        .filter(|t| **t == "response.output_item.added")
+        .count();
+    assert_eq!(added, 3);
+    for i in 0..3 {
+        assert_eq!(response["output"][i]["arguments"], "{\"a\": 1}");
+        assert_eq!(response["output"][i]["call_id"], format!("c{i}"));
+    }
+}
+
+#[test]
+fn a_call_opens_only_once_its_id_is_known() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &function_tools()).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.tool_call_delta(5, None, Some("w"), Some("{\"a\""))
+        .unwrap();
+    assert!(drained_types(&mut turn, &mut log).is_empty());
+    turn.tool_call_delta(5, Some("late-id"), None, Some(": 1}"))
+        .unwrap();
+    let added = log.events.len();
+    log.take(&mut turn);
+    assert_eq!(log.events[added]["type"], "response.output_item.added");
+    assert_eq!(log.events[added]["item"]["call_id"], "late-id");
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(response["output"][0]["arguments"], "{\"a\": 1}");
+}
+
+#[test]
+fn reasoning_becomes_an_item_before_the_message() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &Value::Null).unwrap();
+    let mut log = Log::default();
+    let (first, _) = infer(&mut turn, &mut log);
+    turn.reasoning_delta("Let me ").unwrap();
+    turn.reasoning_delta("think.").unwrap();
+    turn.text_delta("42").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert!(log.types().contains(&"response.reasoning_text.delta"));
+    assert_eq!(response["output"][0]["type"], "reasoning");
+    assert!(response["output"][0]["id"]
+        .as_str()
+        .unwrap()
+        .starts_with("rs_"));
+    assert_eq!(
+        response["output"][0]["content"],
+        json!([{"type": "reasoning_text", "text": "Let me think."}])
+    );
+    assert_eq!(response["output"][1]["content"][0]["text"], "42");
+    assert_eq!(first.len(), 1);
+}
+
+#[test]
+fn refusals_are_their_own_content_part() {
+    let mut turn = Turn::new(cfg(true), &json!("x"), &Value::Null).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.refusal_delta("I can't ").unwrap();
+    turn.refusal_delta("help with that.").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert!(log.types().contains(&"response.refusal.done"));
+    assert_eq!(
+        response["output"][0]["content"],
+        json!([{"type": "refusal", "refusal": "I can't help with that."}])
+    );
+}
+
+#[test]
+fn length_and_content_filter_end_the_response_incomplete() {
+    for (reason, expected) in [
+        ("length", "max_output_tokens"),
+        ("content_filter", "content_filter"),
+    ] {
+        let tools = json!([{"type": "web_search"}]);
+        let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+        let mut log = Log::default();
+        assert!(matches!(
+            turn.next_action().unwrap(),
+            Action::GetToolDef { .. }
+        ));
+        turn.provide_tool_def(&web_search_def()).unwrap();
+        infer(&mut turn, &mut log);
+        turn.text_delta("The answer is").unwrap();
+        turn.finish_reason(reason).unwrap();
+        turn.end_inference().unwrap();
+        let response = finish(&mut turn, &mut log);
+        log.check_invariants();
+        assert_eq!(log.types().last(), Some(&"response.incomplete"));
+        assert_eq!(response["status"], "incomplete");
+        assert_eq!(response["output"][0]["status"], "incomplete");
+        assert_eq!(
+            turn.incomplete.map(IncompleteReason::as_str),
+            Some(expected)
+        );
+    }
+}
+
+#[test]
+fn a_cut_off_server_call_is_not_run() {
+    let tools = json!([{"type": "web_search"}]);
+    let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+    let mut log = Log::default();
+    turn.next_action().unwrap();
+    turn.provide_tool_def(&web_search_def()).unwrap();
+    infer(&mut turn, &mut log);
+    turn.tool_call_delta(0, Some("c"), Some("web_search"), Some("{\"query\": \"x"))
+        .unwrap();
+    turn.finish_reason("length").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(response["status"], "incomplete");
+    assert_eq!(response["output"], json!([]));
+}
+
+#[test]
+fn a_tool_that_raises_fails_only_its_call() {
+    let (mut turn, mut log) = model_called_web_search(true, "{\"query\": \"x\"}");
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::InvokeTool { .. }
+    ));
+    turn.tool_failed("ConnectionError: search backend down")
+        .unwrap();
+    let (messages, _) = infer(&mut turn, &mut log);
+    let last = messages.last().unwrap();
+    assert_eq!(last["role"], "tool");
+    assert!(last["content"]
+        .as_str()
+        .unwrap()
+        .contains("search backend down"));
+    turn.text_delta("Sorry, search is down.").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(response["status"], "completed");
+    assert_eq!(response["output"][0]["status"], "failed");
+    assert_eq!(response["output"][1]["type"], "message");
+}
+
+#[test]
+fn a_tool_the_host_cannot_serve_is_left_out_with_a_warning() {
+    let tools = json!([{"type": "web_search"}, {"type": "function", "name": "w"}]);
+    let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+    let mut log = Log::default();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::GetToolDef { .. }
+    ));
+    turn.tool_failed("ValueError: Tool web_search not found")
+        .unwrap();
+    let (_, chat_tools) = infer(&mut turn, &mut log);
+    let names: Vec<_> = chat_tools
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("w")]);
+    let warnings = turn.take_warnings();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].contains("web_search"));
+    assert!(turn.take_warnings().is_empty());
+}
+
+#[test]
+fn a_failed_mcp_listing_fails_its_item_and_the_response_goes_on() {
+    let tools = json!([{"type": "mcp", "server_label": "down", "server_url": "http://down/sse"}]);
+    let mut turn = Turn::new(cfg(true), &json!("x"), &tools).unwrap();
+    let mut log = Log::default();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::ListMcpTools { .. }
+    ));
+    turn.tool_failed("ConnectError: refused").unwrap();
+    let (_, chat_tools) = infer(&mut turn, &mut log);
+    assert_eq!(chat_tools, None);
+    turn.text_delta("hi").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert!(log.types().contains(&"response.mcp_list_tools.failed"));
+    assert_eq!(response["status"], "completed");
 }

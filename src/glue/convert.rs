@@ -12,7 +12,62 @@ use serde_json::{Map, Number, Value};
 const MAX_DEPTH: usize = 64;
 
 pub fn py_to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
-    to_value(obj, 0)
+    py_to_value_at(obj, "value")
+}
+
+/// `py_to_value` for a request field named `root`: a string that is not valid Unicode (a lone
+/// surrogate, which JSON's `\ud800` escapes can produce) is a `ValueError` naming where it is,
+/// e.g. `input[0].content[1].text`.
+pub fn py_to_value_at(obj: &Bound<'_, PyAny>, root: &str) -> PyResult<Value> {
+    match to_value(obj, 0) {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyUnicodeEncodeError>(obj.py()) => {
+            let path = locate_invalid_string(obj, root, 0).unwrap_or_else(|| root.to_owned());
+            Err(PyValueError::new_err(format!(
+                "{path}: contains a lone surrogate (text that is not valid Unicode)"
+            )))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The path of the first string under `obj` that is not valid UTF-8 material (slow path, only
+/// after a conversion failed).
+fn locate_invalid_string(obj: &Bound<'_, PyAny>, path: &str, depth: usize) -> Option<String> {
+    if depth > MAX_DEPTH {
+        return None;
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return s.to_str().is_err().then(|| path.to_owned());
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return d.iter().find_map(|(k, v)| {
+            let key = k.str().ok()?.to_string_lossy().into_owned();
+            locate_invalid_string(&v, &format!("{path}.{key}"), depth + 1)
+        });
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        return l
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| locate_invalid_string(&v, &format!("{path}[{i}]"), depth + 1));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        return t
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| locate_invalid_string(&v, &format!("{path}[{i}]"), depth + 1));
+    }
+    let py = obj.py();
+    if let Ok(fields) = obj.getattr(pyo3::intern!(py, "__dict__")) {
+        if obj
+            .hasattr(pyo3::intern!(py, "__pydantic_fields_set__"))
+            .unwrap_or(false)
+        {
+            return locate_invalid_string(&fields, path, depth);
+        }
+    }
+    None
 }
 
 fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {

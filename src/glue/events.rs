@@ -13,30 +13,59 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyType};
 
-use crate::core::events::{ArgumentsOf, Event, EventBody};
+use crate::core::events::{DeltaKind, Event, EventBody};
 use crate::core::turn::DirectDelta;
 
 /// Above this size (bytes of JSON) an event is validated from Python objects instead of JSON text.
 const LARGE_EVENT: usize = 4096;
-const TEXT_DELTA: &str = "response.output_text.delta";
-const TEXT_DELTA_FIELDS: [&str; 7] = [
-    "content_index",
-    "delta",
-    "item_id",
-    "logprobs",
-    "output_index",
-    "sequence_number",
-    "type",
+/// Every delta kind, in the order of `EventFactory::fast`.
+const DELTA_KINDS: [DeltaKind; 5] = [
+    DeltaKind::OutputText,
+    DeltaKind::Refusal,
+    DeltaKind::ReasoningText,
+    DeltaKind::FunctionArguments,
+    DeltaKind::McpArguments,
 ];
-const ARGS_DELTA: &str = "response.function_call_arguments.delta";
-const MCP_ARGS_DELTA: &str = "response.mcp_call.arguments.delta";
-const ARGS_DELTA_FIELDS: [&str; 5] = [
-    "delta",
-    "item_id",
-    "output_index",
-    "sequence_number",
-    "type",
-];
+
+fn slot(kind: DeltaKind) -> usize {
+    match kind {
+        DeltaKind::OutputText => 0,
+        DeltaKind::Refusal => 1,
+        DeltaKind::ReasoningText => 2,
+        DeltaKind::FunctionArguments => 3,
+        DeltaKind::McpArguments => 4,
+    }
+}
+
+/// The fields a delta event of this kind has (sorted), which the fast path fills in.
+fn delta_fields(kind: DeltaKind) -> &'static [&'static str] {
+    match kind {
+        DeltaKind::OutputText => &[
+            "content_index",
+            "delta",
+            "item_id",
+            "logprobs",
+            "output_index",
+            "sequence_number",
+            "type",
+        ],
+        DeltaKind::Refusal | DeltaKind::ReasoningText => &[
+            "content_index",
+            "delta",
+            "item_id",
+            "output_index",
+            "sequence_number",
+            "type",
+        ],
+        DeltaKind::FunctionArguments | DeltaKind::McpArguments => &[
+            "delta",
+            "item_id",
+            "output_index",
+            "sequence_number",
+            "type",
+        ],
+    }
+}
 
 struct FastClass {
     cls: Py<PyType>,
@@ -134,10 +163,8 @@ fn dict_set(
 #[pyclass(module = "responses_rs._core", frozen)]
 pub struct EventFactory {
     classes: HashMap<String, Py<PyType>>,
-    /// Delta classes whose fields are exactly what the fast path fills in.
-    text_delta: Option<FastClass>,
-    args_delta: Option<FastClass>,
-    mcp_args_delta: Option<FastClass>,
+    /// Delta classes whose fields are exactly what the fast path fills in, by `slot(kind)`.
+    fast: [Option<FastClass>; 5],
     object_new: Py<PyAny>,
 }
 
@@ -161,17 +188,12 @@ impl EventFactory {
             .getattr("object")?
             .getattr("__new__")?;
         let mut by_type = HashMap::new();
-        let (mut text_delta, mut args_delta, mut mcp_args_delta) = (None, None, None);
+        let mut fast: [Option<FastClass>; 5] = Default::default();
         for (k, v) in classes.iter() {
             let name: String = k.extract()?;
             let cls = v.cast::<PyType>()?.clone();
-            let slot = match name.as_str() {
-                TEXT_DELTA => Some((&mut text_delta, &TEXT_DELTA_FIELDS[..])),
-                ARGS_DELTA => Some((&mut args_delta, &ARGS_DELTA_FIELDS[..])),
-                MCP_ARGS_DELTA => Some((&mut mcp_args_delta, &ARGS_DELTA_FIELDS[..])),
-                _ => None,
-            };
-            if let Some((slot, expected)) = slot {
+            if let Some(kind) = DELTA_KINDS.iter().find(|k| k.delta_type() == name) {
+                let expected = delta_fields(*kind);
                 // Only take the fast path when the class has exactly the fields it fills in; any
                 // other class still works, through validation.
                 let names = field_names(&cls)?;
@@ -186,10 +208,12 @@ impl EventFactory {
                     }
                     // The values the hot path leaves alone unless they differ.
                     template.set_item("type", &name)?;
-                    template.set_item("content_index", 0)?;
+                    if kind.in_content_part() {
+                        template.set_item("content_index", 0)?;
+                    }
                     template.set_item("output_index", 0)?;
                     let plain_new = cls.getattr("__new__")?.is(&object_new);
-                    *slot = Some(FastClass {
+                    fast[slot(*kind)] = Some(FastClass {
                         cls: cls.clone().unbind(),
                         fields_set: PySet::new(py, expected)?.unbind(),
                         template: template.unbind(),
@@ -199,17 +223,9 @@ impl EventFactory {
             }
             by_type.insert(name, cls.unbind());
         }
-        if let Some(args) = &args_delta {
-            args.template.bind(py).del_item("content_index")?;
-        }
-        if let Some(args) = &mcp_args_delta {
-            args.template.bind(py).del_item("content_index")?;
-        }
         Ok(EventFactory {
             classes: by_type,
-            text_delta,
-            args_delta,
-            mcp_args_delta,
+            fast,
             object_new: object_new.unbind(),
         })
     }
@@ -217,14 +233,12 @@ impl EventFactory {
     /// The event types this factory builds without validation (for tests and the benchmark).
     #[getter]
     fn fast_types<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyFrozenSet>> {
-        let names = [
-            (TEXT_DELTA, &self.text_delta),
-            (ARGS_DELTA, &self.args_delta),
-            (MCP_ARGS_DELTA, &self.mcp_args_delta),
-        ];
         PyFrozenSet::new(
             py,
-            names.iter().filter(|(_, c)| c.is_some()).map(|(n, _)| *n),
+            DELTA_KINDS
+                .iter()
+                .filter(|k| self.fast[slot(**k)].is_some())
+                .map(|k| k.delta_type()),
         )
     }
 }
@@ -237,53 +251,37 @@ impl EventFactory {
         text: Option<&Bound<'py, PyString>>,
         hot: &mut HotState,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (fast, is_text, item_id, output_index, content_index, delta) = match &event.body {
-            EventBody::TextDelta {
-                item_id,
-                output_index,
-                content_index,
-                delta,
-            } => (
-                &self.text_delta,
-                true,
-                item_id,
-                *output_index,
-                *content_index,
-                delta,
-            ),
-            EventBody::ArgumentsDelta {
-                of,
-                item_id,
-                output_index,
-                delta,
-            } => {
-                let fast = match of {
-                    ArgumentsOf::Function => &self.args_delta,
-                    ArgumentsOf::Mcp => &self.mcp_args_delta,
-                };
-                (fast, false, item_id, *output_index, 0, delta)
-            }
-            _ => return self.build_validated(py, event),
+        let EventBody::Delta {
+            kind,
+            item_id,
+            output_index,
+            content_index,
+            delta,
+        } = &event.body
+        else {
+            return self.build_validated(py, event);
         };
-        if let Some(fast) = fast {
-            // The chunk's own string object is the delta when it is the same text: no copy.
-            let delta_obj = match text {
-                Some(t) if t.to_str()? == delta => t.clone(),
-                _ => PyString::new(py, delta),
-            };
-            return self.fast_delta(
-                py,
-                fast,
-                is_text,
-                item_id,
-                output_index,
-                content_index,
-                event.sequence_number,
-                delta_obj,
-                hot,
-            );
+        match &self.fast[slot(*kind)] {
+            Some(fast) => {
+                // The chunk's own string object is the delta when it is the same text: no copy.
+                let delta_obj = match text {
+                    Some(t) if t.to_str()? == delta => t.clone(),
+                    _ => PyString::new(py, delta),
+                };
+                self.fast_delta(
+                    py,
+                    fast,
+                    *kind,
+                    item_id,
+                    *output_index,
+                    *content_index,
+                    event.sequence_number,
+                    delta_obj,
+                    hot,
+                )
+            }
+            None => self.build_validated(py, event),
         }
-        self.build_validated(py, event)
     }
 
     /// The delta event the core handed back instead of queueing (`Turn::text_delta_direct`); `text`
@@ -295,44 +293,29 @@ impl EventFactory {
         text: Bound<'py, PyString>,
         hot: &mut HotState,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (fast, is_text, of) = match delta.of {
-            None => (&self.text_delta, true, None),
-            Some(ArgumentsOf::Function) => (&self.args_delta, false, Some(ArgumentsOf::Function)),
-            Some(ArgumentsOf::Mcp) => (&self.mcp_args_delta, false, Some(ArgumentsOf::Mcp)),
-        };
-        match fast {
+        match &self.fast[slot(delta.kind)] {
             Some(fast) => self.fast_delta(
                 py,
                 fast,
-                is_text,
+                delta.kind,
                 &delta.item_id,
                 delta.output_index,
-                0,
+                delta.content_index,
                 delta.sequence_number,
                 text,
                 hot,
             ),
             // A class without the fast layout: the same event, validated.
             None => {
-                let item_id = delta.item_id.clone();
-                let (output_index, piece) = (delta.output_index, text.to_str()?.to_owned());
-                let body = match of {
-                    None => EventBody::TextDelta {
-                        item_id,
-                        output_index,
-                        content_index: 0,
-                        delta: piece,
-                    },
-                    Some(of) => EventBody::ArgumentsDelta {
-                        of,
-                        item_id,
-                        output_index,
-                        delta: piece,
-                    },
-                };
                 let event = Event {
                     sequence_number: delta.sequence_number,
-                    body,
+                    body: EventBody::Delta {
+                        kind: delta.kind,
+                        item_id: delta.item_id.clone(),
+                        output_index: delta.output_index,
+                        content_index: delta.content_index,
+                        delta: text.to_str()?.to_owned(),
+                    },
                 };
                 self.build_validated(py, &event)
             }
@@ -344,7 +327,7 @@ impl EventFactory {
         &self,
         py: Python<'py>,
         fast: &FastClass,
-        is_text: bool,
+        kind: DeltaKind,
         item_id: &Arc<str>,
         output_index: usize,
         content_index: usize,
@@ -355,7 +338,8 @@ impl EventFactory {
         {
             let id_obj = hot.id(py, item_id);
             let seq = sequence_number.into_pyobject(py)?;
-            let pool = if is_text {
+            let is_text = kind == DeltaKind::OutputText;
+            let pool = if kind.in_content_part() {
                 &mut hot.text_pool
             } else {
                 &mut hot.args_pool
@@ -427,7 +411,7 @@ impl EventFactory {
                 let value = output_index.into_pyobject(py)?;
                 dict_set(dict, pyo3::intern!(py, "output_index"), value.as_any())?;
             }
-            if is_text
+            if kind.in_content_part()
                 && known
                     .as_ref()
                     .is_none_or(|p| p.content_index != content_index)

@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
+use crate::core::events::DeltaKind;
 use crate::core::turn::{Action, DirectDelta, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
@@ -81,6 +82,29 @@ fn field<'py>(
     }
 }
 
+/// `name` of a dict, or of an object's instance dict or its pydantic extras, without the attribute
+/// protocol (which raises, slowly, for a missing name on a pydantic model). `None`: absent or None.
+#[inline]
+fn plain_or_extra_field<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    if let Ok(d) = obj.cast::<PyDict>() {
+        return Ok(d.get_item(name)?.filter(|v| !v.is_none()));
+    }
+    if let Some(v) = instance_dict_get(obj, name) {
+        return Ok(if v.is_none() { None } else { Some(v) });
+    }
+    let py = obj.py();
+    match obj.getattr(pyo3::intern!(py, "__pydantic_extra__")) {
+        Ok(extra) => match extra.cast::<PyDict>() {
+            Ok(extra) if !extra.is_empty() => Ok(extra.get_item(name)?.filter(|v| !v.is_none())),
+            _ => Ok(None),
+        },
+        Err(_) => Ok(None),
+    }
+}
+
 extern "C" {
     // CPython's own lookup of an instance's `__dict__` slot (exported by libpython, declared in
     // cpython/object.h; pyo3-ffi leaves private names out). It handles every dict layout, including
@@ -121,12 +145,69 @@ fn opt_str<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, P
     }
 }
 
+/// A tool call's `index` as a key: any integer (negative, or beyond 64 bits through its hash, which
+/// for Python ints is exact below 2**61). Not an integer: a clear error naming the field.
+fn call_key(index: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if let Ok(i) = index.extract::<i64>() {
+        return Ok(i);
+    }
+    if index.cast::<pyo3::types::PyInt>().is_ok() {
+        return Ok(index.hash()? as i64);
+    }
+    Err(PyValueError::new_err(format!(
+        "tool_calls[].index: must be an integer, got {}",
+        index.get_type().name()?
+    )))
+}
+
+/// Text from the model as UTF-8. A Python string may hold UTF-16 surrogates (JSON `\ud83d` escapes
+/// decode to them): a pair split across two chunks is joined (`carry` holds a trailing high half
+/// until the next piece), and a lone one becomes U+FFFD. `None`: the string was valid as it is.
+fn model_text(s: &Bound<'_, PyString>, carry: &mut Option<u16>) -> PyResult<Option<String>> {
+    if carry.is_none() {
+        if s.to_str().is_ok() {
+            return Ok(None);
+        }
+        PyErr::take(s.py());
+    }
+    let py = s.py();
+    let encoded = s.call_method1(pyo3::intern!(py, "encode"), ("utf-16-le", "surrogatepass"))?;
+    let bytes = encoded.cast::<pyo3::types::PyBytes>()?.as_bytes();
+    let mut units: Vec<u16> = Vec::with_capacity(bytes.len() / 2 + 1);
+    units.extend(carry.take());
+    units.extend(
+        bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]])),
+    );
+    if let Some(&last) = units.last() {
+        if (0xD800..0xDC00).contains(&last) {
+            *carry = units.pop();
+        }
+    }
+    Ok(Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    ))
+}
+
 /// One `create_openai_response` call as seen from Python.
 #[pyclass(module = "responses_rs._core", name = "Turn")]
 pub struct PyTurn {
     turn: Turn,
     factory: Py<EventFactory>,
     hot: HotState,
+    /// A high surrogate that ended the last piece of each kind (see `model_text`).
+    carry: [Option<u16>; 3],
+}
+
+fn carry_slot(kind: DeltaKind) -> usize {
+    match kind {
+        DeltaKind::ReasoningText => 1,
+        DeltaKind::Refusal => 2,
+        _ => 0,
+    }
 }
 
 impl PyTurn {
@@ -142,10 +223,10 @@ impl PyTurn {
     ) -> PyResult<(Option<Bound<'py, PyString>>, Option<DirectDelta>)> {
         let py = tc.py();
         let index = match by_position {
-            true => position as u32,
+            true => position as i64,
             false => match field(tc, pyo3::intern!(py, "index"))? {
-                Some(i) => i.extract::<u32>()?,
-                None => position as u32,
+                Some(i) => call_key(&i)?,
+                None => position as i64,
             },
         };
         let id = opt_str(field(tc, pyo3::intern!(py, "id"))?.as_ref())?;
@@ -170,6 +251,91 @@ impl PyTurn {
                 .map(|()| None)
         };
         Ok((arguments, delta.map_err(to_py_err)?))
+    }
+
+    /// Feed one piece of model text of `kind`; true when it went in as the very string given (so a
+    /// delta event may reuse the object).
+    fn piece(&mut self, kind: DeltaKind, text: &Bound<'_, PyString>) -> PyResult<bool> {
+        let carry = &mut self.carry[carry_slot(kind)];
+        match model_text(text, carry)? {
+            None => {
+                self.turn.piece(kind, text.to_str()?).map_err(to_py_err)?;
+                Ok(true)
+            }
+            Some(fixed) => {
+                self.turn.piece(kind, &fixed).map_err(to_py_err)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The reasoning (`reasoning_content` or `reasoning`) and refusal pieces of a delta or message,
+    /// read without the attribute protocol: on openai SDK objects the reasoning fields are extras.
+    fn other_pieces<'py>(
+        &self,
+        delta: &Bound<'py, PyAny>,
+    ) -> PyResult<Vec<(DeltaKind, Bound<'py, PyString>)>> {
+        let py = delta.py();
+        let mut pieces = Vec::new();
+        let reasoning = [
+            pyo3::intern!(py, "reasoning_content"),
+            pyo3::intern!(py, "reasoning"),
+        ];
+        for name in reasoning {
+            if let Some(v) = plain_or_extra_field(delta, name)? {
+                if let Ok(s) = v.cast::<PyString>() {
+                    if !s.is_empty()? {
+                        pieces.push((DeltaKind::ReasoningText, s.clone()));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(v) = plain_or_extra_field(delta, pyo3::intern!(py, "refusal"))? {
+            if let Ok(s) = v.cast::<PyString>() {
+                pieces.push((DeltaKind::Refusal, s.clone()));
+            }
+        }
+        Ok(pieces)
+    }
+
+    fn finish_reason(&mut self, reason: &Bound<'_, PyAny>) -> PyResult<()> {
+        // A plain string, or an enum member whose value is one.
+        let reason = match reason.cast::<PyString>() {
+            Ok(s) => s.to_str()?.to_owned(),
+            Err(_) => reason
+                .str()?
+                .to_str()?
+                .rsplit('.')
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        };
+        self.turn.finish_reason(&reason).map_err(to_py_err)
+    }
+
+    /// The chunk or completion's `usage`, when it has one.
+    fn read_usage(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Some(usage) = field(obj, pyo3::intern!(obj.py(), "usage"))? {
+            self.turn.usage(&py_to_value(&usage)?);
+        }
+        Ok(())
+    }
+
+    /// After a chunk's pieces: its finish reason and usage (the last chunk carries them), then the
+    /// queued events.
+    fn finish_chunk<'py>(
+        &mut self,
+        py: Python<'py>,
+        chunk: &Bound<'py, PyAny>,
+        finish: Option<Bound<'py, PyAny>>,
+        reuse: Option<&Bound<'py, PyString>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(reason) = finish {
+            self.finish_reason(&reason)?;
+            self.read_usage(chunk)?;
+        }
+        self.take_events(py, reuse)
     }
 
     /// Turn the queued events into Python objects. `text` is the chunk's own content string: the
@@ -232,13 +398,13 @@ impl PyTurn {
         extended_tools: bool,
     ) -> PyResult<Self> {
         guarded(|| {
-            let input = py_to_value(input)?;
+            let input = convert::py_to_value_at(input, "input")?;
             let tools = match tools {
-                Some(t) => py_to_value(t)?,
+                Some(t) => convert::py_to_value_at(t, "tools")?,
                 None => Value::Null,
             };
             let text = match text {
-                Some(t) if !t.is_none() => Some(py_to_value(t)?),
+                Some(t) if !t.is_none() => Some(convert::py_to_value_at(t, "text")?),
                 _ => None,
             };
             let cfg = TurnConfig {
@@ -259,6 +425,7 @@ impl PyTurn {
                 turn,
                 factory,
                 hot: HotState::default(),
+                carry: [None; 3],
             })
         })
     }
@@ -373,19 +540,22 @@ impl PyTurn {
     fn feed<'py>(&mut self, chunk: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         guarded(|| {
             let py = chunk.py();
-            let Some(choices) = field(chunk, pyo3::intern!(py, "choices"))? else {
-                return Ok(py.None().into_bound(py));
-            };
-            let choice = match choices.cast::<PyList>() {
-                Ok(list) if list.is_empty() => return Ok(py.None().into_bound(py)),
-                Ok(list) => list.get_item(0)?,
-                Err(_) => match choices.get_item(0) {
-                    Ok(c) => c,
-                    Err(_) => return Ok(py.None().into_bound(py)),
+            let choice = match field(chunk, pyo3::intern!(py, "choices"))? {
+                Some(choices) => match choices.cast::<PyList>() {
+                    Ok(list) if list.is_empty() => None,
+                    Ok(list) => Some(list.get_item(0)?),
+                    Err(_) => choices.get_item(0).ok(),
                 },
+                None => None,
             };
+            let Some(choice) = choice else {
+                // The usage chunk (`stream_options.include_usage`) has no choices.
+                self.read_usage(chunk)?;
+                return self.take_events(py, None);
+            };
+            let finish = field(&choice, pyo3::intern!(py, "finish_reason"))?;
             let Some(delta) = field(&choice, pyo3::intern!(py, "delta"))? else {
-                return Ok(py.None().into_bound(py));
+                return self.finish_chunk(py, chunk, finish, None);
             };
             let content = opt_str(field(&delta, pyo3::intern!(py, "content"))?.as_ref())?;
             let tool_calls = field(&delta, pyo3::intern!(py, "tool_calls"))?;
@@ -393,23 +563,35 @@ impl PyTurn {
                 Some(t) => t.cast::<PyList>().ok().map(|l| l.len()),
                 None => Some(0),
             };
+            let others = self.other_pieces(&delta)?;
             // The common chunks — a piece of text, or a piece of one call's arguments — take the
             // direct path: the core hands back the delta instead of queueing it.
-            if let (Some(text), Some(0)) = (&content, calls) {
-                let piece = text.to_str()?;
-                if let Some(d) = self.turn.text_delta_direct(piece).map_err(to_py_err)? {
-                    let factory = self.factory.bind(py).borrow();
-                    return factory.build_direct(py, &d, text.clone(), &mut self.hot);
+            if let (Some(text), Some(0), None, true) = (&content, calls, &finish, others.is_empty())
+            {
+                if self.carry[0].is_none() {
+                    if let Ok(piece) = text.to_str() {
+                        if let Some(d) = self.turn.text_delta_direct(piece).map_err(to_py_err)? {
+                            let factory = self.factory.bind(py).borrow();
+                            return factory.build_direct(py, &d, text.clone(), &mut self.hot);
+                        }
+                        return self.take_events(py, Some(text));
+                    }
+                    PyErr::take(py);
                 }
-                return self.take_events(py, Some(text));
             }
+            for (kind, piece) in &others {
+                self.piece(*kind, piece)?;
+            }
+            let mut reuse = None;
             if let Some(text) = &content {
-                self.turn.text_delta(text.to_str()?).map_err(to_py_err)?;
+                if self.piece(DeltaKind::OutputText, text)? {
+                    reuse = Some(text.clone());
+                }
             }
-            let mut reuse = content;
             if let Some(tool_calls) = tool_calls {
                 if let Ok(list) = tool_calls.cast::<PyList>() {
-                    let direct = reuse.is_none() && list.len() == 1;
+                    let direct =
+                        reuse.is_none() && others.is_empty() && finish.is_none() && list.len() == 1;
                     for (position, tc) in list.iter().enumerate() {
                         let (arguments, delta) =
                             self.feed_tool_call(position, &tc, false, direct)?;
@@ -427,7 +609,7 @@ impl PyTurn {
                     }
                 }
             }
-            self.take_events(py, reuse.as_ref())
+            self.finish_chunk(py, chunk, finish, reuse.as_ref())
         })
     }
 
@@ -439,12 +621,16 @@ impl PyTurn {
             let Some(choice) = choices.map(|c| c.get_item(0)).transpose().ok().flatten() else {
                 return Ok(());
             };
+            self.read_usage(completion)?;
             let Some(message) = field(&choice, pyo3::intern!(py, "message"))? else {
                 return Ok(());
             };
+            for (kind, piece) in self.other_pieces(&message)? {
+                self.piece(kind, &piece)?;
+            }
             if let Some(content) = field(&message, pyo3::intern!(py, "content"))? {
                 if let Ok(text) = content.cast::<PyString>() {
-                    self.turn.text_delta(text.to_str()?).map_err(to_py_err)?;
+                    self.piece(DeltaKind::OutputText, text)?;
                 } else {
                     // A list of content parts: their text, in order.
                     for part in content.try_iter()? {
@@ -464,13 +650,39 @@ impl PyTurn {
                     self.feed_tool_call(position, &tc?, true, false)?;
                 }
             }
+            if let Some(reason) = field(&choice, pyo3::intern!(py, "finish_reason"))? {
+                self.finish_reason(&reason)?;
+            }
             Ok(())
         })
     }
 
     /// The inference stream or completion is over; the items it opened are closed (see `drain`).
     fn end_inference(&mut self) -> PyResult<()> {
-        guarded(|| self.turn.end_inference().map_err(to_py_err))
+        guarded(|| {
+            // Half a surrogate pair that never got its other half.
+            for slot in 0..3 {
+                if self.carry[slot].take().is_some() {
+                    let kind = [
+                        DeltaKind::OutputText,
+                        DeltaKind::ReasoningText,
+                        DeltaKind::Refusal,
+                    ][slot];
+                    self.turn.piece(kind, "\u{FFFD}").map_err(to_py_err)?;
+                }
+            }
+            self.turn.end_inference().map_err(to_py_err)
+        })
+    }
+
+    /// A tool lookup or call raised: only that tool fails (see the core's `Turn::tool_failed`).
+    fn tool_failed(&mut self, message: &str) -> PyResult<()> {
+        guarded(|| self.turn.tool_failed(message).map_err(to_py_err))
+    }
+
+    /// Warnings for the driver's log, each once (a tool left out because the host cannot serve it).
+    fn take_warnings(&mut self) -> Vec<String> {
+        self.turn.take_warnings()
     }
 
     fn tool_result(&mut self, result: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -485,10 +697,11 @@ impl PyTurn {
         guarded(|| self.turn.stored().map_err(to_py_err))
     }
 
-    /// End the turn as failed (a collaborator raised mid-stream); closes open items.
-    fn fail(&mut self, message: &str) -> PyResult<()> {
+    /// End the turn as failed (inference or the store raised mid-stream); closes open items.
+    #[pyo3(signature = (message, code="server_error"))]
+    fn fail(&mut self, message: &str, code: &str) -> PyResult<()> {
         guarded(|| {
-            self.turn.fail(message);
+            self.turn.fail_with(code, message);
             Ok(())
         })
     }
