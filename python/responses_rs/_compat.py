@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 from llama_stack.apis.agents import openai_responses as ls_responses
 from llama_stack.apis.inference import inference as ls_inference
 from llama_stack.providers.inline.agents.meta_reference import openai_responses as _ls_impl
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 try:
     LLAMA_STACK_VERSION = _dist_version("llama_stack")
@@ -24,17 +24,77 @@ except PackageNotFoundError:  # an editable or vendored llama-stack
 LlamaStackResponseObject = ls_responses.OpenAIResponseObject
 
 
-class OpenAIResponseObject(LlamaStackResponseObject):  # type: ignore[misc, valid-type]
-    """llama-stack's response object plus `instructions`, which the OpenAI API echoes and llama-stack's
-    class has no field for. A subclass, so `isinstance(r, llama_stack...OpenAIResponseObject)` holds."""
-
-    # Left out of the JSON when unset, so records and events are exactly llama-stack's then.
-    instructions: str | None = Field(default=None, exclude_if=lambda v: v is None)
-
-
 OpenAIResponseMessage = ls_responses.OpenAIResponseMessage
 OpenAIResponseInput = ls_responses.OpenAIResponseInput
 OpenAIResponseOutput = ls_responses.OpenAIResponseOutput
+
+
+# Output items in openai-python's shapes, where llama-stack's classes cannot carry them: a message
+# with refusal parts and annotated output text, an MCP call with a status and an error object, and
+# reasoning items (llama-stack 0.2.x has none). Subclasses where llama-stack has the class, so
+# `isinstance` keeps holding.
+class OutputTextPart(ls_responses.OpenAIResponseOutputMessageContentOutputText):  # type: ignore[misc, valid-type]
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[Any] = []
+
+
+class RefusalPart(BaseModel):
+    type: Literal["refusal"] = "refusal"
+    refusal: str
+
+
+class ReasoningTextPart(BaseModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+OutputContentPart = Annotated[OutputTextPart | RefusalPart | ReasoningTextPart, Field(discriminator="type")]
+
+
+class OutputMessage(OpenAIResponseMessage):  # type: ignore[misc, valid-type]
+    content: str | list[OutputContentPart] | list[ls_responses.OpenAIResponseInputMessageContent]  # type: ignore[assignment]
+
+
+class ReasoningItem(BaseModel):
+    type: Literal["reasoning"] = "reasoning"
+    id: str
+    summary: list[Any] = []
+    content: list[ReasoningTextPart] = []
+    encrypted_content: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    status: str | None = None
+
+
+_ls_mcp_call = getattr(ls_responses, "OpenAIResponseOutputMessageMCPCall", None)
+_output_members: list[Any] = [OutputMessage, ReasoningItem]
+for _name in (
+    "OpenAIResponseOutputMessageWebSearchToolCall",
+    "OpenAIResponseOutputMessageFileSearchToolCall",
+    "OpenAIResponseOutputMessageFunctionToolCall",
+    "OpenAIResponseOutputMessageMCPListTools",
+):
+    if hasattr(ls_responses, _name):
+        _output_members.append(getattr(ls_responses, _name))
+if _ls_mcp_call is not None:
+
+    class McpCallItem(_ls_mcp_call):  # type: ignore[misc, valid-type]
+        error: Any = None  # openai-python: an error object; llama-stack: a string
+        status: str | None = None
+
+    _output_members.append(McpCallItem)
+
+OutputItem = Annotated[Union[tuple(_output_members)], Field(discriminator="type")]  # noqa: UP007
+
+
+class OpenAIResponseObject(LlamaStackResponseObject):  # type: ignore[misc, valid-type]
+    """llama-stack's response object carrying the whole OpenAI response: every field the core
+    reports (instructions, usage, incomplete_details, tools, tool_choice, ...; kept as they come) and
+    openai-python's item shapes. A subclass, so `isinstance(r, llama_stack...OpenAIResponseObject)`
+    holds; records stored for llama-stack are written in llama-stack's own class, not this one."""
+
+    model_config = ConfigDict(extra="allow")
+    output: list[OutputItem]  # type: ignore[valid-type]
+
 
 # Chat messages are built from the core's JSON in one validation call: the union is discriminated by
 # `role`, so this yields exactly llama-stack's OpenAIUserMessageParam, OpenAIToolMessageParam, ...

@@ -12,8 +12,11 @@ parameters differently (llama-stack's `agents.py` delegates positionally) and st
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -54,6 +57,44 @@ def _bind_constructor(params: tuple[str, ...], args: tuple[Any, ...], kwargs: di
     return bound
 
 
+class PreviousResponseNotFound(ValueError):
+    """`previous_response_id` names no stored response (OpenAI's code `previous_response_not_found`)."""
+
+
+_accepts_cache: dict[Any, bool] = {}
+
+
+def _accepts(method: Any, name: str) -> bool:
+    """Does the collaborator's method take the keyword `name`? (Read once per function.)"""
+    func = getattr(method, "__func__", method)
+    known = _accepts_cache.get(func)
+    if known is None:
+        try:
+            params = inspect.signature(method).parameters
+            known = name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+        except (TypeError, ValueError):
+            known = False
+        _accepts_cache[func] = known
+    return known
+
+
+async def _rejected_stream(model: Any, code: str, message: str) -> AsyncIterator[Any]:
+    """A request that failed before anything started, for hosts whose server has already answered 200
+    when it awaits the provider: `response.created`, then `response.failed` carrying the error code."""
+    base = {
+        "id": f"resp-{uuid.uuid4()}",
+        "created_at": int(time.time()),
+        "model": model if isinstance(model, str) else "",
+        "object": "response",
+        "output": [],
+        "status": "in_progress",
+    }
+    created = _compat.OpenAIResponseObject(**base)
+    failed = _compat.OpenAIResponseObject(**{**base, "status": "failed", "error": {"code": code, "message": message}})
+    yield EVENT_CLASSES["response.created"](response=created, sequence_number=0)
+    yield EVENT_CLASSES["response.failed"](response=failed, sequence_number=1)
+
+
 class OpenAIResponsesImpl:
     """Drop-in for llama-stack's `OpenAIResponsesImpl` (meta-reference agents provider).
 
@@ -70,6 +111,9 @@ class OpenAIResponsesImpl:
     _stream_inference = False
     _send_response_format = False
     _extended_tools = False
+    # The host's server has already answered 200 when it awaits `create_openai_response` for a stream
+    # (llama-stack 0.2.x): a request that fails up front is then a stream ending in `response.failed`.
+    _errors_in_stream = True
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OpenAIResponsesImpl:
         if cls is OpenAIResponsesImpl:
@@ -104,8 +148,50 @@ class OpenAIResponsesImpl:
         tools: Any,
         max_infer_iters: int | None,
     ) -> Any:
-        input = await self._prepend_previous_response(input, previous_response_id)
-        turn = Turn(
+        try:
+            input = await self._prepend_previous_response(input, previous_response_id)
+            turn = self._new_turn(
+                input,
+                model,
+                stream,
+                store,
+                instructions,
+                previous_response_id,
+                temperature,
+                text,
+                tools,
+                max_infer_iters,
+            )
+        except ValueError as exc:
+            if stream and self._errors_in_stream:
+                code = "previous_response_not_found" if isinstance(exc, PreviousResponseNotFound) else "invalid_request"
+                return _rejected_stream(model, code, str(exc))
+            raise
+        if not stream:
+            return await self._complete(turn, model, temperature, instructions)
+        primed = await self._prime(turn, model, temperature) if prime else None
+        return self._stream(turn, model, temperature, primed)
+
+    def _new_turn(
+        self,
+        input: Any,
+        model: Any,
+        stream: bool,
+        store: bool | None,
+        instructions: str | None,
+        previous_response_id: str | None,
+        temperature: Any,
+        text: Any,
+        tools: Any,
+        max_infer_iters: int | None,
+    ) -> Turn:
+        if not isinstance(model, str):
+            raise ValueError(f"model: must be a string, got {type(model).__name__}")
+        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
+            raise ValueError(f"temperature: must be a number, got {type(temperature).__name__}")
+        if text is not None and not isinstance(text, dict) and not hasattr(text, "model_dump"):
+            raise ValueError(f"text: must be an object, got {type(text).__name__}")
+        return Turn(
             self._factory,
             model,
             input,
@@ -124,22 +210,16 @@ class OpenAIResponsesImpl:
             send_response_format=self._send_response_format,
             extended_tools=self._extended_tools,
         )
-        if not stream:
-            return await self._complete(turn, model, temperature, instructions)
-        primed = await self._prime(turn, model, temperature) if prime else None
-        return self._stream(turn, model, temperature, primed)
 
     @staticmethod
     def _response_object(response_json: str, instructions: str | None = None) -> Any:
-        # llama-stack's exact class unless there are instructions to echo (its class has no field).
-        cls = _compat.LlamaStackResponseObject if instructions is None else _compat.OpenAIResponseObject
-        return cls.model_validate_json(response_json)
+        # A subclass of llama-stack's class that carries the whole OpenAI response object.
+        return _compat.OpenAIResponseObject.model_validate_json(response_json)
 
     async def _complete(
         self, turn: Turn, model: str, temperature: float | None, instructions: str | None = None
     ) -> Any:
         """A request that is not streamed: no events, no generator, exceptions pass through unchanged."""
-        stored = None
         while True:
             action = turn.next_action()
             kind = action[0]
@@ -153,11 +233,9 @@ class OpenAIResponsesImpl:
                     turn.feed_completion(result)
                 turn.end_inference()
             elif kind == "store":
-                stored = await self._store(turn.response_id, action[1], action[2])
+                await self._store(turn.response_id, action[1], action[2])
                 turn.stored()
             elif kind == "done":
-                if stored is not None and instructions is None:
-                    return stored  # the very object just stored: one validation less
                 return self._response_object(turn.response_json(), instructions)
             else:
                 await self._perform(turn, action)
@@ -180,6 +258,8 @@ class OpenAIResponsesImpl:
                 if primed is not None:
                     action, result = primed
                     primed = None
+                    if isinstance(result, BaseException):
+                        raise result
                 else:
                     action, result = turn.next_action(), None
                 for event in turn.drain():
@@ -215,12 +295,17 @@ class OpenAIResponsesImpl:
                 yield event
 
     async def _prime(self, turn: Turn, model: str, temperature: float | None) -> tuple[Any, Any]:
-        """Perform the lookups and the first inference call now; their events stay queued in the turn."""
-        while True:
-            action = turn.next_action()
-            if action[0] == "infer":
-                return action, await self._infer(action, model, temperature)
-            await self._perform(turn, action)
+        """Perform the lookups and the first inference call now; their events stay queued in the turn.
+        A failure is handed to the stream, which ends in `response.failed` (the host's server has
+        already answered 200 when it iterates)."""
+        try:
+            while True:
+                action = turn.next_action()
+                if action[0] == "infer":
+                    return action, await self._infer(action, model, temperature)
+                await self._perform(turn, action)
+        except Exception as exc:
+            return ("prime",), exc
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
         _, messages_json, tools_json, stream, response_format = action
@@ -233,18 +318,32 @@ class OpenAIResponsesImpl:
         }
         if response_format is not None and _compat.RESPONSE_FORMAT is not None:
             kwargs["response_format"] = _compat.RESPONSE_FORMAT.validate_python(response_format)
+        if stream and _accepts(self.inference_api.openai_chat_completion, "stream_options"):
+            kwargs["stream_options"] = {"include_usage": True}
         return await self.inference_api.openai_chat_completion(**kwargs)
 
     async def _perform(self, turn: Turn, action: Any) -> None:
-        """Every action but inference: do the I/O and feed the result back."""
+        """Every action but inference: do the I/O and feed the result back. A tool that raises fails
+        only its own call (or, for a lookup, is left out of what the model is offered); the store's
+        exceptions pass through and fail the response."""
+        if action[0] == "store":
+            await self._store(turn.response_id, action[1], action[2])
+            turn.stored()
+            return
+        try:
+            await self._perform_tool(turn, action)
+        except Exception as exc:
+            logger.warning("responses-rs: %s failed: %s: %s", action[0], type(exc).__name__, exc)
+            turn.tool_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        for warning in turn.take_warnings():
+            logger.warning("responses-rs: %s", warning)
+
+    async def _perform_tool(self, turn: Turn, action: Any) -> None:
         kind = action[0]
         if kind == "get_tool":
             turn.provide_tool_def(await self.tool_groups_api.get_tool(action[1]))
         elif kind == "invoke_tool":
             turn.tool_result(await self.tool_runtime_api.invoke_tool(tool_name=action[1], kwargs=action[2]))
-        elif kind == "store":
-            await self._store(turn.response_id, action[1], action[2])
-            turn.stored()
         elif kind == "list_mcp_tools":
             _, _label, endpoint, headers = action
             turn.provide_mcp_tools(await _mcp.list_mcp_tools(endpoint=endpoint, headers=headers or {}))
@@ -302,7 +401,7 @@ class OpenAIResponsesImpl:
             raise NotImplementedError("the llama-stack 0.2.12 contract keeps responses in its responses store")
         response_json = await self.persistence_store.get(key=f"{OPENAI_RESPONSES_PREFIX}{id}")
         if response_json is None:
-            raise ValueError(f"OpenAI response with id '{id}' not found")
+            raise PreviousResponseNotFound(f"OpenAI response with id '{id}' not found")
         return _compat.PreviousResponseWithInputItems.model_validate_json(response_json)
 
     async def _prepend_previous_response(
@@ -316,7 +415,10 @@ class OpenAIResponsesImpl:
             items = list(previous.input_items.data)
             items.extend(previous.response.output)
         else:
-            with_input = await self.responses_store.get_response_object(previous_response_id)
+            try:
+                with_input = await self.responses_store.get_response_object(previous_response_id)
+            except ValueError as exc:
+                raise PreviousResponseNotFound(str(exc)) from exc
             items = list(with_input.input)
             items.extend(with_input.output)
         return self._append_input(items, input)

@@ -13,17 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from ._compat import OpenAIResponseObject, OpenAIResponseOutput, ls_class
+from ._compat import OpenAIResponseObject, OutputContentPart, OutputItem, ls_class
 
 # llama-stack's response class plus `instructions` (left out of the JSON when unset). One class, not a
 # union with llama-stack's: a union validates every response twice.
 ResponseField = OpenAIResponseObject
-
-
-class OutputTextPart(BaseModel):
-    type: Literal["output_text"] = "output_text"
-    text: str
-    annotations: list[Any] = []
 
 
 # Bases are chosen at import time from the installed llama-stack; type checkers see BaseModel.
@@ -66,6 +60,12 @@ class ResponseCompletedEvent(_Completed):
     type: Literal["response.completed"] = "response.completed"
 
 
+class ResponseIncompleteEvent(BaseModel):
+    response: ResponseField  # type: ignore[valid-type]
+    sequence_number: int
+    type: Literal["response.incomplete"] = "response.incomplete"
+
+
 class ResponseFailedEvent(BaseModel):
     response: ResponseField  # type: ignore[valid-type]
     sequence_number: int
@@ -73,7 +73,7 @@ class ResponseFailedEvent(BaseModel):
 
 
 class ResponseOutputItemAddedEvent(_ItemAdded):
-    item: OpenAIResponseOutput  # type: ignore[valid-type]
+    item: OutputItem  # type: ignore[valid-type]
     output_index: int
     response_id: str
     sequence_number: int
@@ -81,7 +81,7 @@ class ResponseOutputItemAddedEvent(_ItemAdded):
 
 
 class ResponseOutputItemDoneEvent(_ItemDone):
-    item: OpenAIResponseOutput  # type: ignore[valid-type]
+    item: OutputItem  # type: ignore[valid-type]
     output_index: int
     response_id: str
     sequence_number: int
@@ -92,7 +92,7 @@ class ResponseContentPartAddedEvent(BaseModel):
     content_index: int
     item_id: str
     output_index: int
-    part: OutputTextPart
+    part: OutputContentPart  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.content_part.added"] = "response.content_part.added"
 
@@ -101,7 +101,7 @@ class ResponseContentPartDoneEvent(BaseModel):
     content_index: int
     item_id: str
     output_index: int
-    part: OutputTextPart
+    part: OutputContentPart  # type: ignore[valid-type]
     sequence_number: int
     type: Literal["response.content_part.done"] = "response.content_part.done"
 
@@ -125,6 +125,44 @@ class ResponseTextDoneEvent(_TextDone):
     sequence_number: int
     text: str
     type: Literal["response.output_text.done"] = "response.output_text.done"
+
+
+class ResponseRefusalDeltaEvent(BaseModel):
+    # Built without validation on the hot path (see src/glue/events.rs): keep the field set in step.
+    content_index: int
+    delta: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.refusal.delta"] = "response.refusal.delta"
+
+
+class ResponseRefusalDoneEvent(BaseModel):
+    content_index: int
+    item_id: str
+    output_index: int
+    refusal: str
+    sequence_number: int
+    type: Literal["response.refusal.done"] = "response.refusal.done"
+
+
+class ResponseReasoningTextDeltaEvent(BaseModel):
+    # Built without validation on the hot path (see src/glue/events.rs): keep the field set in step.
+    content_index: int
+    delta: str
+    item_id: str
+    output_index: int
+    sequence_number: int
+    type: Literal["response.reasoning_text.delta"] = "response.reasoning_text.delta"
+
+
+class ResponseReasoningTextDoneEvent(BaseModel):
+    content_index: int
+    item_id: str
+    output_index: int
+    sequence_number: int
+    text: str
+    type: Literal["response.reasoning_text.done"] = "response.reasoning_text.done"
 
 
 class ResponseFunctionCallArgumentsDeltaEvent(_ArgsDelta):
@@ -190,7 +228,7 @@ class ResponseMcpCallArgumentsDeltaEvent(_McpArgsDelta):
     item_id: str
     output_index: int
     sequence_number: int
-    type: Literal["response.mcp_call.arguments.delta"] = "response.mcp_call.arguments.delta"
+    type: Literal["response.mcp_call_arguments.delta"] = "response.mcp_call_arguments.delta"  # type: ignore[assignment]
 
 
 class ResponseMcpCallArgumentsDoneEvent(_McpArgsDone):
@@ -198,7 +236,7 @@ class ResponseMcpCallArgumentsDoneEvent(_McpArgsDone):
     item_id: str
     output_index: int
     sequence_number: int
-    type: Literal["response.mcp_call.arguments.done"] = "response.mcp_call.arguments.done"
+    type: Literal["response.mcp_call_arguments.done"] = "response.mcp_call_arguments.done"  # type: ignore[assignment]
 
 
 class ResponseMcpCallInProgressEvent(_ItemMarker, _McpInProgress):
@@ -219,6 +257,7 @@ EVENT_CLASSES: dict[str, type[BaseModel]] = {
         ResponseCreatedEvent,
         ResponseInProgressEvent,
         ResponseCompletedEvent,
+        ResponseIncompleteEvent,
         ResponseFailedEvent,
         ResponseOutputItemAddedEvent,
         ResponseOutputItemDoneEvent,
@@ -226,6 +265,10 @@ EVENT_CLASSES: dict[str, type[BaseModel]] = {
         ResponseContentPartDoneEvent,
         ResponseTextDeltaEvent,
         ResponseTextDoneEvent,
+        ResponseRefusalDeltaEvent,
+        ResponseRefusalDoneEvent,
+        ResponseReasoningTextDeltaEvent,
+        ResponseReasoningTextDoneEvent,
         ResponseFunctionCallArgumentsDeltaEvent,
         ResponseFunctionCallArgumentsDoneEvent,
         ResponseWebSearchCallInProgressEvent,
