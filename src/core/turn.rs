@@ -905,6 +905,7 @@ impl Turn {
                     server_label: self.mcp_servers[server].label.clone(),
                     error: None,
                     output: None,
+                    status: None,
                 };
                 (id, item)
             }
@@ -1009,6 +1010,7 @@ impl Turn {
                 } else {
                     Some(tool_calls)
                 },
+                reasoning_content: None,
             });
         }
         let has_server_calls = !server_calls.is_empty();
@@ -1266,6 +1268,7 @@ impl Turn {
                         server_label: self.mcp_servers[server].label.clone(),
                         error,
                         output,
+                        status: None,
                     }
                 }
                 CallKind::Function => return,
@@ -1303,6 +1306,7 @@ impl Turn {
                             server_label: self.mcp_servers[server].label.clone(),
                             error: Some(message.to_owned()),
                             output: None,
+                            status: None,
                         },
                         _ => Item::FunctionCall {
                             arguments: call.arguments,
