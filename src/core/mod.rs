@@ -5,6 +5,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod items;
+pub mod request;
 pub mod turn;
 
 pub use error::CoreError;

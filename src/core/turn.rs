@@ -18,6 +18,7 @@ use super::events::{
 };
 use super::ids::{new_id, now_unix};
 use super::items::{self, Content, ContentPart, Item, Role, Tool};
+use super::request::response_format;
 
 /// What the caller asked for, plus the few switches where the llama-stack versions differ.
 #[derive(Debug, Clone)]
@@ -201,39 +202,6 @@ pub struct Turn {
     final_response: Option<Response>,
     /// The assistant text of the round just closed, for the history sent to the next round.
     round_text: Option<String>,
-}
-
-fn response_format(text: Option<&Value>) -> Result<Value> {
-    let format = match text.and_then(|t| t.get("format")) {
-        None | Some(Value::Null) => return Ok(json!({"type": "text"})),
-        Some(f) => f,
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") | None => Ok(json!({"type": "text"})),
-        Some("json_object") => Ok(json!({"type": "json_object"})),
-        Some("json_schema") => {
-            let name = format.get("name").and_then(Value::as_str).ok_or_else(|| {
-                CoreError::invalid("text.format.name", "is required for json_schema")
-            })?;
-            let schema = format
-                .get("schema")
-                .filter(|s| s.is_object())
-                .ok_or_else(|| {
-                    CoreError::invalid("text.format.schema", "is required for json_schema")
-                })?;
-            let mut json_schema = json!({"name": name, "schema": schema});
-            for key in ["description", "strict"] {
-                if let Some(v) = format.get(key).filter(|v| !v.is_null()) {
-                    json_schema[key] = v.clone();
-                }
-            }
-            Ok(json!({"type": "json_schema", "json_schema": json_schema}))
-        }
-        Some(other) => Err(CoreError::invalid(
-            "text.format.type",
-            format!("unknown text format '{other}' (expected text, json_object or json_schema)"),
-        )),
-    }
 }
 
 /// The text of a tool invocation result: `content` may be a string, a content item or a list of them.
