@@ -6,6 +6,7 @@ pub mod events;
 pub mod ids;
 pub mod items;
 pub mod request;
+pub mod response;
 pub mod turn;
 
 pub use error::CoreError;

@@ -19,6 +19,7 @@ use super::events::{
 use super::ids::{new_id, now_unix};
 use super::items::{self, Content, ContentPart, Item, Role, Tool};
 use super::request::response_format;
+use super::response::Shape;
 
 /// What the caller asked for, plus the few switches where the llama-stack versions differ.
 #[derive(Debug, Clone)]
@@ -388,28 +389,29 @@ impl Turn {
 
     fn snapshot(&self, status: &'static str, error: Option<ResponseError>) -> Response {
         Response {
-            created_at: self.created_at,
             error,
-            id: self.response_id.clone(),
-            model: self.cfg.model.clone(),
-            object: "response",
             output: self.output.clone(),
-            parallel_tool_calls: false,
             previous_response_id: self.cfg.previous_response_id.clone(),
             status,
             temperature: self.cfg.temperature,
             text: self.cfg.text.clone(),
-            top_p: None,
-            truncation: None,
-            user: None,
             instructions: self.cfg.instructions.clone(),
+            store: self.cfg.store,
+            ..Response::minimal(
+                self.response_id.clone(),
+                self.created_at,
+                self.cfg.model.clone(),
+            )
         }
     }
 
     fn emit_response_event(&mut self, kind: ResponseEventKind, status: &'static str) {
         if self.cfg.emit_events {
             let response = self.snapshot(status, None);
-            self.emit(EventBody::Response { kind, response });
+            self.emit(EventBody::Response {
+                kind,
+                response: Box::new(response),
+            });
         }
     }
 
@@ -551,8 +553,11 @@ impl Turn {
                     self.final_response = Some(response);
                     if self.cfg.store {
                         self.phase = Phase::AwaitStore;
-                        let response = serde_json::to_string(&self.final_response)
-                            .map_err(|e| CoreError::protocol(e.to_string()))?;
+                        let response = self
+                            .final_response
+                            .as_ref()
+                            .map(|r| r.to_json(Shape::LlamaStack0212))
+                            .unwrap_or_default();
                         let input = serde_json::to_string(&self.stored_input)
                             .map_err(|e| CoreError::protocol(e.to_string()))?;
                         return Ok(Action::Store { response, input });
@@ -564,7 +569,7 @@ impl Turn {
                         if let Some(response) = self.final_response.clone() {
                             self.emit(EventBody::Response {
                                 kind: ResponseEventKind::Completed,
-                                response,
+                                response: Box::new(response),
                             });
                         }
                     }
@@ -1318,7 +1323,7 @@ impl Turn {
         if self.cfg.emit_events {
             self.emit(EventBody::Response {
                 kind: ResponseEventKind::Failed,
-                response: response.clone(),
+                response: Box::new(response.clone()),
             });
         }
         self.final_response = Some(response);

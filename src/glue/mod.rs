@@ -11,6 +11,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
+use crate::core::response::Shape;
 use crate::core::turn::{Action, DirectDelta, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
@@ -504,7 +505,7 @@ impl PyTurn {
             let response = self.turn.final_response().ok_or_else(|| {
                 DriverProtocolError::new_err("the turn has no final response yet")
             })?;
-            serde_json::to_string(response).map_err(|e| InternalError::new_err(e.to_string()))
+            Ok(response.to_json(Shape::LlamaStack0212))
         })
     }
 }
