@@ -62,6 +62,10 @@ pub enum ChatMessage {
         content: Option<ChatContent>,
         #[serde(skip_serializing_if = "Option::is_none")]
         tool_calls: Option<Vec<ToolCall>>,
+        /// The model's reasoning sent back (vLLM / DeepSeek style), only when the host asks for it
+        /// (`ItemsToMessages::include_reasoning`); llama-stack's message class has no such field.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reasoning_content: Option<String>,
     },
     Tool {
         content: String,
@@ -76,11 +80,14 @@ fn convert_content(content: &Content) -> ChatContent {
             parts
                 .iter()
                 .filter_map(|part| match part {
-                    ContentPart::InputText { text }
-                    | ContentPart::OutputText { text, .. }
-                    | ContentPart::Refusal { refusal: text } => {
+                    ContentPart::InputText { text } | ContentPart::OutputText { text, .. } => {
                         Some(ChatPart::Text { text: text.clone() })
                     }
+                    // A refusal replayed is what the assistant said.
+                    ContentPart::Refusal { refusal } => Some(ChatPart::Text {
+                        text: refusal.clone(),
+                    }),
+                    // Reasoning travels separately (`reasoning_content`), if at all.
                     ContentPart::ReasoningText { .. } => None,
                     // An image given by file id only has no URL to pass on; llama-stack drops it too.
                     ContentPart::InputImage { detail, image_url } => {
@@ -97,6 +104,55 @@ fn convert_content(content: &Content) -> ChatContent {
     }
 }
 
+/// How `items_to_messages_with` converts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ItemsToMessages {
+    /// Send `reasoning` items back as `reasoning_content` on the assistant message that follows
+    /// them. Off by default: most chat servers reject or ignore the field, and OpenAI-compatible
+    /// servers that accept it (vLLM, DeepSeek) do not need it to continue a conversation.
+    pub include_reasoning: bool,
+}
+
+/// The text a `reasoning` item carries: its `reasoning_text` parts, else its summary texts.
+fn reasoning_text(summary: &[Value], content: &[ContentPart]) -> Option<String> {
+    let parts: Vec<&str> = content
+        .iter()
+        .filter_map(|p| match p {
+            ContentPart::ReasoningText { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let parts = if parts.is_empty() {
+        summary
+            .iter()
+            .filter_map(|s| s.get("text").and_then(Value::as_str))
+            .collect()
+    } else {
+        parts
+    };
+    if parts.is_empty() {
+        None
+    } else {
+        Some(parts.join("\n"))
+    }
+}
+
+fn append_reasoning(slot: &mut Option<String>, text: String) {
+    match slot {
+        Some(existing) => {
+            existing.push('\n');
+            existing.push_str(&text);
+        }
+        None => *slot = Some(text),
+    }
+}
+
+/// Convert Responses items into chat messages, with the default options (reasoning items are
+/// skipped). See `items_to_messages_with`.
+pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
+    items_to_messages_with(items, ItemsToMessages::default())
+}
+
 /// Convert Responses items into chat messages.
 ///
 /// Consecutive `function_call` items become one assistant message with several tool calls, which is
@@ -104,8 +160,13 @@ fn convert_content(content: &Content) -> ChatContent {
 /// (`web_search_call`, `file_search_call`, `mcp_call`, `mcp_list_tools`) carry no replayable call and
 /// result pair, and the model's following message already holds what it learned, so they are skipped:
 /// that is what makes `previous_response_id` work after such a response (llama-stack 0.2.12 fails there).
-pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
+/// `reasoning` items are skipped unless `opts.include_reasoning`, in which case their text rides on
+/// the next assistant message as `reasoning_content` (a reasoning item with no assistant message
+/// after it is dropped). Refusal parts become assistant text.
+pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<Vec<ChatMessage>> {
     let mut messages: Vec<ChatMessage> = Vec::with_capacity(items.len());
+    // Reasoning waiting for the assistant message it belongs to.
+    let mut pending_reasoning: Option<String> = None;
     for item in items {
         match item {
             Item::Message { content, role, .. } => {
@@ -117,6 +178,7 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
                     Role::Assistant => ChatMessage::Assistant {
                         content: Some(content),
                         tool_calls: None,
+                        reasoning_content: pending_reasoning.take(),
                     },
                 });
             }
@@ -138,14 +200,19 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
                 match messages.last_mut() {
                     Some(ChatMessage::Assistant {
                         tool_calls: Some(calls),
+                        reasoning_content,
                         ..
                     }) => {
                         let index = calls.len() as u32;
                         calls.push(call(index));
+                        if let Some(text) = pending_reasoning.take() {
+                            append_reasoning(reasoning_content, text);
+                        }
                     }
                     _ => messages.push(ChatMessage::Assistant {
                         content: None,
                         tool_calls: Some(vec![call(0)]),
+                        reasoning_content: pending_reasoning.take(),
                     }),
                 }
             }
@@ -155,11 +222,19 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
                 content: output.clone(),
                 tool_call_id: call_id.clone(),
             }),
+            Item::Reasoning {
+                summary, content, ..
+            } => {
+                if opts.include_reasoning {
+                    if let Some(text) = reasoning_text(summary, content) {
+                        append_reasoning(&mut pending_reasoning, text);
+                    }
+                }
+            }
             Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpCall { .. }
-            | Item::McpListTools { .. }
-            | Item::Reasoning { .. } => {}
+            | Item::McpListTools { .. } => {}
         }
     }
     Ok(messages)
@@ -298,6 +373,47 @@ mod tests {
         assert_eq!(
             tool["function"]["parameters"]["properties"]["n"],
             json!({"type": "integer", "default": 3})
+        );
+    }
+
+    #[test]
+    fn reasoning_is_skipped_unless_asked_for_and_refusals_are_text() {
+        let items = parse_input(&json!([
+            {"role": "user", "content": "q"},
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "sum"}],
+             "content": [{"type": "reasoning_text", "text": "think"}]},
+            {"type": "function_call", "call_id": "a", "name": "w", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "a", "output": "sun"},
+            {"type": "reasoning", "id": "rs_2", "summary": [{"type": "summary_text", "text": "only a summary"}]},
+            {"role": "assistant", "content": [{"type": "refusal", "refusal": "I can't."}]},
+        ]))
+        .unwrap();
+        let plain = serde_json::to_value(items_to_messages(&items).unwrap()).unwrap();
+        assert_eq!(
+            plain,
+            json!([
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "tool_calls": [{"index": 0, "id": "a", "type": "function",
+                    "function": {"name": "w", "arguments": "{}"}}]},
+                {"role": "tool", "content": "sun", "tool_call_id": "a"},
+                {"role": "assistant", "content": [{"type": "text", "text": "I can't."}]},
+            ])
+        );
+        let with = serde_json::to_value(
+            items_to_messages_with(
+                &items,
+                ItemsToMessages {
+                    include_reasoning: true,
+                },
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(with[1]["reasoning_content"], "think");
+        assert_eq!(with[3]["reasoning_content"], "only a summary");
+        assert_eq!(
+            with[3]["content"],
+            json!([{"type": "text", "text": "I can't."}])
         );
     }
 }

@@ -7,35 +7,12 @@ use serde_json::Value;
 
 use super::items::{ContentPart, Item};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ResponseError {
-    pub code: String,
-    pub message: String,
-}
+use super::response::Shape;
+pub use super::response::{Response, ResponseError};
 
-/// The response object. Field order and names follow llama-stack's `OpenAIResponseObject`, so the
-/// JSON we store is the JSON llama-stack stores; `instructions` and `text` only appear when set,
-/// because llama-stack 0.2.7 has neither.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Response {
-    pub created_at: i64,
-    pub error: Option<ResponseError>,
-    pub id: String,
-    pub model: String,
-    pub object: &'static str,
-    pub output: Vec<Item>,
-    pub parallel_tool_calls: bool,
-    pub previous_response_id: Option<String>,
-    pub status: &'static str,
-    pub temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<Value>,
-    pub top_p: Option<f64>,
-    pub truncation: Option<String>,
-    pub user: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instructions: Option<String>,
-}
+/// The shape a response and its items are written in inside events: OpenAI's, on every host (a
+/// host's stored record may be narrower, see `response::Shape`).
+pub const EVENT_RESPONSE_SHAPE: Shape = Shape::Full;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseEventKind {
@@ -136,7 +113,9 @@ impl DeltaKind {
 pub enum EventBody {
     Response {
         kind: ResponseEventKind,
-        response: Response,
+        /// Boxed: the response is large, and every event (a text delta too) is as big as the
+        /// largest variant.
+        response: Box<Response>,
     },
     OutputItem {
         done: bool,
@@ -217,7 +196,7 @@ impl Serialize for Event {
         let mut map = serializer.serialize_map(None)?;
         match &self.body {
             EventBody::Response { response, .. } => {
-                map.serialize_entry("response", response)?;
+                map.serialize_entry("response", &response.shaped(EVENT_RESPONSE_SHAPE))?;
             }
             EventBody::OutputItem {
                 output_index,
@@ -225,7 +204,7 @@ impl Serialize for Event {
                 response_id,
                 ..
             } => {
-                map.serialize_entry("item", item)?;
+                map.serialize_entry("item", &super::response::FullItem(item))?;
                 map.serialize_entry("output_index", output_index)?;
                 map.serialize_entry("response_id", response_id)?;
             }

@@ -47,13 +47,16 @@ pub enum ContentPart {
         #[serde(default)]
         image_url: Option<String>,
     },
+    /// The model declined to answer (an assistant message part).
     #[serde(rename = "refusal")]
     Refusal { refusal: String },
+    /// The model's reasoning text (a part of a `reasoning` item's `content`).
     #[serde(rename = "reasoning_text")]
     ReasoningText { text: String },
 }
 
 impl ContentPart {
+    /// The part's text: a refusal's explanation counts as text, an image has none.
     pub fn text(&self) -> Option<&str> {
         match self {
             ContentPart::InputText { text }
@@ -72,7 +75,9 @@ pub enum Content {
     Parts(Vec<ContentPart>),
 }
 
-/// One item of a response's input or output. Field order matches what llama-stack writes.
+/// One item of a response's input or output. Field order matches what llama-stack writes, and the
+/// derived `Serialize` is the shape llama-stack writes for the variants it knows (an `mcp_call`'s
+/// `status` is left out: llama-stack's class has none). `response::Shape` selects the OpenAI shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Item {
@@ -115,7 +120,9 @@ pub enum Item {
         server_label: String,
         error: Option<String>,
         output: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// in_progress | completed | incomplete | calling | failed. `None`: derived from
+        /// `error`/`output` where a status is written (see `response::Shape::Full`).
+        #[serde(default, skip_serializing)]
         status: Option<String>,
     },
     #[serde(rename = "mcp_list_tools")]
@@ -124,10 +131,13 @@ pub enum Item {
         server_label: String,
         tools: Vec<Value>,
     },
+    /// The model's reasoning. `summary` holds `{"type": "summary_text", "text"}` parts as given;
+    /// `content` holds `reasoning_text` parts. llama-stack 0.2.x has no such item.
     #[serde(rename = "reasoning")]
     Reasoning {
         id: String,
         summary: Vec<Value>,
+        #[serde(default)]
         content: Vec<ContentPart>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         encrypted_content: Option<String>,
@@ -167,7 +177,7 @@ impl Item {
 // Parsing with field paths. serde's own messages ("unknown variant `x`") do not say *where*, and a
 // user with a 40-item input needs to know which item is wrong.
 
-fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
+pub(crate) fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(Value::Null) | None => Err(CoreError::invalid(format!("{path}.{key}"), "is required")),
@@ -178,7 +188,11 @@ fn str_field<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&
     }
 }
 
-fn opt_str_field(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<String>> {
+pub(crate) fn opt_str_field(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>> {
     match obj.get(key) {
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(Value::Null) | None => Ok(None),
@@ -189,7 +203,7 @@ fn opt_str_field(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Opti
     }
 }
 
-fn kind_of(value: &Value) -> &'static str {
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -200,7 +214,7 @@ fn kind_of(value: &Value) -> &'static str {
     }
 }
 
-fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
+pub(crate) fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
     value.as_object().ok_or_else(|| {
         CoreError::invalid(path, format!("must be an object, got {}", kind_of(value)))
     })
@@ -234,9 +248,18 @@ fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
                 image_url: opt_str_field(obj, "image_url", path)?,
             })
         }
+        "refusal" => Ok(ContentPart::Refusal {
+            refusal: str_field(obj, "refusal", path)?.to_owned(),
+        }),
+        "reasoning_text" => Ok(ContentPart::ReasoningText {
+            text: str_field(obj, "text", path)?.to_owned(),
+        }),
         other => Err(CoreError::invalid(
             format!("{path}.type"),
-            format!("unknown content part type '{other}' (expected input_text, output_text or input_image)"),
+            format!(
+                "unknown content part type '{other}' (expected input_text, output_text, input_image, \
+                 refusal or reasoning_text)"
+            ),
         )),
     }
 }
@@ -324,7 +347,7 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
             arguments: opt_str_field(obj, "arguments", path)?.unwrap_or_default(),
             name: str_field(obj, "name", path)?.to_owned(),
             server_label: str_field(obj, "server_label", path)?.to_owned(),
-            error: opt_str_field(obj, "error", path)?,
+            error: parse_mcp_error(obj.get("error"), path)?,
             output: opt_str_field(obj, "output", path)?,
             status: opt_str_field(obj, "status", path)?,
         },
@@ -336,17 +359,88 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
                 _ => Vec::new(),
             },
         },
+        "reasoning" => parse_reasoning(obj, path)?,
         other => {
             return Err(CoreError::invalid(
                 format!("{path}.type"),
                 format!(
                     "unknown input item type '{other}' (expected message, function_call, function_call_output, \
-                     web_search_call, file_search_call, mcp_call or mcp_list_tools)"
+                     web_search_call, file_search_call, mcp_call, mcp_list_tools or reasoning)"
                 ),
             ))
         }
     };
     Ok(item)
+}
+
+/// An `mcp_call`'s `error`: llama-stack writes a string, OpenAI an object such as
+/// `{"type": "mcp_tool_execution_error", "content": ...}` or `{"type": "http_error", "code", "message"}`.
+/// Either is kept as the message text.
+fn parse_mcp_error(value: Option<&Value>, path: &str) -> Result<Option<String>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Object(obj)) => {
+            let text = match (obj.get("message"), obj.get("content")) {
+                (Some(Value::String(m)), _) => m.clone(),
+                (_, Some(Value::String(c))) => c.clone(),
+                (_, Some(content)) if !content.is_null() => content.to_string(),
+                _ => Value::Object(obj.clone()).to_string(),
+            };
+            Ok(Some(text))
+        }
+        Some(other) => Err(CoreError::invalid(
+            format!("{path}.error"),
+            format!(
+                "must be a string or an error object, got {}",
+                kind_of(other)
+            ),
+        )),
+    }
+}
+
+/// A `reasoning` item replayed by a client: `id` and `summary` are required.
+fn parse_reasoning(obj: &Map<String, Value>, path: &str) -> Result<Item> {
+    let summary = match obj.get("summary") {
+        Some(Value::Array(parts)) => {
+            for (i, part) in parts.iter().enumerate() {
+                let part_path = format!("{path}.summary[{i}]");
+                let part_obj = as_object(part, &part_path)?;
+                str_field(part_obj, "text", &part_path)?;
+            }
+            parts.clone()
+        }
+        Some(Value::Null) | None => {
+            return Err(CoreError::invalid(format!("{path}.summary"), "is required"))
+        }
+        Some(other) => {
+            return Err(CoreError::invalid(
+                format!("{path}.summary"),
+                format!("must be a list, got {}", kind_of(other)),
+            ))
+        }
+    };
+    let content = match obj.get("content") {
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| parse_content_part(p, &format!("{path}.content[{i}]")))
+            .collect::<Result<Vec<_>>>()?,
+        Some(Value::Null) | None => Vec::new(),
+        Some(other) => {
+            return Err(CoreError::invalid(
+                format!("{path}.content"),
+                format!("must be a list, got {}", kind_of(other)),
+            ))
+        }
+    };
+    Ok(Item::Reasoning {
+        id: str_field(obj, "id", path)?.to_owned(),
+        summary,
+        content,
+        encrypted_content: opt_str_field(obj, "encrypted_content", path)?,
+        status: opt_str_field(obj, "status", path)?,
+    })
 }
 
 /// Parse a request's `input`: a string (one user message) or a list of items.
@@ -393,6 +487,79 @@ pub enum Tool {
         /// `None`: every tool the server lists is allowed.
         allowed_tools: Option<Vec<String>>,
     },
+}
+
+impl Tool {
+    /// The tool as the response's `tools` echoes it (OpenAI shape). An MCP server's `headers` are
+    /// left out: they often carry credentials, and OpenAI does not echo them either.
+    pub fn echo(&self) -> Value {
+        let mut obj = Map::new();
+        let mut put = |k: &str, v: Value| {
+            obj.insert(k.to_owned(), v);
+        };
+        match self {
+            Tool::Function {
+                name,
+                description,
+                parameters,
+                strict,
+            } => {
+                put("type", Value::from("function"));
+                put("name", Value::from(name.as_str()));
+                put(
+                    "description",
+                    description.as_deref().map_or(Value::Null, Value::from),
+                );
+                put("parameters", parameters.clone().unwrap_or(Value::Null));
+                put("strict", strict.map_or(Value::Null, Value::Bool));
+            }
+            Tool::WebSearch => put("type", Value::from("web_search")),
+            Tool::FileSearch {
+                vector_store_ids,
+                filters,
+                max_num_results,
+                ranking_options,
+            } => {
+                put("type", Value::from("file_search"));
+                put(
+                    "vector_store_ids",
+                    Value::Array(
+                        vector_store_ids
+                            .iter()
+                            .map(|v| Value::from(v.as_str()))
+                            .collect(),
+                    ),
+                );
+                if let Some(f) = filters {
+                    put("filters", f.clone());
+                }
+                if let Some(n) = max_num_results {
+                    put("max_num_results", Value::from(*n));
+                }
+                if let Some(r) = ranking_options {
+                    put("ranking_options", r.clone());
+                }
+            }
+            Tool::Mcp {
+                server_label,
+                server_url,
+                allowed_tools,
+                ..
+            } => {
+                put("type", Value::from("mcp"));
+                put("server_label", Value::from(server_label.as_str()));
+                put("server_url", Value::from(server_url.as_str()));
+                put(
+                    "allowed_tools",
+                    allowed_tools.as_ref().map_or(Value::Null, |names| {
+                        Value::Array(names.iter().map(|n| Value::from(n.as_str())).collect())
+                    }),
+                );
+                put("require_approval", Value::from("never"));
+            }
+        }
+        Value::Object(obj)
+    }
 }
 
 pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
@@ -570,6 +737,140 @@ mod tests {
         let t = parse_tool(&json!({"type": "mcp", "server_label": "s", "server_url": "http://h", "allowed_tools": {"tool_names": ["a"]}}), "tools[0]").unwrap();
         assert!(
             matches!(t, Tool::Mcp { allowed_tools: Some(ref n), .. } if n == &vec!["a".to_string()])
+        );
+    }
+
+    #[test]
+    fn reasoning_items_and_refusals_parse() {
+        let items = parse_input(&json!([
+            {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "thought"}],
+             "content": [{"type": "reasoning_text", "text": "step 1"}], "encrypted_content": "xyz",
+             "status": "completed"},
+            {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+             "content": [{"type": "refusal", "refusal": "no"}, {"type": "output_text", "text": "sorry"}]},
+        ]))
+        .unwrap();
+        assert_eq!(
+            items[0],
+            Item::Reasoning {
+                id: "rs_1".into(),
+                summary: vec![json!({"type": "summary_text", "text": "thought"})],
+                content: vec![ContentPart::ReasoningText {
+                    text: "step 1".into()
+                }],
+                encrypted_content: Some("xyz".into()),
+                status: Some("completed".into()),
+            }
+        );
+        assert_eq!(items[0].id(), Some("rs_1"));
+        match &items[1] {
+            Item::Message {
+                content: Content::Parts(parts),
+                ..
+            } => {
+                assert_eq!(
+                    parts[0],
+                    ContentPart::Refusal {
+                        refusal: "no".into()
+                    }
+                );
+                assert_eq!(parts[0].text(), Some("no"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // The derived (stored) shape round-trips.
+        let back = serde_json::to_value(&items).unwrap();
+        assert_eq!(parse_input(&back).unwrap(), items);
+        // A minimal reasoning item: content and the optional fields may be absent.
+        let items =
+            parse_input(&json!([{"type": "reasoning", "id": "rs_2", "summary": []}])).unwrap();
+        assert_eq!(
+            serde_json::to_value(&items[0]).unwrap(),
+            json!({"type": "reasoning", "id": "rs_2", "summary": [], "content": []})
+        );
+    }
+
+    #[test]
+    fn reasoning_errors_name_the_field() {
+        let err = parse_input(&json!([{"type": "reasoning", "summary": []}])).unwrap_err();
+        assert_eq!(err.to_string(), "input[0].id: is required");
+        let err = parse_input(&json!([{"type": "reasoning", "id": "r"}])).unwrap_err();
+        assert_eq!(err.to_string(), "input[0].summary: is required");
+        let err = parse_input(
+            &json!([{"type": "reasoning", "id": "r", "summary": [{"type": "summary_text"}]}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "input[0].summary[0].text: is required");
+        let err = parse_input(
+            &json!([{"type": "reasoning", "id": "r", "summary": [], "content": [{"type": "reasoning_text"}]}]),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "input[0].content[0].text: is required");
+        let err = parse_input(
+            &json!([{"role": "assistant", "content": [{"type": "refusal", "refusal": 3}]}]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input[0].content[0].refusal: must be a string, got a number"
+        );
+    }
+
+    #[test]
+    fn mcp_call_status_and_error_object_parse() {
+        let items = parse_input(&json!([
+            {"type": "mcp_call", "id": "mcp_1", "name": "f", "server_label": "s", "arguments": "{}",
+             "error": {"type": "mcp_tool_execution_error", "content": "boom"}, "status": "failed"},
+            {"type": "mcp_call", "id": "mcp_2", "name": "f", "server_label": "s",
+             "error": {"type": "http_error", "code": 502, "message": "bad gateway"}},
+            {"type": "mcp_call", "id": "mcp_3", "name": "f", "server_label": "s", "error": "plain"},
+        ]))
+        .unwrap();
+        let errors: Vec<_> = items
+            .iter()
+            .map(|i| match i {
+                Item::McpCall { error, status, .. } => (error.clone(), status.clone()),
+                _ => (None, None),
+            })
+            .collect();
+        assert_eq!(
+            errors,
+            vec![
+                (Some("boom".into()), Some("failed".into())),
+                (Some("bad gateway".into()), None),
+                (Some("plain".into()), None),
+            ]
+        );
+        // llama-stack's mcp_call has no status: the stored shape leaves it out.
+        assert!(serde_json::to_value(&items[0])
+            .unwrap()
+            .get("status")
+            .is_none());
+        let err = parse_input(
+            &json!([{"type": "mcp_call", "id": "m", "name": "f", "server_label": "s", "error": 1}]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("input[0].error: "), "{err}");
+    }
+
+    #[test]
+    fn tools_echo_in_openai_shape() {
+        let tools = parse_tools(&json!([
+            {"type": "function", "name": "f", "parameters": {"type": "object"}},
+            {"type": "web_search_preview"},
+            {"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 5},
+            {"type": "mcp", "server_label": "s", "server_url": "http://h", "headers": {"Authorization": "secret"}},
+        ]))
+        .unwrap();
+        let echoed: Vec<Value> = tools.iter().map(Tool::echo).collect();
+        assert_eq!(
+            echoed,
+            vec![
+                json!({"type": "function", "name": "f", "description": null, "parameters": {"type": "object"}, "strict": null}),
+                json!({"type": "web_search"}),
+                json!({"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 5}),
+                json!({"type": "mcp", "server_label": "s", "server_url": "http://h", "allowed_tools": null, "require_approval": "never"}),
+            ]
         );
     }
 }

@@ -6,6 +6,8 @@ pub mod events;
 pub mod ids;
 pub mod items;
 pub mod output;
+pub mod request;
+pub mod response;
 pub mod round;
 mod tool_calls;
 pub mod turn;

@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 
 use super::chat::{self, ChatContent, ChatMessage, ToolCall, ToolCallFunction};
 use super::error::{CoreError, Result};
-use super::events::{
-    DeltaKind, Event, EventBody, Marker, Response, ResponseError, ResponseEventKind,
-};
+use super::events::{DeltaKind, Event, EventBody, Marker, ResponseEventKind};
 use super::ids::{new_id, now_unix};
 use super::items::{self, Item, Tool};
 use super::output::Output;
+use super::request::{response_format, RequestOptions};
+use super::response::{Response, Shape};
 use super::round::{CallKind, CallPiece, Classify, Ending, Round};
 use super::tool_calls::Execution;
 
@@ -47,6 +47,10 @@ pub struct TurnConfig {
     /// Accept `file_search` and `mcp` tools. The 0.2.7 contract has no vector store API to search
     /// and no MCP client, so there they are refused up front rather than failing halfway.
     pub extended_tools: bool,
+    /// Every option of the request, parsed and validated (see `request.rs`); echoed on the response.
+    pub options: RequestOptions,
+    /// The record the host stores (llama-stack's own shape, or the full object).
+    pub record_shape: Shape,
 }
 
 /// I/O the driver must perform next.
@@ -67,6 +71,9 @@ pub enum Action {
         tools: Option<String>,
         stream: bool,
         response_format: Option<Value>,
+        /// The other Chat Completions parameters the request sets (`max_tokens`, `top_p`,
+        /// `tool_choice`, `parallel_tool_calls`, ...): the host passes those its inference API takes.
+        params: Value,
     },
     /// `tool_runtime_api.invoke_tool(tool_name=, kwargs=)`, answered with `tool_result`/`tool_failed`.
     InvokeTool { name: String, arguments: Value },
@@ -160,7 +167,6 @@ impl IncompleteReason {
 pub struct Turn {
     pub(super) cfg: TurnConfig,
     response_id: String,
-    created_at: i64,
     /// The input as it will be stored (llama-stack stores the whole re-hydrated input).
     stored_input: Vec<Item>,
     pub(super) messages: Vec<ChatMessage>,
@@ -168,6 +174,8 @@ pub struct Turn {
     /// Chat tool definitions, one slot per request tool, filled as lookups complete.
     chat_tools: Vec<Vec<Value>>,
     chat_tools_json: Option<String>,
+    /// The chat `tool_choice` the request's `tool_choice` became.
+    chat_tool_choice: Option<Value>,
     catalog: Catalog,
     pub(super) mcp_servers: Vec<McpServer>,
     lookups: Vec<Lookup>,
@@ -189,41 +197,10 @@ pub struct Turn {
     final_response: Option<Response>,
     /// Things the driver should log once (a tool left out because the host cannot serve it).
     warnings: Vec<String>,
-    /// The `usage` objects inference reported, one per round that reported one.
-    pub(super) usage_reports: Vec<Value>,
-}
-
-fn response_format(text: Option<&Value>) -> Result<Value> {
-    let format = match text.and_then(|t| t.get("format")) {
-        None | Some(Value::Null) => return Ok(json!({"type": "text"})),
-        Some(f) => f,
-    };
-    match format.get("type").and_then(Value::as_str) {
-        Some("text") | None => Ok(json!({"type": "text"})),
-        Some("json_object") => Ok(json!({"type": "json_object"})),
-        Some("json_schema") => {
-            let name = format.get("name").and_then(Value::as_str).ok_or_else(|| {
-                CoreError::invalid("text.format.name", "is required for json_schema")
-            })?;
-            let schema = format
-                .get("schema")
-                .filter(|s| s.is_object())
-                .ok_or_else(|| {
-                    CoreError::invalid("text.format.schema", "is required for json_schema")
-                })?;
-            let mut json_schema = json!({"name": name, "schema": schema});
-            for key in ["description", "strict"] {
-                if let Some(v) = format.get(key).filter(|v| !v.is_null()) {
-                    json_schema[key] = v.clone();
-                }
-            }
-            Ok(json!({"type": "json_schema", "json_schema": json_schema}))
-        }
-        Some(other) => Err(CoreError::invalid(
-            "text.format.type",
-            format!("unknown text format '{other}' (expected text, json_object or json_schema)"),
-        )),
-    }
+    /// The response object as it builds up: the request's options echoed, usage summed.
+    response: Response,
+    /// Built-in tool calls run so far (`max_tool_calls` caps them).
+    pub(super) tool_calls_run: u64,
 }
 
 impl Turn {
@@ -268,11 +245,13 @@ impl Turn {
             response_format(cfg.text.as_ref())?;
         }
 
+        cfg.options.tool_choice.check_static(&tools)?;
         let response_id = new_id("resp-");
+        let created_at = now_unix();
+        let response_id_for_response = response_id.clone();
         let mut turn = Turn {
             out: Output::new(cfg.emit_events, response_id.clone()),
             response_id,
-            created_at: now_unix(),
             stored_input,
             messages,
             chat_tools: vec![Vec::new(); tools.len()],
@@ -292,7 +271,14 @@ impl Turn {
             phase: Phase::Start,
             final_response: None,
             warnings: Vec::new(),
-            usage_reports: Vec::new(),
+            response: Response::new(
+                response_id_for_response,
+                created_at,
+                &cfg.options,
+                tools.iter().map(Tool::echo).collect(),
+            ),
+            tool_calls_run: 0,
+            chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
         };
@@ -376,29 +362,22 @@ impl Turn {
         std::mem::take(&mut self.warnings)
     }
 
-    fn snapshot(&self, status: &'static str, error: Option<ResponseError>) -> Response {
-        Response {
-            created_at: self.created_at,
-            error,
-            id: self.response_id.clone(),
-            model: self.cfg.model.clone(),
-            object: "response",
-            output: self.out.items.clone(),
-            parallel_tool_calls: false,
-            previous_response_id: self.cfg.previous_response_id.clone(),
-            status,
-            temperature: self.cfg.temperature,
-            text: self.cfg.text.clone(),
-            top_p: None,
-            truncation: None,
-            user: None,
-            instructions: self.cfg.instructions.clone(),
+    /// The response object as it stands, with `status` (and the error of a failed one).
+    fn snapshot(&self, status: &'static str, error: Option<(&str, &str)>) -> Response {
+        let mut response = self.response.clone();
+        response.output = self.out.items.clone();
+        match (status, error, self.incomplete) {
+            (_, Some((code, message)), _) => response.fail(code, message),
+            ("completed", _, _) => response.complete(now_unix()),
+            ("incomplete", _, Some(reason)) => response.incomplete(reason.as_str()),
+            _ => {}
         }
+        response
     }
 
     fn emit_response_event(&mut self, kind: ResponseEventKind, status: &'static str) {
         if self.out.emits() {
-            let response = self.snapshot(status, None);
+            let response = Box::new(self.snapshot(status, None));
             self.out.emit(EventBody::Response { kind, response });
         }
     }
@@ -456,7 +435,20 @@ impl Turn {
                         });
                     }
                     None => {
-                        let all: Vec<&Value> = self.chat_tools.iter().flatten().collect();
+                        let names: Vec<Vec<String>> = self
+                            .chat_tools
+                            .iter()
+                            .map(|defs| {
+                                defs.iter()
+                                    .map(|d| {
+                                        d["function"]["name"].as_str().unwrap_or("").to_owned()
+                                    })
+                                    .collect()
+                            })
+                            .collect();
+                        let selection = self.cfg.options.tool_choice.apply(&self.tools, &names)?;
+                        self.chat_tool_choice = selection.chat_tool_choice.clone();
+                        let all: Vec<&Value> = selection.filter(self.chat_tools.iter().flatten());
                         self.chat_tools_json = if all.is_empty() {
                             None
                         } else {
@@ -484,10 +476,19 @@ impl Turn {
                         } else {
                             None
                         },
+                        params: self.chat_params(),
                     });
                 }
                 Phase::Execute => match self.queue.pop_front() {
+                    Some(exec) if self.cap_reached() => {
+                        let cap = self.cfg.options.max_tool_calls.unwrap_or(0);
+                        self.messages.push(ChatMessage::Tool {
+                            content: format!("Error: the limit of {cap} built-in tool calls (max_tool_calls) is reached; this call was not run."),
+                            tool_call_id: exec.call_id,
+                        });
+                    }
                     Some(exec) => {
+                        self.tool_calls_run += 1;
                         if let Some(action) = self.start_execution(exec) {
                             self.phase = Phase::AwaitTool;
                             return Ok(action);
@@ -514,8 +515,11 @@ impl Turn {
                     self.final_response = Some(response);
                     if self.cfg.store {
                         self.phase = Phase::AwaitStore;
-                        let response = serde_json::to_string(&self.final_response)
-                            .map_err(|e| CoreError::protocol(e.to_string()))?;
+                        let response = self
+                            .final_response
+                            .as_ref()
+                            .map(|r| r.to_json(self.cfg.record_shape))
+                            .unwrap_or_default();
                         let input = serde_json::to_string(&self.stored_input)
                             .map_err(|e| CoreError::protocol(e.to_string()))?;
                         return Ok(Action::Store { response, input });
@@ -530,6 +534,7 @@ impl Turn {
                             } else {
                                 ResponseEventKind::Completed
                             };
+                            let response = Box::new(response);
                             self.out.emit(EventBody::Response { kind, response });
                         }
                     }
@@ -789,8 +794,27 @@ impl Turn {
     /// The token usage inference reported for this round (a Chat Completions `usage` object).
     pub fn usage(&mut self, usage: &Value) {
         if usage.is_object() {
-            self.usage_reports.push(usage.clone());
+            self.response.add_chat_usage(usage);
         }
+    }
+
+    /// The Chat Completions parameters besides model, messages, tools and stream.
+    fn chat_params(&self) -> Value {
+        let mut params = self.cfg.options.chat_params(self.chat_tools_json.is_some());
+        if let (Some(choice), true) = (&self.chat_tool_choice, self.chat_tools_json.is_some()) {
+            params.insert("tool_choice".to_owned(), choice.clone());
+        }
+        // temperature travels as its own argument (every host's inference API has it).
+        params.remove("temperature");
+        Value::Object(params)
+    }
+
+    /// `max_tool_calls` reached: further built-in tool calls are not run (the model is told).
+    fn cap_reached(&self) -> bool {
+        self.cfg
+            .options
+            .max_tool_calls
+            .is_some_and(|cap| self.tool_calls_run >= cap)
     }
 
     /// The inference stream (or the one completion) is over: close what it opened and decide what
@@ -835,6 +859,7 @@ impl Turn {
                 } else {
                     Some(tool_calls)
                 },
+                reasoning_content: None,
             });
         }
         let has_server_calls = !server_calls.is_empty();
@@ -875,17 +900,11 @@ impl Turn {
         }
         // Queued calls that never started have no item to close.
         self.queue.clear();
-        let response = self.snapshot(
-            "failed",
-            Some(ResponseError {
-                code: code.to_owned(),
-                message: message.to_owned(),
-            }),
-        );
+        let response = self.snapshot("failed", Some((code, message)));
         if self.out.emits() {
             self.out.emit(EventBody::Response {
                 kind: ResponseEventKind::Failed,
-                response: response.clone(),
+                response: Box::new(response.clone()),
             });
         }
         self.final_response = Some(response);

@@ -18,6 +18,8 @@ fn cfg(emit_events: bool) -> TurnConfig {
         stream_inference: true,
         send_response_format: false,
         extended_tools: true,
+        options: RequestOptions::parse(&json!({"model": "m", "temperature": 0.5})).unwrap(),
+        record_shape: Shape::LlamaStack0212,
     }
 }
 

@@ -12,6 +12,8 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 use serde_json::Value;
 
 use crate::core::events::DeltaKind;
+use crate::core::request::RequestOptions;
+use crate::core::response::Shape;
 use crate::core::turn::{Action, DirectDelta, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
@@ -379,23 +381,25 @@ impl PyTurn {
     #[new]
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
-        send_response_format=false, extended_tools=true))]
+        send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
-        model: String,
+        model: &Bound<'_, PyAny>,
         input: &Bound<'_, PyAny>,
         tools: Option<&Bound<'_, PyAny>>,
-        temperature: Option<f64>,
+        temperature: Option<&Bound<'_, PyAny>>,
         emit_events: bool,
         store: bool,
-        instructions: Option<String>,
+        instructions: Option<&Bound<'_, PyAny>>,
         text: Option<&Bound<'_, PyAny>>,
         previous_response_id: Option<String>,
         max_rounds: u32,
         stream_inference: bool,
         send_response_format: bool,
         extended_tools: bool,
+        options: Option<&Bound<'_, PyAny>>,
+        record_shape: &str,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -403,22 +407,53 @@ impl PyTurn {
                 Some(t) => convert::py_to_value_at(t, "tools")?,
                 None => Value::Null,
             };
-            let text = match text {
-                Some(t) if !t.is_none() => Some(convert::py_to_value_at(t, "text")?),
-                _ => None,
+            // Every request option in one object, parsed (and refused, naming the field) by the core.
+            let mut request = match options {
+                Some(o) if !o.is_none() => convert::py_to_value_at(o, "request")?,
+                _ => Value::Object(Default::default()),
+            };
+            let Value::Object(fields) = &mut request else {
+                return Err(PyValueError::new_err("request options must be a dict"));
+            };
+            fields.insert("model".into(), convert::py_to_value_at(model, "model")?);
+            fields.insert("store".into(), Value::Bool(store));
+            for (name, value) in [
+                ("temperature", temperature),
+                ("instructions", instructions),
+                ("text", text),
+            ] {
+                if let Some(v) = value.filter(|v| !v.is_none()) {
+                    fields.insert(name.into(), convert::py_to_value_at(v, name)?);
+                }
+            }
+            if let Some(id) = &previous_response_id {
+                fields.insert("previous_response_id".into(), Value::String(id.clone()));
+            }
+            let opts = RequestOptions::parse(&request).map_err(to_py_err)?;
+            let record_shape = match record_shape {
+                "llama-stack-0.2.7" => Shape::LlamaStack027,
+                "llama-stack-0.2.12" => Shape::LlamaStack0212,
+                "full" => Shape::Full,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "record_shape: unknown shape '{other}'"
+                    )))
+                }
             };
             let cfg = TurnConfig {
-                model,
-                temperature,
+                model: opts.model.clone(),
+                temperature: opts.temperature,
                 emit_events,
                 store,
-                instructions,
-                text,
+                instructions: opts.instructions.clone(),
+                text: opts.text.clone(),
                 previous_response_id,
                 max_rounds: max_rounds.max(1),
                 stream_inference,
                 send_response_format,
                 extended_tools,
+                options: opts,
+                record_shape,
             };
             let turn = Turn::new(cfg, &input, &tools).map_err(to_py_err)?;
             Ok(PyTurn {
@@ -469,12 +504,14 @@ impl PyTurn {
                     tools,
                     stream,
                     response_format,
+                    params,
                 } => (
                     pyo3::intern!(py, "infer"),
                     messages,
                     tools,
                     stream,
                     opt(&response_format)?,
+                    value_to_py(py, &params)?,
                 )
                     .into_pyobject(py)?,
                 Action::InvokeTool { name, arguments } => (
@@ -717,7 +754,7 @@ impl PyTurn {
             let response = self.turn.final_response().ok_or_else(|| {
                 DriverProtocolError::new_err("the turn has no final response yet")
             })?;
-            serde_json::to_string(response).map_err(|e| InternalError::new_err(e.to_string()))
+            Ok(response.to_json(Shape::Full))
         })
     }
 }
