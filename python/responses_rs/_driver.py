@@ -61,20 +61,22 @@ class PreviousResponseNotFound(ValueError):
     """`previous_response_id` names no stored response (OpenAI's code `previous_response_not_found`)."""
 
 
-_accepts_cache: dict[Any, bool] = {}
+_accepts_cache: dict[tuple[Any, str, bool], bool] = {}
 
 
-def _accepts(method: Any, name: str) -> bool:
-    """Does the collaborator's method take the keyword `name`? (Read once per function.)"""
+def _accepts(method: Any, name: str, *, strict: bool = False) -> bool:
+    """Does the collaborator's method take the keyword `name`? (Read once per function and name.)
+    `strict`: a `**kwargs` catch-all does not count (a mock takes anything)."""
     func = getattr(method, "__func__", method)
-    known = _accepts_cache.get(func)
+    key = (func, name, strict)
+    known = _accepts_cache.get(key)
     if known is None:
         try:
             params = inspect.signature(method).parameters
-            known = name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+            known = name in params or (not strict and any(p.kind is p.VAR_KEYWORD for p in params.values()))
         except (TypeError, ValueError):
             known = False
-        _accepts_cache[func] = known
+        _accepts_cache[key] = known
     return known
 
 
@@ -114,6 +116,7 @@ class OpenAIResponsesImpl:
     # The host's server has already answered 200 when it awaits `create_openai_response` for a stream
     # (llama-stack 0.2.x): a request that fails up front is then a stream ending in `response.failed`.
     _errors_in_stream = True
+    _record_shape = "llama-stack-0.2.12"
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OpenAIResponsesImpl:
         if cls is OpenAIResponsesImpl:
@@ -147,6 +150,7 @@ class OpenAIResponsesImpl:
         text: Any,
         tools: Any,
         max_infer_iters: int | None,
+        options: dict[str, Any] | None = None,
     ) -> Any:
         try:
             input = await self._prepend_previous_response(input, previous_response_id)
@@ -161,6 +165,7 @@ class OpenAIResponsesImpl:
                 text,
                 tools,
                 max_infer_iters,
+                options,
             )
         except ValueError as exc:
             if stream and self._errors_in_stream:
@@ -178,19 +183,15 @@ class OpenAIResponsesImpl:
         model: Any,
         stream: bool,
         store: bool | None,
-        instructions: str | None,
+        instructions: Any,
         previous_response_id: str | None,
         temperature: Any,
         text: Any,
         tools: Any,
         max_infer_iters: int | None,
+        options: dict[str, Any] | None,
     ) -> Turn:
-        if not isinstance(model, str):
-            raise ValueError(f"model: must be a string, got {type(model).__name__}")
-        if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, int | float)):
-            raise ValueError(f"temperature: must be a number, got {type(temperature).__name__}")
-        if text is not None and not isinstance(text, dict) and not hasattr(text, "model_dump"):
-            raise ValueError(f"text: must be an object, got {type(text).__name__}")
+        # Every field is checked by the core, which names the field it refuses (ValueError).
         return Turn(
             self._factory,
             model,
@@ -209,6 +210,8 @@ class OpenAIResponsesImpl:
             stream_inference=stream or self._stream_inference,
             send_response_format=self._send_response_format,
             extended_tools=self._extended_tools,
+            options=options,
+            record_shape=self._record_shape,
         )
 
     @staticmethod
@@ -308,7 +311,7 @@ class OpenAIResponsesImpl:
             return ("prime",), exc
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
-        _, messages_json, tools_json, stream, response_format = action
+        _, messages_json, tools_json, stream, response_format, params = action
         kwargs: dict[str, Any] = {
             "model": model,
             "messages": _compat.MESSAGES.validate_json(messages_json),
@@ -318,8 +321,13 @@ class OpenAIResponsesImpl:
         }
         if response_format is not None and _compat.RESPONSE_FORMAT is not None:
             kwargs["response_format"] = _compat.RESPONSE_FORMAT.validate_python(response_format)
-        if stream and _accepts(self.inference_api.openai_chat_completion, "stream_options"):
+        method = self.inference_api.openai_chat_completion
+        if stream and _accepts(method, "stream_options"):
             kwargs["stream_options"] = {"include_usage": True}
+        for key, value in params.items():
+            # Only what the host's inference API takes (llama-stack 0.2.x has no reasoning_effort).
+            if _accepts(method, key, strict=True):
+                kwargs[key] = value
         return await self.inference_api.openai_chat_completion(**kwargs)
 
     async def _perform(self, turn: Turn, action: Any) -> None:
@@ -446,6 +454,7 @@ class _Impl027(OpenAIResponsesImpl):
     """The llama-stack 0.2.7 contract: a KV persistence store, inference streamed only on request."""
 
     _constructor_params = _PARAMS_027
+    _record_shape = "llama-stack-0.2.7"
 
     async def create_openai_response(
         self,
@@ -506,7 +515,10 @@ class _Impl0212(OpenAIResponsesImpl):
         text: Any = None,
         tools: list[Any] | None = None,
         max_infer_iters: int | None = 10,
+        **options: Any,
     ) -> Any:
+        """`options`: the other Responses request fields (max_output_tokens, top_p, tool_choice,
+        parallel_tool_calls, max_tool_calls, metadata, truncation, user, ...), checked by the core."""
         return await self._create(
             input,
             model,
@@ -519,6 +531,7 @@ class _Impl0212(OpenAIResponsesImpl):
             text=text,
             tools=tools,
             max_infer_iters=max_infer_iters,
+            options=options,
         )
 
     async def list_openai_responses(
