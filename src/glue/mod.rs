@@ -84,29 +84,6 @@ fn field<'py>(
     }
 }
 
-/// `name` of a dict, or of an object's instance dict or its pydantic extras, without the attribute
-/// protocol (which raises, slowly, for a missing name on a pydantic model). `None`: absent or None.
-#[inline]
-fn plain_or_extra_field<'py>(
-    obj: &Bound<'py, PyAny>,
-    name: &Bound<'py, PyString>,
-) -> PyResult<Option<Bound<'py, PyAny>>> {
-    if let Ok(d) = obj.cast::<PyDict>() {
-        return Ok(d.get_item(name)?.filter(|v| !v.is_none()));
-    }
-    if let Some(v) = instance_dict_get(obj, name) {
-        return Ok(if v.is_none() { None } else { Some(v) });
-    }
-    let py = obj.py();
-    match obj.getattr(pyo3::intern!(py, "__pydantic_extra__")) {
-        Ok(extra) => match extra.cast::<PyDict>() {
-            Ok(extra) if !extra.is_empty() => Ok(extra.get_item(name)?.filter(|v| !v.is_none())),
-            _ => Ok(None),
-        },
-        Err(_) => Ok(None),
-    }
-}
-
 extern "C" {
     // CPython's own lookup of an instance's `__dict__` slot (exported by libpython, declared in
     // cpython/object.h; pyo3-ffi leaves private names out). It handles every dict layout, including
@@ -273,30 +250,48 @@ impl PyTurn {
 
     /// The reasoning (`reasoning_content` or `reasoning`) and refusal pieces of a delta or message,
     /// read without the attribute protocol: on openai SDK objects the reasoning fields are extras.
+    /// Per chunk this is three dict lookups and, on a pydantic object, one read of its extras.
     fn other_pieces<'py>(
         &self,
         delta: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<(DeltaKind, Bound<'py, PyString>)>> {
         let py = delta.py();
-        let mut pieces = Vec::new();
-        let reasoning = [
+        let names = [
             pyo3::intern!(py, "reasoning_content"),
             pyo3::intern!(py, "reasoning"),
+            pyo3::intern!(py, "refusal"),
         ];
-        for name in reasoning {
-            if let Some(v) = plain_or_extra_field(delta, name)? {
-                if let Ok(s) = v.cast::<PyString>() {
-                    if !s.is_empty()? {
-                        pieces.push((DeltaKind::ReasoningText, s.clone()));
-                        break;
+        let mut found: [Option<Bound<'py, PyAny>>; 3] = [None, None, None];
+        if let Ok(d) = delta.cast::<PyDict>() {
+            for (slot, name) in found.iter_mut().zip(names) {
+                *slot = d.get_item(name)?;
+            }
+        } else {
+            for (slot, name) in found.iter_mut().zip(names) {
+                *slot = instance_dict_get(delta, name);
+            }
+            if found[0].is_none() && found[1].is_none() {
+                if let Ok(extra) = delta.getattr(pyo3::intern!(py, "__pydantic_extra__")) {
+                    if let Ok(extra) = extra.cast::<PyDict>() {
+                        if !extra.is_empty() {
+                            found[0] = extra.get_item(names[0])?;
+                            found[1] = extra.get_item(names[1])?;
+                        }
                     }
                 }
             }
         }
-        if let Some(v) = plain_or_extra_field(delta, pyo3::intern!(py, "refusal"))? {
-            if let Ok(s) = v.cast::<PyString>() {
-                pieces.push((DeltaKind::Refusal, s.clone()));
-            }
+        let mut pieces = Vec::new();
+        let text = |v: &Option<Bound<'py, PyAny>>| {
+            v.as_ref()
+                .and_then(|v| v.cast::<PyString>().ok().cloned())
+                .filter(|s| s.is_empty().map(|e| !e).unwrap_or(false))
+        };
+        if let Some(s) = text(&found[0]).or_else(|| text(&found[1])) {
+            pieces.push((DeltaKind::ReasoningText, s));
+        }
+        if let Some(s) = text(&found[2]) {
+            pieces.push((DeltaKind::Refusal, s));
         }
         Ok(pieces)
     }
