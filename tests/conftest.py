@@ -20,6 +20,7 @@ import asyncio
 import copy
 import importlib.metadata
 import inspect
+import json
 import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -517,3 +518,44 @@ async def collect(stream_or_response, *, validate: bool = True):
 @pytest.fixture(name="collect")
 def collect_fixture():
     return collect
+
+
+# --------------------------------------------------------------------------------------------
+# comparing on llama-stack's fields
+# --------------------------------------------------------------------------------------------
+
+# Request parameters the full OpenAI response object reports with their effective values (top_p 1.0,
+# parallel_tool_calls True, truncation "disabled", temperature 1.0 when unset) while the record stored
+# for llama-stack keeps llama-stack's own values (None / False / what the request set).
+OPENAI_EFFECTIVE_PARAMS = frozenset({"parallel_tool_calls", "temperature", "top_p", "truncation"})
+LS_RESPONSE_FIELDS = frozenset(OpenAIResponseObject.model_fields)
+
+
+def ls_dump(response) -> dict[str, Any]:
+    """A response as llama-stack's own ``OpenAIResponseObject`` sees it: only llama-stack's fields (so not
+    ``instructions``, ``usage``, ... that responses-rs carries on what it returns), items in llama-stack's
+    shapes (no ``annotations`` on output text, an ``mcp_call`` error as its message string), and without
+    the request parameters in ``OPENAI_EFFECTIVE_PARAMS`` (see ``assert_llama_stack_record_params``).
+
+    The value is re-validated through llama-stack's class, so anything llama-stack cannot read fails."""
+    d = json.loads(response.model_dump_json())
+    d = {k: v for k, v in d.items() if k in LS_RESPONSE_FIELDS and k not in OPENAI_EFFECTIVE_PARAMS}
+    for item in d.get("output") or []:
+        if item.get("type") == "mcp_call" and isinstance(item.get("error"), dict):
+            assert item["error"].get("type") == "mcp_tool_execution_error", item["error"]
+            item["error"] = item["error"]["content"]
+    return OpenAIResponseObject.model_validate(d).model_dump(exclude=set(OPENAI_EFFECTIVE_PARAMS))
+
+
+def assert_llama_stack_record_params(record, temperature: float | None = None) -> None:
+    """A record stored for llama-stack keeps llama-stack's values of the request parameters, not the
+    effective values the full OpenAI object reports."""
+    d = record if isinstance(record, dict) else json.loads(record.model_dump_json())
+    got = {k: d.get(k) for k in OPENAI_EFFECTIVE_PARAMS}
+    assert got == {"parallel_tool_calls": False, "temperature": temperature, "top_p": None, "truncation": None}
+
+
+def assert_full_openai_params(response, temperature: float = 1.0) -> None:
+    """What responses-rs returns carries OpenAI's effective request parameters."""
+    got = (response.top_p, response.parallel_tool_calls, response.truncation, response.temperature)
+    assert got == (1.0, True, "disabled", temperature)

@@ -21,7 +21,17 @@ from typing import Any
 from unittest.mock import AsyncMock, patch
 
 import pytest
-from conftest import MODEL, WEB_SEARCH_TOOLDEF, collect, impl_class, make_inference, make_tool_runtime
+from conftest import (
+    MODEL,
+    OPENAI_EFFECTIVE_PARAMS,
+    WEB_SEARCH_TOOLDEF,
+    assert_llama_stack_record_params,
+    collect,
+    impl_class,
+    ls_dump,
+    make_inference,
+    make_tool_runtime,
+)
 from llama_stack.apis.agents.openai_responses import (
     OpenAIResponseInputMessageContentText,
     OpenAIResponseMessage,
@@ -355,11 +365,8 @@ def conversation(messages: list) -> list[tuple[str, str]]:
 
 
 def dump(response) -> dict[str, Any]:
-    """A response as a dict, without ``instructions``: llama-stack 0.2.12's class has no such field (so
-    stored rows never carry it), while responses-rs may echo it on what it returns."""
-    d = response.model_dump()
-    d.pop("instructions", None)
-    return d
+    """A response on llama-stack's own field set and item shapes (``conftest.ls_dump``)."""
+    return ls_dump(response)
 
 
 def item_summary(items: list) -> list[tuple[str, str]]:
@@ -393,6 +400,8 @@ def chat_tool(tools, name: str) -> dict:
 
 __all__ = [
     "KNOWLEDGE_SEARCH_TOOLDEF",
+    "OPENAI_EFFECTIVE_PARAMS",
+    "assert_llama_stack_record_params",
     "MODEL",
     "McpPatch",
     "SpyResponsesStore",

@@ -30,12 +30,14 @@ from conftest import (  # noqa: E402
     SEARCH_RESULT_TEXT,
     WEB_SEARCH_TOOLDEF,
     ToolCall,
+    collect,
     impl_class,
     make_inference,
     make_tool_runtime,
 )
 from conftest_0212 import (  # noqa: E402
     KNOWLEDGE_SEARCH_TOOLDEF,
+    assert_llama_stack_record_params,
     build_impl,
     chat_tool,
     chat_tool_names,
@@ -89,8 +91,10 @@ from llama_stack.apis.inference.inference import (  # noqa: E402
     OpenAISystemMessageParam,
     OpenAIUserMessageParam,
 )
-from llama_stack.apis.tools import ToolInvocationResult  # noqa: E402
+from llama_stack.apis.tools import ListToolDefsResponse, ToolInvocationResult  # noqa: E402
 from llama_stack.apis.vector_io import SearchRankingOptions  # noqa: E402
+
+from responses_rs import _compat  # noqa: E402
 
 QUESTION = "What is the capital of Ireland?"
 INSTRUCTIONS = "You are a terse geography assistant."
@@ -136,6 +140,27 @@ def assert_text_message(item, text: str):
     assert item.id and item.id.startswith("msg_"), item.id
     assert item.status == "completed"
     assert text_of(item.content) == text
+    # openai-python's shape: output_text parts with (empty) annotations
+    assert isinstance(item, _compat.OutputMessage), type(item)
+    assert [(type(p), p.annotations) for p in item.content] == [(_compat.OutputTextPart, [])] * len(item.content)
+
+
+def assert_output_types(output, *classes):
+    """``output[i]`` is an instance of ``classes[i]`` (llama-stack's class; ours may be a subclass)."""
+    assert len(output) == len(classes), [type(o) for o in output]
+    for item, cls in zip(output, classes, strict=True):
+        assert isinstance(item, cls), (type(item).__mro__, cls)
+
+
+def assert_rejected_stream(events, code: str, field: str):
+    """A streamed request refused before anything started: ``response.created``, then ``response.failed``."""
+    assert types_of(events) == ["response.created", "response.failed"]
+    assert [e.sequence_number for e in events] == [0, 1]
+    created, failed = events[0].response, events[1].response
+    assert created.status == "in_progress" and created.output == []
+    assert failed.id == created.id and failed.status == "failed" and failed.output == []
+    assert failed.error is not None and failed.error.code == code, failed.error
+    assert field in failed.error.message, failed.error.message
 
 
 def assert_ordered(types: list[str], *expected: str):
@@ -194,6 +219,8 @@ async def test_simple_call_exact_inference_kwargs(create, inference, stream):
         stream=True,
         temperature=0.1,
         response_format=OpenAIResponseFormatText(),
+        # inference is always streamed on 0.2.12, and llama-stack's Inference takes stream_options
+        stream_options={"include_usage": True},
     )
     call = inference.script.call(0)
     assert type(call["messages"][0]) is OpenAIUserMessageParam
@@ -285,13 +312,18 @@ async def test_text_format_becomes_response_format(create, inference, responses_
         assert type(got) is type(expected)
         assert got == expected
     # the request's text is echoed on the response (and stored)
+    # the full object reports the effective format (text when none was given); llama-stack's record keeps
+    # what the request gave (its own default when the request gave no text at all)
     if text is None:
-        assert resp.text == OpenAIResponseText(format=OpenAIResponseTextFormat(type="text"))
+        want = OpenAIResponseText(format=OpenAIResponseTextFormat(type="text"))
     else:
         want = OpenAIResponseText.model_validate(text) if isinstance(text, dict) else text
+    if want.format is None:
+        assert resp.text.model_dump() == OpenAIResponseText(format=OpenAIResponseTextFormat(type="text")).model_dump()
+    else:
         assert resp.text.model_dump() == want.model_dump()
     stored = await responses_store.get_response_object(resp.id)
-    assert stored.text.model_dump() == resp.text.model_dump()
+    assert stored.text.model_dump() == want.model_dump()
 
 
 @pytest.mark.parametrize(
@@ -302,11 +334,15 @@ async def test_text_format_becomes_response_format(create, inference, responses_
     ],
 )
 async def test_invalid_text_format_type_is_value_error(impl_0212, inference, responses_store, stream, text):
-    with pytest.raises(ValueError, match=r"text\.format\.type"):
+    """Non-streamed: ValueError naming the field. Streamed (the host has answered 200 already): a stream of
+    ``response.created`` + ``response.failed`` with code ``invalid_request``, naming the field."""
+    if stream:
         result = await impl_0212.create_openai_response(input=QUESTION, model=MODEL, text=text, stream=stream)
-        if stream:  # tolerated too: raised on first iteration (llama-stack 0.2.12 itself raises there)
-            async for _ in result:
-                pass
+        _, events = await collect(result, validate=False)  # no response.in_progress: checked below
+        assert_rejected_stream(events, "invalid_request", "text.format.type")
+    else:
+        with pytest.raises(ValueError, match=r"text\.format\.type"):
+            await impl_0212.create_openai_response(input=QUESTION, model=MODEL, text=text, stream=stream)
     inference.openai_chat_completion.assert_not_awaited()
     assert responses_store.calls["store_response_object"] == []
 
@@ -390,8 +426,11 @@ async def test_store_called_once_per_response_with_rehydrated_input(create, infe
     stored = responses_store.stored()
     assert len(stored) == 3
     for kw, resp in zip(stored, (r1, r2, r3), strict=True):
-        assert isinstance(kw["response_object"], OpenAIResponseObject)
+        # llama-stack's own class, not responses-rs's subclass carrying the full OpenAI object
+        assert type(kw["response_object"]) is OpenAIResponseObject
         assert dump(kw["response_object"]) == dump(resp)
+        assert_llama_stack_record_params(kw["response_object"])
+        assert (resp.top_p, resp.parallel_tool_calls, resp.truncation, resp.temperature) == (1.0, True, "disabled", 1.0)
 
     assert item_summary(stored[0]["input"]) == [("user", "What is 2+2?")]
     assert item_summary(stored[1]["input"]) == [
@@ -499,10 +538,13 @@ async def test_delete_not_supported_by_the_0212_store(responses_store):
 
 
 async def test_unknown_previous_response_id(impl_0212, inference, responses_store, stream):
-    with pytest.raises(ValueError, match="resp-missing-123"):
-        await impl_0212.create_openai_response(
-            input="hi", model=MODEL, previous_response_id="resp-missing-123", stream=stream
-        )
+    kw = {"input": "hi", "model": MODEL, "previous_response_id": "resp-missing-123", "stream": stream}
+    if stream:
+        _, events = await collect(await impl_0212.create_openai_response(**kw), validate=False)
+        assert_rejected_stream(events, "previous_response_not_found", "resp-missing-123")
+    else:
+        with pytest.raises(ValueError, match="resp-missing-123"):
+            await impl_0212.create_openai_response(**kw)
     inference.openai_chat_completion.assert_not_awaited()
     assert responses_store.calls["store_response_object"] == []
 
@@ -530,7 +572,7 @@ async def test_web_search(create, inference, tool_groups_0212, tool_runtime, res
         ("assistant", 'tool_calls:call_ws:web_search:{"query": "llamas"}'),
         ("tool", f"call_ws:{SEARCH_RESULT_TEXT}"),
     ]
-    assert [type(o) for o in resp.output] == [OpenAIResponseOutputMessageWebSearchToolCall, OpenAIResponseMessage]
+    assert_output_types(resp.output, OpenAIResponseOutputMessageWebSearchToolCall, OpenAIResponseMessage)
     assert resp.output[0].status == "completed"
     assert_text_message(resp.output[1], "Llamas are camelids.")
     assert len(responses_store.stored()) == 1
@@ -628,7 +670,7 @@ async def test_file_search_searches_every_vector_store(
         )
     tool_runtime.invoke_tool.assert_not_awaited()
 
-    assert [type(o) for o in resp.output] == [OpenAIResponseOutputMessageFileSearchToolCall, OpenAIResponseMessage]
+    assert_output_types(resp.output, OpenAIResponseOutputMessageFileSearchToolCall, OpenAIResponseMessage)
     fs = resp.output[0]
     assert fs.queries == ["llama facts"]
     assert fs.status == "completed"
@@ -725,11 +767,9 @@ async def test_mcp_list_and_call(create, inference, alpha, responses_store, stre
     assert chat_tool(tools, "alpha_lookup")["description"] == "Look a thing up on alpha"
     assert chat_tool(tools, "alpha_lookup")["parameters"]["properties"]["query"]["type"] == "string"
 
-    assert [type(o) for o in resp.output] == [
-        OpenAIResponseOutputMessageMCPListTools,
-        OpenAIResponseOutputMessageMCPCall,
-        OpenAIResponseMessage,
-    ]
+    assert_output_types(
+        resp.output, OpenAIResponseOutputMessageMCPListTools, OpenAIResponseOutputMessageMCPCall, OpenAIResponseMessage
+    )
     listing, call, message = resp.output
     assert listing.server_label == "alpha"
     assert [t.name for t in listing.tools] == ["alpha_lookup", "alpha_other"]
@@ -738,6 +778,7 @@ async def test_mcp_list_and_call(create, inference, alpha, responses_store, stre
     assert (call.name, call.server_label, json.loads(call.arguments)) == ("alpha_lookup", "alpha", {"query": "llamas"})
     assert call.output == "alpha says hi"
     assert call.error is None
+    assert isinstance(call, _compat.McpCallItem) and call.status == "completed"
     assert_text_message(message, "Alpha said hi.")
     assert summarize(inference.script.messages(1))[-1] == ("tool", "call_m1:alpha says hi")
     assert len(responses_store.stored()) == 1
@@ -749,8 +790,8 @@ async def test_mcp_list_and_call(create, inference, alpha, responses_store, stre
             "response.created",
             "response.mcp_list_tools.in_progress",
             "response.mcp_list_tools.completed",
-            "response.mcp_call.arguments.delta",
-            "response.mcp_call.arguments.done",
+            "response.mcp_call_arguments.delta",
+            "response.mcp_call_arguments.done",
             "response.mcp_call.in_progress",
             "response.mcp_call.completed",
             "response.output_text.delta",
@@ -760,16 +801,31 @@ async def test_mcp_list_and_call(create, inference, alpha, responses_store, stre
         for e in events:
             if e.type.startswith("response.mcp_list_tools."):
                 assert (e.item_id, e.output_index) == (listing.id, 0)
-            elif e.type.startswith("response.mcp_call."):
+            elif e.type.startswith(("response.mcp_call.", "response.mcp_call_arguments.")):
                 assert (e.item_id, e.output_index) == (call.id, 1)
-        deltas = "".join(e.delta for e in of_type(events, "response.mcp_call.arguments.delta"))
+
+        # the mcp_call item opens when the call runs (after the model's turn) and closes after it
+        def item_event(i: int, kind: str) -> bool:
+            return events[i].type == f"response.output_item.{kind}" and events[i].item.type == "mcp_call"
+
+        opened = [i for i in range(len(events)) if item_event(i, "added")]
+        closed = [i for i in range(len(events)) if item_event(i, "done")]
+        assert len(opened) == len(closed) == 1
+        window = types[opened[0] + 1 : closed[0]]
+        assert window == [
+            *["response.mcp_call_arguments.delta"] * len(of_type(events, "response.mcp_call_arguments.delta")),
+            "response.mcp_call_arguments.done",
+            "response.mcp_call.in_progress",
+            "response.mcp_call.completed",
+        ]
+        deltas = "".join(e.delta for e in of_type(events, "response.mcp_call_arguments.delta"))
         assert deltas == call.arguments
-        assert of_type(events, "response.mcp_call.arguments.done")[0].arguments == call.arguments
+        assert of_type(events, "response.mcp_call_arguments.done")[0].arguments == call.arguments
         classes = {
             "response.mcp_list_tools.in_progress": OpenAIResponseObjectStreamResponseMcpListToolsInProgress,
             "response.mcp_list_tools.completed": OpenAIResponseObjectStreamResponseMcpListToolsCompleted,
-            "response.mcp_call.arguments.delta": OpenAIResponseObjectStreamResponseMcpCallArgumentsDelta,
-            "response.mcp_call.arguments.done": OpenAIResponseObjectStreamResponseMcpCallArgumentsDone,
+            "response.mcp_call_arguments.delta": OpenAIResponseObjectStreamResponseMcpCallArgumentsDelta,
+            "response.mcp_call_arguments.done": OpenAIResponseObjectStreamResponseMcpCallArgumentsDone,
             "response.mcp_call.in_progress": OpenAIResponseObjectStreamResponseMcpCallInProgress,
             "response.mcp_call.completed": OpenAIResponseObjectStreamResponseMcpCallCompleted,
         }
@@ -851,8 +907,14 @@ async def test_mcp_tool_error_result(create, inference, alpha, responses_store, 
     call = resp.output[1]
     assert isinstance(call, OpenAIResponseOutputMessageMCPCall)
     assert call.error, "an MCP tool error must be reported on the mcp_call item"
-    assert detail in call.error
+    # openai-python's shape on what is returned: an error object, and the item failed
+    assert call.error["type"] == "mcp_tool_execution_error"
+    assert detail in call.error["content"]
+    assert call.status == "failed"
     assert call.output is None
+    # llama-stack's record keeps llama-stack's string error
+    stored_call = responses_store.stored()[0]["response_object"].output[1]
+    assert isinstance(stored_call.error, str) and detail in stored_call.error
     assert_text_message(resp.output[2], "Sorry, that failed.")
     role, text = summarize(inference.script.messages(1))[-1]
     assert role == "tool" and text.startswith("call_m1:") and detail in text  # the model is told
@@ -867,30 +929,117 @@ async def test_mcp_tool_error_result(create, inference, alpha, responses_store, 
 
 
 async def test_mcp_tool_raising(impl_0212, inference, alpha, responses_store, stream):
-    """A collaborator raising mid-turn: the driver does not turn it into a tool error (llama-stack 0.2.12
-    does: mcp_call.error=str(exc) and the turn goes on). Streamed, the mcp_call item is closed as failed
-    and the stream ends with response.failed; non-streamed, the exception propagates unchanged. Nothing is
-    stored either way."""
+    """A collaborator raising mid-turn fails only its call: the mcp_call item ends ``failed`` with an error
+    naming the exception, the model is told, and the response goes on, completes and is stored (as
+    llama-stack 0.2.12 does it). Non-streamed, nothing propagates."""
     alpha.invoke.side_effect = Boom("alpha is down")
     inference.script.tool_calls(ToolCall("call_m1", "alpha_lookup", '{"query": "x"}'))
-    inference.script.text("unreached")
+    inference.script.text("Alpha is unavailable.")
     kw = {"input": "Ask alpha", "model": MODEL, "tools": [alpha_tool()], "stream": stream}
-    if not stream:
-        with pytest.raises(Boom, match="alpha is down"):
-            await impl_0212.create_openai_response(**kw)
-    else:
-        final, events = await collect_0212(await impl_0212.create_openai_response(**kw))
+    final, events = await collect_0212(await impl_0212.create_openai_response(**kw))
+
+    assert final.status == "completed", final.error
+    assert final.error is None
+    assert_output_types(
+        final.output, OpenAIResponseOutputMessageMCPListTools, OpenAIResponseOutputMessageMCPCall, OpenAIResponseMessage
+    )
+    call = final.output[1]
+    assert call.status == "failed"
+    assert call.output is None
+    assert call.error["type"] == "mcp_tool_execution_error"
+    assert "Boom" in call.error["content"] and "alpha is down" in call.error["content"]
+    assert_text_message(final.output[2], "Alpha is unavailable.")
+    # the model is told what went wrong
+    assert summarize(inference.script.messages(1))[-1] == ("tool", "call_m1:Error: Boom: alpha is down")
+    assert inference.openai_chat_completion.await_count == 2
+    stored = responses_store.stored()
+    assert len(stored) == 1
+    assert isinstance(stored[0]["response_object"].output[1].error, str)
+    assert "alpha is down" in stored[0]["response_object"].output[1].error
+    if stream:
         types = types_of(events)
-        assert types[-1] == "response.failed"
-        assert_ordered(types, "response.mcp_call.in_progress", "response.mcp_call.failed", "response.failed")
+        assert types[-1] == "response.completed"
+        assert_ordered(types, "response.mcp_call.in_progress", "response.mcp_call.failed", "response.output_text.delta")
         assert "response.mcp_call.completed" not in types
-        assert final.status == "failed"
-        assert final.error is not None and "alpha is down" in final.error.message
-        call = final.output[1]
-        assert isinstance(call, OpenAIResponseOutputMessageMCPCall)
-        assert call.error and "alpha is down" in call.error
-    assert inference.openai_chat_completion.await_count == 1
-    assert responses_store.calls["store_response_object"] == []
+        assert "response.failed" not in types
+        failed = of_type(events, "response.mcp_call.failed")[0]
+        assert (failed.item_id, failed.output_index) == (call.id, 1)
+
+
+@pytest.mark.modes("nonstream-llama", "stream-openai")
+async def test_mcp_list_tools_raising_leaves_the_server_out(impl_0212, inference, alpha, responses_store, stream):
+    """An MCP listing that raises ends its mcp_list_tools item failed; the response goes on without that
+    server's tools (the other server's tools are still offered)."""
+
+    def listing(*args, endpoint=None, headers=None, **kwargs):
+        if endpoint == ALPHA:
+            raise Boom("alpha listing is down")
+        return ListToolDefsResponse(data=alpha.servers[endpoint])
+
+    alpha.list.side_effect = listing
+    inference.script.text("Only beta is here.")
+    beta = OpenAIResponseInputToolMCP(server_label="beta", server_url=BETA)
+    final, events = await collect_0212(
+        await impl_0212.create_openai_response(input="Ask both", model=MODEL, tools=[alpha_tool(), beta], stream=stream)
+    )
+    assert final.status == "completed", final.error
+    assert chat_tool_names(inference.script.call(0)["tools"]) == ["beta_lookup"]
+    listings = [o for o in final.output if isinstance(o, OpenAIResponseOutputMessageMCPListTools)]
+    assert [(x.server_label, [t.name for t in x.tools]) for x in listings if x.server_label == "beta"] == [
+        ("beta", ["beta_lookup"])
+    ]
+    assert_text_message(final.output[-1], "Only beta is here.")
+    assert len(responses_store.stored()) == 1
+    if stream:
+        types = types_of(events)
+        assert types.count("response.mcp_list_tools.failed") == 1
+        assert types.count("response.mcp_list_tools.completed") == 1
+        assert types[-1] == "response.completed"
+
+
+@pytest.mark.modes("nonstream-llama", "stream-openai")
+async def test_web_search_get_tool_raising_leaves_the_tool_out(
+    impl_0212, inference, tool_groups_0212, tool_runtime, responses_store, stream, caplog
+):
+    """The host cannot serve web_search (``get_tool`` raises): the model is offered no such tool, a
+    warning is logged, and the request goes on."""
+    tool_groups_0212.get_tool.side_effect = Boom("no web_search here")
+    inference.script.text("No search today.")
+    with caplog.at_level("WARNING", logger="responses_rs"):
+        final, _ = await collect_0212(
+            await impl_0212.create_openai_response(
+                input="Search llamas", model=MODEL, tools=[OpenAIResponseInputToolWebSearch()], stream=stream
+            )
+        )
+    assert final.status == "completed", final.error
+    tool_groups_0212.get_tool.assert_awaited_once_with("web_search")
+    assert not inference.script.call(0)["tools"]
+    tool_runtime.invoke_tool.assert_not_awaited()
+    assert_output_types(final.output, OpenAIResponseMessage)
+    assert_text_message(final.output[0], "No search today.")
+    assert any("no web_search here" in r.getMessage() for r in caplog.records), caplog.text
+    assert len(responses_store.stored()) == 1
+
+
+@pytest.mark.modes("nonstream-llama", "stream-openai")
+async def test_web_search_invoke_raising_fails_only_the_call(
+    impl_0212, inference, tool_runtime, responses_store, stream
+):
+    tool_runtime.invoke_tool.side_effect = Boom("search backend down")
+    inference.script.tool_calls(ToolCall("call_ws", "web_search", '{"query": "llamas"}')).text("Could not search.")
+    final, events = await collect_0212(
+        await impl_0212.create_openai_response(
+            input="Search llamas", model=MODEL, tools=[OpenAIResponseInputToolWebSearch()], stream=stream
+        )
+    )
+    assert final.status == "completed", final.error
+    assert_output_types(final.output, OpenAIResponseOutputMessageWebSearchToolCall, OpenAIResponseMessage)
+    assert final.output[0].status == "failed"
+    assert summarize(inference.script.messages(1))[-1] == ("tool", "call_ws:Error: Boom: search backend down")
+    assert_text_message(final.output[1], "Could not search.")
+    assert len(responses_store.stored()) == 1
+    if stream:
+        assert types_of(events)[-1] == "response.completed"
 
 
 # =================================================================================================

@@ -33,9 +33,12 @@ from conftest import (  # noqa: E402
     STORE_PREFIX,
     WEB_SEARCH_TOOLDEF,
     ToolCall,
+    assert_full_openai_params,
+    assert_llama_stack_record_params,
     bind_call,
     collect,
     impl_class,
+    ls_dump,
     make_inference,
     make_tool_groups,
     make_tool_runtime,
@@ -281,16 +284,23 @@ def create(impl, stream, collect):
     return _create
 
 
-async def assert_stored(kvstore, impl, *responses: OpenAIResponseObject):
-    """Exactly one kvstore.set per response, under openai_responses:{id}, readable by both sides."""
+async def assert_stored(kvstore, impl, *responses: OpenAIResponseObject, temperature: float | None = None):
+    """Exactly one kvstore.set per response, under openai_responses:{id}, readable by both sides.
+
+    The record is llama-stack's shape (its fields only, its values of the request parameters); what
+    was returned carries the full OpenAI object and equals the record on llama-stack's fields."""
     assert kvstore.set_keys() == [f"{STORE_PREFIX}{r.id}" for r in responses]
     for r, value in zip(responses, kvstore.set_values(), strict=True):
         assert isinstance(value, str)
         stored = OpenAIResponsePreviousResponseWithInputItems.model_validate_json(value)
-        assert stored.response.model_dump() == r.model_dump()
+        assert ls_dump(stored.response) == ls_dump(r)
+        raw = json.loads(value)["response"]
+        assert set(raw) <= set(OpenAIResponseObject.model_fields), set(raw) - set(OpenAIResponseObject.model_fields)
+        assert_llama_stack_record_params(raw, temperature)
+        assert_full_openai_params(r, 1.0 if temperature is None else temperature)
         got = await impl.get_openai_response(r.id)
         assert isinstance(got, OpenAIResponseObject)
-        assert got.model_dump() == r.model_dump()
+        assert ls_dump(got) == ls_dump(r)
 
 
 def assert_text_response(resp: OpenAIResponseObject, text: str, *, index: int = 0, n_outputs: int | None = None):
@@ -332,7 +342,7 @@ async def test_constructor_positional_and_keyword(kvstore):
         inf.script.text("ok")
         resp = await impl.create_openai_response(input="hi", model=MODEL)
         assert isinstance(resp, OpenAIResponseObject)
-        assert (await impl.get_openai_response(resp.id)).model_dump() == resp.model_dump()
+        assert ls_dump(await impl.get_openai_response(resp.id)) == ls_dump(resp)
 
 
 async def test_get_unknown_id_raises_value_error(kvstore):
@@ -473,10 +483,13 @@ async def test_previous_response_function_call_roundtrip(create, inference, tool
 
 
 async def test_unknown_previous_response_id(impl, inference, kvstore, stream):
-    with pytest.raises(ValueError, match="resp-missing-123"):
-        await impl.create_openai_response(
-            input="hi", model=MODEL, previous_response_id="resp-missing-123", stream=stream
-        )
+    kw = {"input": "hi", "model": MODEL, "previous_response_id": "resp-missing-123", "stream": stream}
+    if stream:
+        _, events = await collect(await impl.create_openai_response(**kw), validate=False)
+        assert_rejected_stream(events, "previous_response_not_found", "resp-missing-123")
+    else:
+        with pytest.raises(ValueError, match="resp-missing-123"):
+            await impl.create_openai_response(**kw)
     inference.openai_chat_completion.assert_not_awaited()
     assert kvstore.set_calls == []
 
@@ -694,7 +707,7 @@ async def test_web_search_round_trip(create, inference, tool_groups, tool_runtim
     assert ws.status == "completed"
     assert ws.id
     assert_text_response(resp, "Llamas are camelids.", index=1, n_outputs=2)
-    await assert_stored(kvstore, impl, resp)
+    await assert_stored(kvstore, impl, resp, temperature=0.5)
 
 
 async def test_web_search_multiple_rounds(create, inference, tool_runtime):
@@ -836,9 +849,27 @@ def _bad_tool(style):
     return [{"type": "code_interpreter", "container": {"type": "auto"}}]
 
 
+def assert_rejected_stream(events, code: str, field: str):
+    """A streamed request refused before anything started: ``response.created``, then ``response.failed``."""
+    assert types_of(events) == ["response.created", "response.failed"]
+    assert [e.sequence_number for e in events] == [0, 1]
+    created, failed = events[0].response, events[1].response
+    assert created.status == "in_progress" and created.output == []
+    assert failed.id == created.id and failed.status == "failed" and failed.output == []
+    assert failed.error is not None and failed.error.code == code, failed.error
+    assert field in failed.error.message, failed.error.message
+
+
 async def _assert_rejected_before_anything(impl, inference, kvstore, stream, match, **kw):
-    with pytest.raises(ValueError, match=match):
-        await impl.create_openai_response(model=MODEL, stream=stream, **kw)
+    """Non-streamed: ValueError naming the field. Streamed (the host has answered 200 already): a stream of
+    ``response.created`` + ``response.failed`` with code ``invalid_request``, naming the field."""
+    if stream:
+        result = await impl.create_openai_response(model=MODEL, stream=stream, **kw)
+        _, events = await collect(result, validate=False)  # no response.in_progress: checked here
+        assert_rejected_stream(events, "invalid_request", match)
+    else:
+        with pytest.raises(ValueError, match=match):
+            await impl.create_openai_response(model=MODEL, stream=stream, **kw)
     inference.openai_chat_completion.assert_not_awaited()
     assert kvstore.set_calls == []
 
@@ -898,30 +929,24 @@ async def test_malformed_item_rejected(impl, inference, kvstore, stream, case):
 # =================================================================================================
 
 
-async def _assert_failed_or_raised(create, impl, kvstore, stream, exc, *, may_raise_at_await=False, **kw):
+async def _assert_failed_or_raised(create, impl, kvstore, stream, exc, **kw):
     """Non-streamed: the very same exception propagates, nothing stored.  Streamed: exactly one
-    terminal response.failed with an error, nothing stored.  ``may_raise_at_await``: a failure of the
-    *first* inference call may instead propagate from ``await create_openai_response(stream=True)``,
-    since llama-stack 0.2.7 performs that call before it returns the stream."""
+    terminal response.failed with an error naming the exception, nothing stored -- also when the
+    *first* inference call fails (llama-stack 0.2.7 makes it before it returns the stream: the stream is
+    returned all the same and ends in response.failed)."""
     if not stream:
         with pytest.raises(Boom) as info:
             await create(**kw)
         assert info.value is exc, "the original exception object must propagate unchanged"
         assert kvstore.set_calls == []
         return
-    try:
-        result = await asyncio.wait_for(impl.create_openai_response(model=MODEL, stream=True, **kw), 10)
-    except Boom as e:
-        assert may_raise_at_await, "a failure after the first inference call must end the stream in response.failed"
-        assert e is exc, "the original exception object must propagate unchanged"
-        assert kvstore.set_calls == []
-        return
+    result = await asyncio.wait_for(impl.create_openai_response(model=MODEL, stream=True, **kw), 10)
     resp, events = await collect(result)
     assert types_of(events)[-1] == "response.failed"
     assert len(of_type(events, "response.failed")) == 1
     assert of_type(events, "response.completed") == []
     assert resp.status == "failed"
-    assert resp.error is not None and resp.error.message
+    assert resp.error is not None and str(exc) in resp.error.message
     assert kvstore.set_calls == []
     with pytest.raises(ValueError):
         await impl.get_openai_response(resp.id)
@@ -935,19 +960,27 @@ async def test_inference_error(create, impl, inference, kvstore, stream, where):
         tools = [OpenAIResponseInputToolWebSearch()]
         inference.script.tool_calls(ToolCall("call_1", "web_search", '{"query": "x"}'))
     inference.script.raise_(exc, after_chunks=2 if where != "at-call" else None)
-    await _assert_failed_or_raised(
-        create, impl, kvstore, stream, exc, may_raise_at_await=where == "at-call", input="Hi", tools=tools
-    )
+    await _assert_failed_or_raised(create, impl, kvstore, stream, exc, input="Hi", tools=tools)
 
 
 async def test_tool_error(create, impl, inference, tool_runtime, kvstore, stream):
-    exc = Boom("tool exploded")
-    tool_runtime.invoke_tool.side_effect = exc
+    """A tool that raises fails only its call: the web_search_call item ends ``failed``, the model is told
+    ("Error: <ExcType>: <msg>"), and the response completes and is stored; nothing propagates."""
+    tool_runtime.invoke_tool.side_effect = Boom("tool exploded")
     inference.script.tool_calls(ToolCall("call_1", "web_search", '{"query": "x"}'))
-    inference.script.text("unused")
-    await _assert_failed_or_raised(
-        create, impl, kvstore, stream, exc, input="Hi", tools=[OpenAIResponseInputToolWebSearch()]
-    )
+    inference.script.text("The search failed.")
+    resp, events = await create("Hi", tools=[OpenAIResponseInputToolWebSearch()])
+
+    assert resp.status == "completed", resp.error
+    assert resp.error is None
+    assert [o.type for o in resp.output] == ["web_search_call", "message"]
+    assert resp.output[0].status == "failed"
+    assert_text_response(resp, "The search failed.", index=1, n_outputs=2)
+    assert summarize(inference.script.messages(1))[-1] == ("tool", "call_1:Error: Boom: tool exploded")
+    await assert_stored(kvstore, impl, resp)
+    if stream:
+        assert types_of(events)[-1] == "response.completed"
+        assert "response.failed" not in types_of(events)
 
 
 # =================================================================================================

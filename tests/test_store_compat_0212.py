@@ -30,6 +30,7 @@ pytest.register_assert_rewrite("conftest_0212")
 
 from conftest import MODEL, ToolCall  # noqa: E402
 from conftest_0212 import (  # noqa: E402
+    OPENAI_EFFECTIVE_PARAMS,
     collect_0212,
     conversation,
     dump,
@@ -291,12 +292,28 @@ SCENARIOS = [
 @pytest.mark.parametrize("scenario", SCENARIOS)
 async def test_stored_row_matches_llamastack(sides, mcp_both, scenario):
     ls_resp = await sides.create("ls", **_script_and_request(scenario, sides.inference.script))
-    rs_resp = await sides.create("rs", **_script_and_request(scenario, sides.inference.script))
+    rs_request = _script_and_request(scenario, sides.inference.script)
+    rs_resp = await sides.create("rs", **rs_request)
 
     rows = stored_rows(sides.db)
     ls_row, rs_row = rows[ls_resp.id], rows[rs_resp.id]
     parsed = OpenAIResponseObjectWithInput.model_validate(rs_row)
-    assert dump(parsed.model_copy(update={"input": []})) == {**dump(rs_resp), "input": []}
+    assert dump(parsed) == dump(rs_resp)
+    # the row keeps llama-stack's own values of the request parameters (not the full object's effective
+    # top_p 1.0 / parallel_tool_calls True / truncation "disabled"), as llama-stack's row does; the
+    # temperature is the request's (llama-stack 0.2.12 itself records none)
+    params = OPENAI_EFFECTIVE_PARAMS - {"temperature"}
+    assert (
+        {k: rs_row[k] for k in params}
+        == {k: ls_row[k] for k in params}
+        == {
+            "parallel_tool_calls": False,
+            "top_p": None,
+            "truncation": None,
+        }
+    )
+    assert rs_row["temperature"] == rs_request.get("temperature")
+    assert (rs_resp.top_p, rs_resp.parallel_tool_calls, rs_resp.truncation) == (1.0, True, "disabled")
     assert parsed.input == sides.stores["rs"].stored()[0]["input"]
 
     assert sorted(rs_row) == sorted(ls_row)

@@ -406,13 +406,7 @@ impl Serialize for LegacyItems<'_> {
                     role,
                     id,
                     status,
-                } if parts.iter().any(|p| {
-                    matches!(
-                        p,
-                        ContentPart::Refusal { .. } | ContentPart::ReasoningText { .. }
-                    )
-                }) =>
-                {
+                } => {
                     seq.serialize_element(&Item::Message {
                         content: Content::Parts(legacy_parts(parts)),
                         role: *role,
@@ -430,13 +424,15 @@ impl Serialize for LegacyItems<'_> {
 fn legacy_parts(parts: &[ContentPart]) -> Vec<ContentPart> {
     let kept: Vec<ContentPart> = parts
         .iter()
-        .filter(|p| {
-            !matches!(
-                p,
-                ContentPart::Refusal { .. } | ContentPart::ReasoningText { .. }
-            )
+        .filter_map(|p| match p {
+            ContentPart::Refusal { .. } | ContentPart::ReasoningText { .. } => None,
+            // llama-stack's records have no `annotations` on output text (none are ever set).
+            ContentPart::OutputText { text, annotations } => Some(ContentPart::OutputText {
+                text: text.clone(),
+                annotations: annotations.clone().filter(|a| !a.is_empty()),
+            }),
+            other => Some(other.clone()),
         })
-        .cloned()
         .collect();
     if !kept.is_empty() {
         return kept;
