@@ -14,7 +14,7 @@ if [ ! -f "$stamp" ]; then
   "$venv/bin/pip" install -q --upgrade pip >&2
   # What llama-stack's server needs at run time but does not declare, plus the test tools.
   # llama-stack 0.2.x's MCP client code predates mcp 2.
-  "$venv/bin/pip" install -q "llama-stack==$version" "maturin>=1.9.4,<2" pytest pytest-asyncio ruff openai \
+  "$venv/bin/pip" install -q "llama-stack==$version" "maturin>=1.9.4,<2" pytest pytest-asyncio ruff openai jsonschema \
     aiosqlite "sqlalchemy[asyncio]" fastapi uvicorn "mcp<2" opentelemetry-sdk opentelemetry-exporter-otlp-proto-http >&2
   touch "$stamp"
 fi
