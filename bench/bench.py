@@ -11,7 +11,7 @@ Scenarios: (a) text stream, (b) one message not streamed, (c) function-call argu
 and (e) streamed file_search round (2 vector stores) -- llama-stack >= 0.2.12 only (0.2.7
 has neither; their rows print n/a).
 
-    PYTHONPATH=/work/main/python /tmp/venvs/ls027/bin/python bench/bench.py [--quick] [--json FILE]
+    .venv-0.2.7/bin/python bench/bench.py [--quick] [--json FILE]     # from the repository root
 
 This is a benchmark, not a test: it never fails on a missed target, it only reports.
 See bench/README.md for the methodology.

@@ -1,8 +1,15 @@
-"""Tests of tests/stream_validator.py: hand-built good streams pass, every broken stream is rejected."""
+"""Tests of tests/stream_validator.py: hand-built good streams pass, every broken stream is rejected.
+
+The good streams are strictly nested (one item open at a time, one content part open at a time) and
+follow the Open Responses spec in full: their responses carry every field the spec requires and
+their output_text parts carry annotations. llama-stack's own classes cannot (no such fields), so the
+streams use small subclasses of them below -- what a server that carries every field has to do.
+"""
 
 from __future__ import annotations
 
 import copy
+from typing import Any, Literal
 
 import pytest
 from llama_stack.apis.agents.openai_responses import (
@@ -13,10 +20,18 @@ from llama_stack.apis.agents.openai_responses import (
     OpenAIResponseOutputMessageFunctionToolCall,
     OpenAIResponseOutputMessageWebSearchToolCall,
 )
-from pydantic import BaseModel, ConfigDict
-from stream_validator import validate_stream
+from open_responses_schema import SPEC_AVAILABLE
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
+from stream_validator import DEFAULT_SCHEMA_HOST, validate_stream
 
 RESP_ID = "resp-0001"
+USAGE = {
+    "input_tokens": 12,
+    "input_tokens_details": {"cached_tokens": 0},
+    "output_tokens": 30,
+    "output_tokens_details": {"reasoning_tokens": 7},
+    "total_tokens": 42,
+}
 
 
 class Ev(BaseModel):
@@ -30,7 +45,7 @@ class Ev(BaseModel):
 class RespEv(BaseModel):
     type: str
     sequence_number: int
-    response: OpenAIResponseObject
+    response: SerializeAsAny[OpenAIResponseObject]  # dumped as what it is (FullResponse below)
 
 
 class NoSeqEv(BaseModel):
@@ -50,17 +65,109 @@ class PlainEvent:
         self.__dict__.update(kw)
 
 
-def _response(status: str, output: list, rid: str = RESP_ID, error=None) -> OpenAIResponseObject:
-    return OpenAIResponseObject(created_at=1, id=rid, model="m", status=status, output=output, error=error)
+# ---- item and response classes that carry every field ------------------------------------------
 
 
-def _msg(mid: str, text: str, status: str = "completed") -> OpenAIResponseMessage:
-    return OpenAIResponseMessage(
-        id=mid,
-        role="assistant",
+class OutputText(OpenAIResponseOutputMessageContentOutputText):
+    annotations: list[Any] = []
+
+
+class Refusal(BaseModel):
+    type: Literal["refusal"] = "refusal"
+    refusal: str
+
+
+class Message(OpenAIResponseMessage):
+    content: list[OutputText | Refusal]
+
+
+class ReasoningText(BaseModel):
+    type: Literal["reasoning_text"] = "reasoning_text"
+    text: str
+
+
+class Reasoning(BaseModel):
+    id: str
+    type: Literal["reasoning"] = "reasoning"
+    summary: list[Any] = []
+    content: list[ReasoningText]
+    status: str = "completed"
+
+
+class McpCall(BaseModel):
+    id: str
+    type: Literal["mcp_call"] = "mcp_call"
+    name: str
+    arguments: str
+    server_label: str
+    output: str | None = None
+    error: str | None = None
+
+
+class McpListTools(BaseModel):
+    id: str
+    type: Literal["mcp_list_tools"] = "mcp_list_tools"
+    server_label: str
+    tools: list[dict[str, Any]]
+
+
+class FileSearchCall(BaseModel):
+    id: str
+    type: Literal["file_search_call"] = "file_search_call"
+    queries: list[str]
+    status: str
+    results: list[dict[str, Any]] | None = None
+
+
+class FullResponse(OpenAIResponseObject):
+    """llama-stack's response class with every field the spec requires (as extras) and output items
+    serialised as what they are."""
+
+    model_config = ConfigDict(extra="allow")
+    output: list[Any]
+
+
+def _response(status: str, output: list, rid: str = RESP_ID, error=None, **fields) -> FullResponse:
+    finished = status in ("completed", "incomplete", "failed")
+    spec_fields = {
+        "completed_at": 2 if status == "completed" else None,
+        "incomplete_details": None,
+        "instructions": None,
+        "tools": [],
+        "tool_choice": "auto",
+        "truncation": "disabled",
+        "text": {"format": {"type": "text"}},
+        "top_p": 1.0,
+        "temperature": 1.0,
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "top_logprobs": 0,
+        "reasoning": None,
+        "usage": copy.deepcopy(USAGE) if finished else None,
+        "max_output_tokens": None,
+        "max_tool_calls": None,
+        "store": True,
+        "background": False,
+        "service_tier": "default",
+        "metadata": {},
+        "safety_identifier": None,
+        "prompt_cache_key": None,
+    }
+    spec_fields.update(fields)
+    return FullResponse(
+        created_at=1,
+        id=rid,
+        model="m",
         status=status,
-        content=[OpenAIResponseOutputMessageContentOutputText(text=text)],
+        output=output,
+        error=error,
+        parallel_tool_calls=True,
+        **spec_fields,
     )
+
+
+def _msg(mid: str, text: str, status: str = "completed") -> Message:
+    return Message(id=mid, role="assistant", status=status, content=[OutputText(text=text)])
 
 
 def _fc(fid: str, call_id: str, name: str, args: str) -> OpenAIResponseOutputMessageFunctionToolCall:
@@ -76,10 +183,9 @@ class Builder:
     def _seq(self) -> int:
         return len(self.events)
 
-    def resp(self, type_: str, status: str, output=(), error=None, rid: str = RESP_ID):
-        self.events.append(
-            RespEv(type=type_, sequence_number=self._seq(), response=_response(status, list(output), rid, error))
-        )
+    def resp(self, type_: str, status: str, output=(), error=None, rid: str = RESP_ID, **fields):
+        response = _response(status, list(output), rid, error, **fields)
+        self.events.append(RespEv(type=type_, sequence_number=self._seq(), response=response))
         return self
 
     def ev(self, type_: str, **fields):
@@ -89,6 +195,25 @@ class Builder:
     def start(self):
         return self.resp("response.created", "in_progress").resp("response.in_progress", "in_progress")
 
+    def part(self, oi: int, item_id: str, ci: int, kind: str, deltas: list[str], done_text: str | None = None):
+        """One content part: added, deltas, the kind's .done, content_part.done."""
+        text = "".join(deltas) if done_text is None else done_text
+        field = "refusal" if kind == "refusal" else "text"
+        delta_type, done_type = {
+            "output_text": ("response.output_text.delta", "response.output_text.done"),
+            "refusal": ("response.refusal.delta", "response.refusal.done"),
+            "reasoning_text": ("response.reasoning_text.delta", "response.reasoning_text.done"),
+        }[kind]
+        extra = {"annotations": []} if kind == "output_text" else {}
+        where = {"item_id": item_id, "output_index": oi, "content_index": ci}
+        self.ev("response.content_part.added", **where, part={"type": kind, field: "", **extra})
+        logprobs = {"logprobs": []} if kind == "output_text" else {}
+        for d in deltas:
+            self.ev(delta_type, **where, delta=d, **logprobs)
+        self.ev(done_type, **where, **{field: text}, **logprobs)
+        self.ev("response.content_part.done", **where, part={"type": kind, field: text, **extra})
+        return self
+
     def message(self, oi: int, mid: str, deltas: list[str], done_text: str | None = None):
         text = "".join(deltas) if done_text is None else done_text
         self.ev(
@@ -96,15 +221,8 @@ class Builder:
             output_index=oi,
             item={"id": mid, "type": "message", "role": "assistant", "status": "in_progress", "content": []},
         )
-        part0 = {"type": "output_text", "text": "", "annotations": []}
-        self.ev("response.content_part.added", item_id=mid, output_index=oi, content_index=0, part=part0)
-        for d in deltas:
-            self.ev("response.output_text.delta", item_id=mid, output_index=oi, content_index=0, delta=d, logprobs=[])
-        self.ev("response.output_text.done", item_id=mid, output_index=oi, content_index=0, text=text, logprobs=[])
-        part = {"type": "output_text", "text": text, "annotations": []}
-        self.ev("response.content_part.done", item_id=mid, output_index=oi, content_index=0, part=part)
-        item = _msg(mid, text).model_dump()
-        self.ev("response.output_item.done", output_index=oi, item=item)
+        self.part(oi, mid, 0, "output_text", deltas, done_text)
+        self.ev("response.output_item.done", output_index=oi, item=_msg(mid, text).model_dump())
         return self
 
     def fc_added(self, oi: int, fid: str, call_id: str, name: str):
@@ -125,6 +243,12 @@ class Builder:
         self.ev("response.function_call_arguments.done", item_id=fid, output_index=oi, arguments=args)
         return self.ev("response.output_item.done", output_index=oi, item=_fc(fid, call_id, name, args).model_dump())
 
+    def fc(self, oi: int, fid: str, call_id: str, name: str, pieces: list[str]):
+        self.fc_added(oi, fid, call_id, name)
+        for p in pieces:
+            self.fc_delta(oi, fid, p)
+        return self.fc_done(oi, fid, call_id, name, "".join(pieces))
+
     def web_search(self, oi: int, wid: str, status: str = "completed"):
         self.ev(
             "response.output_item.added",
@@ -143,12 +267,10 @@ def good_text() -> list:
 
 
 def good_parallel_calls() -> list:
+    """Two function calls of one turn (parallel tool calls): streamed one item after the other."""
     b = Builder().start()
-    b.fc_added(0, "fc_a", "call_a", "get_weather").fc_added(1, "fc_b", "call_b", "get_time")
-    b.fc_delta(0, "fc_a", '{"city": ').fc_delta(1, "fc_b", '{"tz": ').fc_delta(0, "fc_a", '"Paris"}')
-    b.fc_delta(1, "fc_b", '"UTC"}')
-    b.fc_done(1, "fc_b", "call_b", "get_time", '{"tz": "UTC"}')
-    b.fc_done(0, "fc_a", "call_a", "get_weather", '{"city": "Paris"}')
+    b.fc(0, "fc_a", "call_a", "get_weather", ['{"city": ', '"Paris"}'])
+    b.fc(1, "fc_b", "call_b", "get_time", ['{"tz": ', '"UTC"}'])
     out = [
         _fc("fc_a", "call_a", "get_weather", '{"city": "Paris"}'),
         _fc("fc_b", "call_b", "get_time", '{"tz": "UTC"}'),
@@ -197,12 +319,110 @@ def good_failed_items_closed_incomplete() -> list:
     return b.resp("response.failed", "failed", [fc, msg], error=err).events
 
 
+REASONING_PIECES = ["The user wants ", "weather, time ", "and a joke."]
+REFUSAL_PIECES = ["I can't ", "help with that."]
+
+
+def good_full() -> list:
+    """Reasoning, a message with a text part and a refusal part, three function calls: strictly nested."""
+    b = Builder().start()
+    b.ev(
+        "response.output_item.added",
+        output_index=0,
+        item={"id": "rs_1", "type": "reasoning", "summary": [], "content": [], "status": "in_progress"},
+    )
+    b.part(0, "rs_1", 0, "reasoning_text", REASONING_PIECES)
+    reasoning = Reasoning(id="rs_1", content=[ReasoningText(text="".join(REASONING_PIECES))])
+    b.ev("response.output_item.done", output_index=0, item=reasoning.model_dump())
+    b.ev(
+        "response.output_item.added",
+        output_index=1,
+        item={"id": "msg_1", "type": "message", "role": "assistant", "status": "in_progress", "content": []},
+    )
+    b.part(1, "msg_1", 0, "output_text", ["Let me ", "check."])
+    b.part(1, "msg_1", 1, "refusal", REFUSAL_PIECES)
+    message = Message(
+        id="msg_1",
+        role="assistant",
+        status="completed",
+        content=[OutputText(text="Let me check."), Refusal(refusal="".join(REFUSAL_PIECES))],
+    )
+    b.ev("response.output_item.done", output_index=1, item=message.model_dump())
+    calls = [
+        ("fc_a", "call_a", "get_weather", ['{"city": ', '"Paris"}']),
+        ("fc_b", "call_b", "get_time", ['{"tz": ', '"UTC"}']),
+        ("fc_c", "call_c", "tell_joke", ["{}"]),
+    ]
+    for k, (fid, call_id, name, pieces) in enumerate(calls):
+        b.fc(2 + k, fid, call_id, name, pieces)
+    out = [reasoning, message] + [_fc(fid, cid, name, "".join(p)) for fid, cid, name, p in calls]
+    return b.resp("response.completed", "completed", out).events
+
+
+def good_incomplete() -> list:
+    """Stopped by max_output_tokens: the message closes incomplete; the response is incomplete."""
+    b = Builder().start().message(0, "msg_1", ["Once upon ", "a time"])
+    msg = _msg("msg_1", "Once upon a time", status="incomplete")
+    b.events[-1].item = msg.model_dump()
+    details = {"reason": "max_output_tokens"}
+    return b.resp("response.incomplete", "incomplete", [msg], incomplete_details=details).events
+
+
+def good_failed_at_start() -> list:
+    """A request that fails before anything started (e.g. unknown previous_response_id)."""
+    err = OpenAIResponseError(code="not_found", message="previous response resp-x not found")
+    return Builder().resp("response.created", "in_progress").resp("response.failed", "failed", error=err).events
+
+
+def good_mcp() -> list:
+    b = Builder().start()
+    listing = McpListTools(id="mcpl_1", server_label="kit", tools=[{"name": "lookup", "input_schema": {}}])
+    b.ev("response.output_item.added", output_index=0, item={**listing.model_dump(), "tools": []})
+    b.ev("response.mcp_list_tools.in_progress", item_id="mcpl_1", output_index=0)
+    b.ev("response.mcp_list_tools.completed", item_id="mcpl_1", output_index=0)
+    b.ev("response.output_item.done", output_index=0, item=listing.model_dump())
+    call = McpCall(id="mcp_1", name="lookup", arguments='{"q": "llamas"}', server_label="kit", output="camelids")
+    b.ev(
+        "response.output_item.added",
+        output_index=1,
+        item={"id": "mcp_1", "type": "mcp_call", "name": "lookup", "arguments": "", "server_label": "kit"},
+    )
+    b.ev("response.mcp_call.in_progress", item_id="mcp_1", output_index=1)
+    for d in ('{"q": ', '"llamas"}'):
+        b.ev("response.mcp_call_arguments.delta", item_id="mcp_1", output_index=1, delta=d)
+    b.ev("response.mcp_call_arguments.done", item_id="mcp_1", output_index=1, arguments='{"q": "llamas"}')
+    b.ev("response.mcp_call.completed", item_id="mcp_1", output_index=1)
+    b.ev("response.output_item.done", output_index=1, item=call.model_dump())
+    b.message(2, "msg_1", ["Llamas are ", "camelids."])
+    return b.resp("response.completed", "completed", [listing, call, _msg("msg_1", "Llamas are camelids.")]).events
+
+
+def good_file_search() -> list:
+    b = Builder().start()
+    b.ev(
+        "response.output_item.added",
+        output_index=0,
+        item={"id": "fs_1", "type": "file_search_call", "queries": [], "status": "in_progress"},
+    )
+    for t in ("in_progress", "searching", "completed"):
+        b.ev(f"response.file_search_call.{t}", item_id="fs_1", output_index=0)
+    search = FileSearchCall(id="fs_1", queries=["llamas"], status="completed", results=[{"text": "camelids"}])
+    b.ev("response.output_item.done", output_index=0, item=search.model_dump())
+    b.message(1, "msg_1", ["Camelids."])
+    return b.resp("response.completed", "completed", [search, _msg("msg_1", "Camelids.")]).events
+
+
 GOOD = {
     "text": good_text,
     "parallel_calls": good_parallel_calls,
     "web_search_then_message": good_web_search_then_message,
     "failed_midway": good_failed_midway,
     "failed_items_closed_incomplete": good_failed_items_closed_incomplete,
+    "full": good_full,
+    "incomplete": good_incomplete,
+    "failed_at_start": good_failed_at_start,
+    "mcp": good_mcp,
+    "file_search": good_file_search,
 }
 
 
@@ -213,10 +433,23 @@ def test_good_streams_pass(name):
     assert final is events[-1].response
 
 
+@pytest.mark.skipif(not SPEC_AVAILABLE, reason="no Open Responses spec beside the checkout (../shared/spec)")
+@pytest.mark.parametrize("name", list(GOOD))
+def test_good_streams_follow_the_full_spec(name):
+    """No host exclusion needed: the good streams carry every field the spec requires."""
+    validate_stream(GOOD[name](), schema_host="full")
+
+
 def test_good_text_returns_final_response():
     final = validate_stream(good_text())
     assert isinstance(final, OpenAIResponseObject)
     assert final.output[0].content[0].text == "Hello world"
+
+
+def test_default_schema_host_is_the_installed_llama_stack():
+    import importlib.metadata
+
+    assert DEFAULT_SCHEMA_HOST == f"llama-stack-{importlib.metadata.version('llama_stack')}"
 
 
 # what each mutation must be rejected for (so that a test cannot pass for an incidental reason)
@@ -589,7 +822,7 @@ def f_final_order_swapped(ev):
 
 
 def f_delta_after_args_done(ev):
-    i = _idx(ev, "response.function_call_arguments.delta", 3)  # fc_b's last delta
+    i = _idx(ev, "response.function_call_arguments.delta", 1)  # fc_a's last delta
     d = ev.pop(i)
     ev.insert(_idx(ev, "response.function_call_arguments.done") + 1, d)
     return _renumber(ev)
@@ -671,8 +904,7 @@ def w_progress_after_done(ev):
 
 
 def w_message_before_search_done(ev):
-    """The round-2 message is opened at output_index 1 while index 0 is still open: that is fine,
-    but its deltas then carry the web search item's id -> rejected."""
+    """The round-2 message's deltas carry the web search item's id -> rejected."""
     for e in ev:
         if e.type == "response.output_text.delta":
             e.item_id = "ws_1"
@@ -737,6 +969,564 @@ def test_all_mutations_actually_change_the_stream():
         (good_text, BROKEN_TEXT),
         (good_parallel_calls, BROKEN_CALLS),
         (good_web_search_then_message, BROKEN_WEB),
+    ):
+        base = [_fingerprint(e) for e in good()]
+        for mutate in mutations:
+            assert [_fingerprint(e) for e in mutate(good())] != base, mutate.__name__
+
+
+# ------------------------------------------------------------------------------------------------
+# strict nesting, reasoning, refusal, annotations, call ids, usage: mutations of good_full()
+# ------------------------------------------------------------------------------------------------
+
+
+def _move_after(ev: list, src: int, dst: int) -> list:
+    """Move event ``src`` to just after event ``dst`` (indices before the move), then renumber."""
+    e = ev.pop(src)
+    ev.insert(dst if src < dst else dst + 1, e)
+    return _renumber(ev)
+
+
+def n_items_overlap(ev):
+    """fc_b's output_item.done moved after fc_c's output_item.added: two items open at once."""
+    return _move_after(ev, _idx(ev, "response.output_item.done", 3), _idx(ev, "response.output_item.added", 4))
+
+
+def n_items_interleaved_deltas(ev):
+    """fc_c added right after fc_b's added: interleaved function calls (the old parallel shape)."""
+    return _move_after(ev, _idx(ev, "response.output_item.added", 4), _idx(ev, "response.output_item.added", 3))
+
+
+def n_parts_overlap(ev):
+    """The message's text part is closed only after its refusal part was added."""
+    return _move_after(ev, _idx(ev, "response.content_part.done", 1), _idx(ev, "response.content_part.added", 2))
+
+
+def n_reasoning_deltas_differ(ev):
+    _set(ev[_idx(ev, "response.reasoning_text.delta")], delta="THE user wants ")
+    return ev
+
+
+def n_reasoning_done_differs_from_final(ev):
+    ev[-1].response.output[0].content[0].text = "Something else."
+    return ev
+
+
+def n_reasoning_done_item_differs(ev):
+    e = ev[_idx(ev, "response.output_item.done")]
+    e.item = Reasoning(id="rs_1", content=[ReasoningText(text="edited")]).model_dump()
+    return ev
+
+
+def n_reasoning_id_prefix(ev):
+    for e in ev:
+        if getattr(e, "item_id", None) == "rs_1":
+            e.item_id = "reasoning_1"
+        item = getattr(e, "item", None)
+        if isinstance(item, dict) and item.get("id") == "rs_1":
+            e.item = {**item, "id": "reasoning_1"}
+    ev[-1].response.output[0].id = "reasoning_1"
+    return ev
+
+
+def n_text_delta_on_reasoning_part(ev):
+    _set(ev[_idx(ev, "response.reasoning_text.delta")], type="response.output_text.delta", logprobs=[])
+    return ev
+
+
+def n_refusal_part_on_reasoning_item(ev):
+    e = ev[_idx(ev, "response.content_part.added")]
+    e.part = {"type": "refusal", "refusal": ""}
+    return ev
+
+
+def n_reasoning_text_part_on_message(ev):
+    e = ev[_idx(ev, "response.content_part.added", 2)]
+    e.part = {"type": "reasoning_text", "text": ""}
+    return ev
+
+
+def n_refusal_deltas_differ(ev):
+    _set(ev[_idx(ev, "response.refusal.delta")], delta="I won't ")
+    return ev
+
+
+def n_refusal_part_done_differs(ev):
+    e = ev[_idx(ev, "response.content_part.done", 2)]
+    e.part = {"type": "refusal", "refusal": "No."}
+    return ev
+
+
+def n_refusal_item_differs(ev):
+    e = ev[_idx(ev, "response.output_item.done", 1)]
+    item = copy.deepcopy(e.item)
+    item["content"][1]["refusal"] = "No."
+    e.item = item
+    return ev
+
+
+def n_refusal_final_differs(ev):
+    ev[-1].response.output[1].content[1].refusal = "No."
+    return ev
+
+
+def n_item_content_extra_part(ev):
+    e = ev[_idx(ev, "response.output_item.done", 1)]
+    item = copy.deepcopy(e.item)
+    item["content"].append({"type": "output_text", "text": "unstreamed", "annotations": []})
+    e.item = item
+    return ev
+
+
+def n_annotations_missing_in_done_item(ev):
+    e = ev[_idx(ev, "response.output_item.done", 1)]
+    item = copy.deepcopy(e.item)
+    del item["content"][0]["annotations"]
+    e.item = item
+    return ev
+
+
+def n_annotations_missing_in_final_output(ev):
+    ev[-1].response.output[1] = OpenAIResponseMessage(
+        id="msg_1",
+        role="assistant",
+        status="completed",
+        content=[OpenAIResponseOutputMessageContentOutputText(text="Let me check.")],
+    )
+    return ev
+
+
+def n_annotations_missing_in_part_done(ev):
+    e = ev[_idx(ev, "response.content_part.done", 1)]
+    e.part = {"type": "output_text", "text": "Let me check."}
+    return ev
+
+
+def n_annotations_null_in_added_item(ev):
+    e = ev[_idx(ev, "response.output_item.added", 1)]
+    e.item = {**e.item, "content": [{"type": "output_text", "text": "", "annotations": None}]}
+    return ev
+
+
+def n_call_id_only_final_on_done(ev):
+    """output_item.added carried a provisional call_id; done and the final output have the real one."""
+    e = ev[_idx(ev, "response.output_item.added", 2)]
+    e.item = {**e.item, "call_id": "call_tmp"}
+    return ev
+
+
+def n_name_missing_on_added(ev):
+    e = ev[_idx(ev, "response.output_item.added", 3)]
+    e.item = {**e.item, "name": ""}
+    return ev
+
+
+def n_name_changes(ev):
+    e = ev[_idx(ev, "response.output_item.done", 4)]
+    e.item = {**e.item, "name": "other"}
+    ev[-1].response.output[4].name = "other"
+    return ev
+
+
+def n_usage_total_wrong(ev):
+    ev[-1].response.usage = {**USAGE, "total_tokens": 41}
+    return ev
+
+
+def n_usage_missing_cached_tokens(ev):
+    ev[-1].response.usage = {**USAGE, "input_tokens_details": {}}
+    return ev
+
+
+def n_completed_with_incomplete_details(ev):
+    ev[-1].response.incomplete_details = {"reason": "max_output_tokens"}
+    return ev
+
+
+def n_completed_item_closed_incomplete(ev):
+    e = ev[_idx(ev, "response.output_item.done")]
+    e.item = {**e.item, "status": "incomplete"}
+    ev[-1].response.output[0].status = "incomplete"
+    return ev
+
+
+EXPECTED_REASON.update(
+    {
+        "n_items_overlap": "items must not overlap",
+        "n_items_interleaved_deltas": "items must not overlap",
+        "n_parts_overlap": "content parts must not overlap",
+        "n_reasoning_deltas_differ": "concatenated deltas",
+        "n_reasoning_done_differs_from_final": "final output\\[0\\]\\.content\\[0\\] text",
+        "n_reasoning_done_item_differs": "item content\\[0\\] text 'edited' != response.reasoning_text.done",
+        "n_reasoning_id_prefix": "must start with rs_",
+        "n_text_delta_on_reasoning_part": "response.output_text.delta on a reasoning_text part",
+        "n_refusal_part_on_reasoning_item": "content part of type 'refusal' on a 'reasoning' item",
+        "n_reasoning_text_part_on_message": "content part of type 'reasoning_text' on a 'message' item",
+        "n_refusal_deltas_differ": "refusal .* != concatenated deltas",
+        "n_refusal_part_done_differs": "part refusal 'No.' != response.refusal.done",
+        "n_refusal_item_differs": "item content\\[1\\] refusal 'No.' != response.refusal.done",
+        "n_refusal_final_differs": "final output\\[1\\]\\.content\\[1\\] refusal",
+        "n_item_content_extra_part": "item content has 3 parts, the stream produced 2",
+        "n_annotations_missing_in_done_item": "content\\[0\\]: output_text part without annotations",
+        "n_annotations_missing_in_final_output": "final output\\[1\\]\\.content\\[0\\]: output_text part without",
+        "n_annotations_missing_in_part_done": "output_text part without annotations",
+        # the schema check names it first ("item.content[0].annotations: None is not of type 'array'")
+        "n_annotations_null_in_added_item": "item.content\\[0\\](: output_text part without |\\.)annotations",
+        "n_call_id_only_final_on_done": "call_id changed between added and done .*must carry the final call_id",
+        "n_name_missing_on_added": "function_call item without call_id/name",
+        "n_name_changes": "name changed between added and done",
+        "n_usage_total_wrong": "usage.total_tokens 41 != input_tokens 12 \\+ output_tokens 30",
+        # the schema check names it first ("usage.input_tokens_details: missing required ['cached_tokens']")
+        "n_usage_missing_cached_tokens": "usage.input_tokens_details.*cached_tokens",
+        "n_completed_with_incomplete_details": "completed response has incomplete_details",
+        "n_completed_item_closed_incomplete": "done reasoning status 'incomplete'",
+    }
+)
+
+BROKEN_FULL = [
+    n_items_overlap,
+    n_items_interleaved_deltas,
+    n_parts_overlap,
+    n_reasoning_deltas_differ,
+    n_reasoning_done_differs_from_final,
+    n_reasoning_done_item_differs,
+    n_reasoning_id_prefix,
+    n_text_delta_on_reasoning_part,
+    n_refusal_part_on_reasoning_item,
+    n_reasoning_text_part_on_message,
+    n_refusal_deltas_differ,
+    n_refusal_part_done_differs,
+    n_refusal_item_differs,
+    n_refusal_final_differs,
+    n_item_content_extra_part,
+    n_annotations_missing_in_done_item,
+    n_annotations_missing_in_final_output,
+    n_annotations_missing_in_part_done,
+    n_annotations_null_in_added_item,
+    n_call_id_only_final_on_done,
+    n_name_missing_on_added,
+    n_name_changes,
+    n_usage_total_wrong,
+    n_usage_missing_cached_tokens,
+    n_completed_with_incomplete_details,
+    n_completed_item_closed_incomplete,
+]
+
+
+@pytest.mark.parametrize("mutate", BROKEN_FULL, ids=lambda f: f.__name__[2:])
+def test_broken_full_stream_rejected(mutate):
+    events = mutate(good_full())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
+        validate_stream(events)
+
+
+@pytest.mark.parametrize("mutate", BROKEN_FULL, ids=lambda f: f.__name__[2:])
+def test_broken_full_stream_rejected_without_the_schema(mutate):
+    """The structural rules hold on their own (the schema check may name some violations first)."""
+    events = mutate(good_full())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]) as info:
+        validate_stream(events, schema_host=None)
+    assert "Open Responses spec" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------------------
+# terminal events: incomplete, failed before anything started
+# ------------------------------------------------------------------------------------------------
+
+
+def i_no_incomplete_details(ev):
+    ev[-1].response.incomplete_details = None
+    return ev
+
+
+def i_incomplete_details_without_reason(ev):
+    ev[-1].response.incomplete_details = {"reason": ""}
+    return ev
+
+
+def i_status_completed(ev):
+    ev[-1].response.status = "completed"
+    return ev
+
+
+def i_item_left_open(ev):
+    del ev[_idx(ev, "response.output_item.done")]
+    return _renumber(ev)
+
+
+def i_final_missing_item(ev):
+    ev[-1].response.output = []
+    return ev
+
+
+def i_final_status_differs(ev):
+    ev[-1].response.output[0].status = "completed"
+    return ev
+
+
+def i_failed_at_start_without_error(ev):
+    ev[-1].response.error = None
+    return ev
+
+
+def i_completed_right_after_created(ev):
+    ev[-1] = RespEv(type="response.completed", sequence_number=1, response=_response("completed", []))
+    return ev
+
+
+def i_incomplete_right_after_created(ev):
+    ev[-1] = RespEv(
+        type="response.incomplete",
+        sequence_number=1,
+        response=_response("incomplete", [], incomplete_details={"reason": "max_output_tokens"}),
+    )
+    return ev
+
+
+EXPECTED_REASON.update(
+    {
+        "i_no_incomplete_details": "response.incomplete without incomplete_details.reason",
+        "i_incomplete_details_without_reason": "response.incomplete without incomplete_details.reason",
+        "i_status_completed": "response.incomplete carries a response with status 'completed'",
+        "i_item_left_open": "added but never done",
+        "i_final_missing_item": "final response has 0 output items, stream produced 1",
+        "i_final_status_differs": "final output\\[0\\]\\.status 'completed' != streamed 'incomplete'",
+        "i_failed_at_start_without_error": "response.failed without error code/message",
+        "i_completed_right_after_created": "second event must be response.in_progress",
+        "i_incomplete_right_after_created": "second event must be response.in_progress",
+    }
+)
+BROKEN_INCOMPLETE = [
+    i_no_incomplete_details,
+    i_incomplete_details_without_reason,
+    i_status_completed,
+    i_item_left_open,
+    i_final_missing_item,
+    i_final_status_differs,
+]
+BROKEN_FAILED_AT_START = [
+    i_failed_at_start_without_error,
+    i_completed_right_after_created,
+    i_incomplete_right_after_created,
+]
+
+
+@pytest.mark.parametrize("mutate", BROKEN_INCOMPLETE, ids=lambda f: f.__name__[2:])
+def test_broken_incomplete_stream_rejected(mutate):
+    events = mutate(good_incomplete())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
+        validate_stream(events)
+
+
+@pytest.mark.parametrize("mutate", BROKEN_FAILED_AT_START, ids=lambda f: f.__name__[2:])
+def test_broken_failed_at_start_stream_rejected(mutate):
+    events = mutate(good_failed_at_start())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
+        validate_stream(events)
+
+
+def test_incomplete_items_must_all_be_listed_as_for_completed():
+    """An incomplete response's output equals the done items, like a completed one's (a failed one may
+    list fewer)."""
+    events = good_incomplete()
+    events[-1].response.output.append(_msg("msg_9", "never streamed"))
+    with pytest.raises(AssertionError, match="final response has 2 output items, stream produced 1"):
+        validate_stream(events)
+
+
+# ------------------------------------------------------------------------------------------------
+# MCP and file_search: argument events, progress events
+# ------------------------------------------------------------------------------------------------
+
+
+def mc_args_deltas_differ(ev):
+    _set(ev[_idx(ev, "response.mcp_call_arguments.delta")], delta='{"query": ')
+    return ev
+
+
+def mc_args_done_differs_from_item(ev):
+    e = ev[_idx(ev, "response.output_item.done", 1)]
+    e.item = {**e.item, "arguments": "{}"}
+    return ev
+
+
+def mc_final_args_differ(ev):
+    ev[-1].response.output[1].arguments = "{}"
+    return ev
+
+
+def mc_final_output_differs(ev):
+    ev[-1].response.output[1].output = "something else"
+    return ev
+
+
+def mc_no_args_done(ev):
+    del ev[_idx(ev, "response.mcp_call_arguments.done")]
+    return _renumber(ev)
+
+
+def mc_args_delta_after_done(ev):
+    return _move_after(
+        ev, _idx(ev, "response.mcp_call_arguments.delta", 1), _idx(ev, "response.mcp_call_arguments.done")
+    )
+
+
+def mc_id_prefix(ev):
+    for e in ev:
+        if getattr(e, "item_id", None) == "mcp_1":
+            e.item_id = "call_1"
+        item = getattr(e, "item", None)
+        if isinstance(item, dict) and item.get("id") == "mcp_1":
+            e.item = {**item, "id": "call_1"}
+    ev[-1].response.output[1].id = "call_1"
+    return ev
+
+
+def mc_completed_then_failed(ev):
+    i = _idx(ev, "response.mcp_call.completed")
+    ev.insert(i + 1, Ev(type="response.mcp_call.failed", sequence_number=0, item_id="mcp_1", output_index=1))
+    return _renumber(ev)
+
+
+def mc_completed_before_in_progress(ev):
+    return _move_after(ev, _idx(ev, "response.mcp_call.in_progress"), _idx(ev, "response.mcp_call.completed"))
+
+
+def mc_list_tools_event_on_call_item(ev):
+    _set(ev[_idx(ev, "response.mcp_list_tools.in_progress")], type="response.mcp_call.in_progress")
+    return ev
+
+
+def mc_list_tools_progress_after_done(ev):
+    return _move_after(ev, _idx(ev, "response.mcp_list_tools.completed"), _idx(ev, "response.output_item.done"))
+
+
+def mc_server_label_changes(ev):
+    e = ev[_idx(ev, "response.output_item.done", 1)]
+    e.item = {**e.item, "server_label": "other"}
+    ev[-1].response.output[1].server_label = "other"
+    return ev
+
+
+def fs_progress_out_of_order(ev):
+    return _move_after(
+        ev, _idx(ev, "response.file_search_call.in_progress"), _idx(ev, "response.file_search_call.searching")
+    )
+
+
+def fs_progress_on_message(ev):
+    i = _idx(ev, "response.output_text.delta")
+    ev.insert(i, Ev(type="response.file_search_call.searching", sequence_number=0, item_id="msg_1", output_index=1))
+    return _renumber(ev)
+
+
+EXPECTED_REASON.update(
+    {
+        "mc_args_deltas_differ": "arguments .* != concatenated deltas",
+        "mc_args_done_differs_from_item": "item arguments '{}' != arguments.done",
+        "mc_final_args_differ": "final output\\[1\\]\\.arguments",
+        "mc_final_output_differs": "final output\\[1\\]\\.output",
+        "mc_no_args_done": "mcp_call done without mcp_call_arguments.done",
+        "mc_args_delta_after_done": "concatenated deltas",
+        "mc_id_prefix": "mcp_call item id 'call_1' must start with mcp_",
+        "mc_completed_then_failed": "response.mcp_call.failed after \\['response.mcp_call.in_progress', "
+        "'response.mcp_call.completed'\\]",
+        "mc_completed_before_in_progress": "response.mcp_call.in_progress after",
+        "mc_list_tools_event_on_call_item": "response.mcp_call.in_progress on a 'mcp_list_tools' item",
+        "mc_list_tools_progress_after_done": "was already done",
+        "mc_server_label_changes": "server_label changed between added and done",
+        "fs_progress_out_of_order": "response.file_search_call.in_progress after",
+        "fs_progress_on_message": "response.file_search_call.searching on a 'message' item",
+    }
+)
+BROKEN_MCP = [
+    mc_args_deltas_differ,
+    mc_args_done_differs_from_item,
+    mc_final_args_differ,
+    mc_final_output_differs,
+    mc_no_args_done,
+    mc_args_delta_after_done,
+    mc_id_prefix,
+    mc_completed_then_failed,
+    mc_completed_before_in_progress,
+    mc_list_tools_event_on_call_item,
+    mc_list_tools_progress_after_done,
+    mc_server_label_changes,
+]
+BROKEN_FILE_SEARCH = [fs_progress_out_of_order, fs_progress_on_message]
+
+
+@pytest.mark.parametrize("mutate", BROKEN_MCP, ids=lambda f: f.__name__[3:])
+def test_broken_mcp_stream_rejected(mutate):
+    events = mutate(good_mcp())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
+        validate_stream(events)
+
+
+@pytest.mark.parametrize("mutate", BROKEN_FILE_SEARCH, ids=lambda f: f.__name__[3:])
+def test_broken_file_search_stream_rejected(mutate):
+    events = mutate(good_file_search())
+    with pytest.raises(AssertionError, match=EXPECTED_REASON[mutate.__name__]):
+        validate_stream(events)
+
+
+# ------------------------------------------------------------------------------------------------
+# the Open Responses schema, through validate_stream
+# ------------------------------------------------------------------------------------------------
+
+needs_spec = pytest.mark.skipif(
+    not SPEC_AVAILABLE, reason="no Open Responses spec beside the checkout (../shared/spec)"
+)
+
+
+@needs_spec
+def test_schema_event_field_of_wrong_type_rejected():
+    events = good_text()
+    _set(events[_idx(events, "response.output_text.delta")], content_index="0")
+    with pytest.raises(AssertionError, match="Open Responses spec .*content_index: '0' is not of type 'integer'"):
+        validate_stream(events)
+
+
+@needs_spec
+def test_schema_response_null_temperature_rejected_for_every_host():
+    """llama-stack's class can carry a temperature; null is not a temperature."""
+    for host in ("llama-stack-0.2.7", "llama-stack-0.2.12", "full"):
+        events = good_text()
+        events[-1].response.temperature = None
+        with pytest.raises(AssertionError, match="temperature: None is not of type 'number'"):
+            validate_stream(events, schema_host=host)
+
+
+@needs_spec
+def test_schema_host_exclusions_apply():
+    """completed_at is a field llama-stack's response class lacks: only the full host requires it."""
+    events = good_text()
+    del events[-1].response.__pydantic_extra__["completed_at"]
+    for host in ("llama-stack-0.2.7", "llama-stack-0.2.12"):
+        validate_stream(copy.deepcopy(events), schema_host=host)
+    with pytest.raises(AssertionError, match=r"missing required \['completed_at'\]"):
+        validate_stream(events, schema_host="full")
+
+
+def test_schema_check_can_be_turned_off():
+    events = good_text()
+    _set(events[_idx(events, "response.output_text.delta")], content_index="0")
+    # the structural checks still run: content_index "0" is not an open part
+    with pytest.raises(AssertionError, match="content_index 0 not open|content_index '0' not open"):
+        validate_stream(events, schema_host=None)
+    events = good_text()
+    events[-1].response.temperature = None
+    validate_stream(events, schema_host=None)
+
+
+def test_new_mutations_actually_change_the_stream():
+    """Guard against a mutation that silently does nothing (which would make its test vacuous)."""
+    for good, mutations in (
+        (good_full, BROKEN_FULL),
+        (good_incomplete, BROKEN_INCOMPLETE),
+        (good_failed_at_start, BROKEN_FAILED_AT_START),
+        (good_mcp, BROKEN_MCP),
+        (good_file_search, BROKEN_FILE_SEARCH),
     ):
         base = [_fingerprint(e) for e in good()]
         for mutate in mutations:

@@ -11,7 +11,8 @@
 3. One streamed ``client.responses.create`` with a function tool (``get_weather``); every event is
    printed as it arrives. If the model called the tool, the demo runs it locally and sends the result
    back (``function_call_output`` + ``previous_response_id``), streamed as well.
-4. The final output is printed; everything started is stopped. Exit status 0 on success.
+4. The final output is printed; everything started is stopped. Exit status 0 on success, 1 on failure,
+   2 when a package the demo needs (``openai``, ``llama-stack``) is not installed.
 """
 
 from __future__ import annotations
@@ -161,7 +162,31 @@ def run() -> int:
         say("stopped llama stack" + (" and the stand-in model server" if stand_in is not None else ""))
 
 
+def missing_requirements() -> list[str]:
+    """What to pip install for the demo to run: the openai client it drives the stack with, and
+    llama-stack (the server it starts). Empty when both are there."""
+    from responses_rs.llama_stack import installed_llama_stack_version
+
+    missing = []
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        missing.append("openai")
+    if installed_llama_stack_version() is None:
+        missing.append("'llama-stack==0.2.12'")
+    return missing
+
+
 def main() -> int:
+    missing = missing_requirements()
+    if missing:
+        print(
+            f"[demo] the demo needs {' and '.join(missing)}, not installed in this environment "
+            f"({sys.executable}): pip install {' '.join(missing)}  (or run scripts/demo.sh, which makes a venv)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 2
     return run()
 
 

@@ -28,6 +28,7 @@ import inspect
 import sys
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
+from importlib.util import find_spec as _find_spec
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,31 @@ def installed_llama_stack_version() -> str | None:
         return None
 
 
+def _version_or_installed(llama_stack_version: str | None) -> str:
+    """The version asked for, else the installed llama-stack's; a ValueError that says what to do when
+    there is none."""
+    if llama_stack_version:
+        return llama_stack_version
+    version = installed_llama_stack_version()
+    if version is not None:
+        return version
+    latest = _EXAMPLE_VERSIONS[-1]
+    choices = " or ".join(_EXAMPLE_VERSIONS)
+    if _find_spec("llama_stack") is None:
+        raise ValueError(
+            f"llama-stack is not installed in this Python environment ({sys.executable}): "
+            f"pip install 'llama-stack=={latest}' (or {choices}), or pass the version as an argument "
+            f"(e.g. run-config {latest})"
+        )
+    raise ValueError(
+        "llama-stack is importable here but has no package metadata, so its version is unknown: "
+        f"pass the version as an argument ({choices}, e.g. run-config {latest})"
+    )
+
+
 def example_config(llama_stack_version: str | None = None) -> str:
     """Path of the packaged example run config for a llama-stack version (default: the installed one)."""
-    version = llama_stack_version or installed_llama_stack_version()
+    version = _version_or_installed(llama_stack_version)
     if version not in _EXAMPLE_VERSIONS:
         raise ValueError(f"no example run config for llama-stack {version!r}; have {', '.join(_EXAMPLE_VERSIONS)}")
     return str(_PACKAGE_DIR / "examples" / f"run-{version}.yaml")

@@ -24,6 +24,7 @@ from typing import Any, get_args, get_origin
 
 import openai
 import pytest
+from open_responses_schema import installed_host, validate_response
 from openai._models import construct_type
 from openai.types.responses import (
     Response,
@@ -148,7 +149,8 @@ def stream_events(client: openai.OpenAI, **kwargs: Any) -> tuple[list[Any], Resp
         expected = OPENAI_EVENT_CLASSES.get(event.type)
         assert expected is not None, f"event #{i}: {event.type!r} is not an openai-python event type"
         assert type(event) is expected, f"event #{i} ({event.type}) parsed as {type(event).__name__}"
-    final = validate_stream(for_validator(events), response_cls=Response)
+    # every event and the terminal response also against the Open Responses spec (the host's exclusions)
+    final = validate_stream(for_validator(events), response_cls=Response, schema_host=installed_host())
     assert isinstance(final, Response)
     return events, final
 
@@ -187,6 +189,8 @@ def create(client: openai.OpenAI, stream: bool, **kwargs: Any) -> tuple[Response
         return final, events
     response = client.responses.create(**kwargs)
     assert isinstance(response, Response)
+    # exclude_unset: exactly the fields the server sent (a plain dump fills openai's unset fields with null)
+    validate_response(response.model_dump(mode="json", exclude_unset=True), host=installed_host())
     return response, []
 
 
