@@ -24,7 +24,6 @@ from typing import Any, get_args, get_origin
 
 import openai
 import pytest
-from openai._models import construct_type
 from openai.types.responses import (
     Response,
     ResponseFunctionToolCall,
@@ -55,13 +54,6 @@ WEATHER_TOOL = {
         "properties": {"city": {"type": "string", "description": "City name"}},
         "required": ["city"],
     },
-}
-
-# llama-stack 0.2.12 spells these two MCP event types with a dot ("response.mcp_call.arguments.delta");
-# openai-python knows them as "response.mcp_call_arguments.delta" / ".done".
-LLAMA_STACK_MCP_ARGUMENT_TYPES = {
-    "response.mcp_call.arguments.delta": ResponseMcpCallArgumentsDeltaEvent,
-    "response.mcp_call.arguments.done": ResponseMcpCallArgumentsDoneEvent,
 }
 
 
@@ -138,33 +130,16 @@ def stream_events(client: openai.OpenAI, **kwargs: Any) -> tuple[list[Any], Resp
     """
     events = list(client.responses.create(stream=True, **kwargs))
     assert events, "empty stream"
+    # Every event is one openai-python knows, parsed as its own class: the MCP argument events too
+    # (openai's spelling "response.mcp_call_arguments.delta" / ".done", not llama-stack 0.2.12's dotted
+    # "response.mcp_call.arguments.*", which openai's union would parse as some other member).
     for i, event in enumerate(events):
-        if event.type in LLAMA_STACK_MCP_ARGUMENT_TYPES:
-            # openai-python does not know this spelling: its discriminated union falls back to another
-            # member that happens to fit (not a typed MCP event); the fields stay readable.
-            assert not isinstance(event, LLAMA_STACK_MCP_ARGUMENT_TYPES[event.type]), type(event)
-            assert event.item_id and event.output_index is not None
-            continue
         expected = OPENAI_EVENT_CLASSES.get(event.type)
         assert expected is not None, f"event #{i}: {event.type!r} is not an openai-python event type"
         assert type(event) is expected, f"event #{i} ({event.type}) parsed as {type(event).__name__}"
-    final = validate_stream(for_validator(events), response_cls=Response)
+    final = validate_stream(events, response_cls=Response)
     assert isinstance(final, Response)
     return events, final
-
-
-def for_validator(events: list[Any]) -> list[Any]:
-    """The events as the stream validator takes them: openai's typed events as they are, the two
-    dot-spelled MCP argument events re-parsed under openai's spelling (their only difference)."""
-    adapted = []
-    for event in events:
-        if event.type in LLAMA_STACK_MCP_ARGUMENT_TYPES:
-            data = json.loads(event.model_dump_json())
-            data["type"] = data["type"].replace("mcp_call.arguments", "mcp_call_arguments")
-            event = construct_type(value=data, type_=ResponseStreamEvent)
-            assert isinstance(event, LLAMA_STACK_MCP_ARGUMENT_TYPES[event.type.replace("_arguments", ".arguments")])
-        adapted.append(event)
-    return adapted
 
 
 def text_of(content: Any) -> str:
@@ -323,8 +298,13 @@ def test_mcp_tool_call(client, model, mcp_server, stream):
             "response.mcp_call.completed",
         ):
             assert expected in types
-        # either spelling of the arguments events (llama-stack 0.2.12's or openai's)
-        assert {"response.mcp_call.arguments.done", "response.mcp_call_arguments.done"} & set(types)
+        # openai-python's spelling of the arguments events, parsed as its classes
+        assert "response.mcp_call_arguments.done" in types
+        assert not {"response.mcp_call.arguments.delta", "response.mcp_call.arguments.done"} & set(types)
+        deltas = [e for e in events if e.type == "response.mcp_call_arguments.delta"]
+        done = [e for e in events if e.type == "response.mcp_call_arguments.done"]
+        assert all(isinstance(e, ResponseMcpCallArgumentsDeltaEvent) for e in deltas)
+        assert all(isinstance(e, ResponseMcpCallArgumentsDoneEvent) for e in done)
 
     first_request, second_request = model.requests
     assert sorted(t["function"]["name"] for t in first_request["tools"]) == ["add", "fail", "lookup"]
