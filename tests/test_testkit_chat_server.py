@@ -397,3 +397,223 @@ def test_cli_prints_base_url_and_serves(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             assert proc.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------------------------------------------
+# reasoning, refusal, late ids, arbitrary indexes, finish reasons, usage details
+
+
+def _delta_extra(chunk: Any, key: str) -> Any:
+    """A delta field the openai client does not model (``reasoning_content`` / ``reasoning``)."""
+    delta = chunk.choices[0].delta
+    return (delta.model_extra or {}).get(key)
+
+
+@pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
+def test_reasoning_streamed_before_text(server: ScriptedChatServer, client: openai.OpenAI, field: str) -> None:
+    turn: dict[str, Any] = {"reasoning": "Think: 2+2 is 4.", "text": "Four.", "chunk_size": 5}
+    if field == "reasoning":
+        turn["reasoning_field"] = "reasoning"
+    server.script(turn)
+    chunks = [c for c in client.chat.completions.create(model="m", messages=USER, stream=True) if c.choices]
+    other = "reasoning" if field == "reasoning_content" else "reasoning_content"
+    assert all(_delta_extra(c, other) is None for c in chunks)
+    reasoning = [_delta_extra(c, field) for c in chunks if _delta_extra(c, field) is not None]
+    assert reasoning == ["Think", ": 2+2", " is 4", "."]
+    # reasoning deltas carry only that key, all before the first content piece
+    kinds = []
+    for c in chunks[1:]:
+        delta = c.choices[0].delta
+        if _delta_extra(c, field) is not None:
+            assert delta.content is None and delta.refusal is None and delta.tool_calls is None
+            assert set(delta.model_dump(exclude_none=True)) == {field}
+            kinds.append("reasoning")
+        elif delta.content:
+            kinds.append("text")
+    assert kinds == ["reasoning"] * 4 + ["text"]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Four."
+
+    server.script(turn)
+    completion = client.chat.completions.create(model="m", messages=USER)
+    message = completion.choices[0].message
+    assert message.content == "Four."
+    assert (message.model_extra or {}).get(field) == "Think: 2+2 is 4."
+    assert other not in (message.model_extra or {})
+
+
+def test_reasoning_raw_wire(server: ScriptedChatServer) -> None:
+    server.script({"reasoning": "hmm", "text": "ok", "reasoning_field": "reasoning"})
+    r = httpx.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": USER, "stream": True})
+    events = _sse_events(r.text)
+    assert [e["choices"][0]["delta"] for e in events[1:-2]] == [{"reasoning": "hmm"}, {"content": "ok"}]
+
+
+def test_reasoning_field_is_checked(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    server.script({"reasoning": "x", "reasoning_field": "thoughts"})
+    with pytest.raises(openai.InternalServerError, match="reasoning_field"):
+        client.chat.completions.create(model="m", messages=USER)
+
+
+def test_refusal_streamed_and_not(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    server.script({"refusal": "I can't help with that.", "chunk_size": 8})
+    with client.chat.completions.stream(model="m", messages=USER) as stream:
+        chunks = []
+        for event in stream:
+            if event.type == "chunk":
+                chunks.append(event.chunk)
+        final = stream.get_final_completion()
+    pieces = [c.choices[0].delta.refusal for c in chunks[1:] if c.choices and c.choices[0].delta.refusal]
+    assert pieces == ["I can't ", "help wit", "h that."]
+    assert all(not (c.choices and c.choices[0].delta.content) for c in chunks)
+    assert final.choices[0].message.refusal == "I can't help with that."
+    assert final.choices[0].finish_reason == "stop"
+
+    server.script({"refusal": "No.", "reasoning": "policy"})
+    message = client.chat.completions.create(model="m", messages=USER).choices[0].message
+    assert (message.content, message.refusal) == (None, "No.")
+    assert (message.model_extra or {})["reasoning_content"] == "policy"
+
+    # order on the wire: reasoning, refusal, text
+    server.script({"reasoning": "r", "refusal": "f", "text": "t"})
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    order = []
+    for c in chunks[1:-1]:
+        delta = c.choices[0].delta
+        order += [k for k in ("reasoning_content", "refusal", "content") if delta.model_dump().get(k)]
+    assert order == ["reasoning_content", "refusal", "content"]
+
+
+@pytest.mark.parametrize("interleave", [False, True])
+def test_tool_call_ids_late(server: ScriptedChatServer, client: openai.OpenAI, interleave: bool) -> None:
+    server.script(
+        {
+            "tool_calls": [
+                {"name": "a", "arguments": '{"x": 1}', "id": "call_a"},
+                {"name": "b", "arguments": "", "id": "call_b"},
+                {"name": "c", "arguments": '{"z": 3}', "id": "call_c"},
+            ],
+            "id_late": True,
+            "interleave": interleave,
+            "chunk_size": 3,
+        }
+    )
+    stream = client.chat.completions.create(model="m", messages=USER, stream=True)
+    state = ChatCompletionStreamState()
+    deltas = []
+    for chunk in stream:
+        state.handle_chunk(chunk)
+        if chunk.choices:
+            deltas += chunk.choices[0].delta.tool_calls or []
+    by_call: dict[int, list[Any]] = {}
+    for d in deltas:
+        by_call.setdefault(d.index, []).append(d)
+    assert sorted(by_call) == [0, 1, 2]
+    for index, name, call_id in ((0, "a", "call_a"), (1, "b", "call_b"), (2, "c", "call_c")):
+        first, second, *rest = by_call[index]
+        # first delta: index, type and name, no id; the id comes with the next delta of that call
+        assert (first.id, first.type, first.function.name, first.function.arguments) == (None, "function", name, "")
+        assert second.id == call_id and second.type is None and second.function.name is None
+        assert all(d.id is None for d in rest)
+    assert by_call[1][1].function.arguments == ""  # empty arguments: the id comes with an empty piece
+    assert len(by_call[1]) == 2
+    assert by_call[0][1].function.arguments == '{"x'
+    if interleave:
+        assert [d.index for d in deltas[:6]] == [0, 1, 2, 0, 1, 2]
+    calls = state.get_final_completion().choices[0].message.tool_calls
+    assert calls is not None
+    assert [(c.id, c.function.name, c.function.arguments) for c in calls] == [
+        ("call_a", "a", '{"x": 1}'),
+        ("call_b", "b", ""),
+        ("call_c", "c", '{"z": 3}'),
+    ]
+
+
+def test_tool_call_id_late_per_call_and_non_streamed(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    turn = {"tool_calls": [{"name": "a", "id": "call_a", "id_late": True}, {"name": "b", "id": "call_b"}]}
+    server.script([turn, turn])
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    assert [(d.index, d.id) for d in deltas] == [(0, None), (0, "call_a"), (1, "call_b")]
+    message = client.chat.completions.create(model="m", messages=USER).choices[0].message
+    assert [c.id for c in message.tool_calls or []] == ["call_a", "call_b"]
+
+
+def test_tool_call_arbitrary_indexes(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    turn = {
+        "tool_calls": [
+            {"name": "a", "arguments": "{}", "index": 7},
+            {"name": "b", "arguments": "{}", "index": 3},
+        ],
+        "interleave": True,
+    }
+    server.script(turn)
+    # (openai-python's own stream accumulator takes the index for a list position, so it cannot
+    # reassemble these; the deltas are checked as they come)
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    deltas = [d for c in chunks if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    assert [d.index for d in deltas] == [7, 3, 7, 3]
+    assert [(d.index, d.function.name) for d in deltas if d.id] == [(7, "a"), (3, "b")]
+    assert [(d.index, d.function.arguments) for d in deltas if not d.id] == [(7, "{}"), (3, "{}")]
+
+    server.script({"tool_calls": [{"name": "a", "index": 1}, {"name": "b", "index": 1}]})
+    with pytest.raises(openai.InternalServerError, match="distinct"):
+        client.chat.completions.create(model="m", messages=USER)
+
+
+@pytest.mark.parametrize("reason", ["length", "content_filter"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_finish_reason_after_partial_text(
+    server: ScriptedChatServer, client: openai.OpenAI, reason: str, stream: bool
+) -> None:
+    server.script({"text": "The beginning of a long", "finish_reason": reason, "chunk_size": 8})
+    if not stream:
+        choice = client.chat.completions.create(model="m", messages=USER).choices[0]
+        assert (choice.message.content, choice.finish_reason) == ("The beginning of a long", reason)
+        return
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "The beginning of a long"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == [reason]
+    assert chunks[-1].choices[0].finish_reason == reason and chunks[-1].choices[0].delta.content is None
+
+
+def test_finish_reason_length_with_tool_call_stream(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    server.script({"tool_calls": [{"name": "f", "arguments": '{"a": '}], "finish_reason": "length"})
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_details(server: ScriptedChatServer, client: openai.OpenAI, stream: bool) -> None:
+    turn = {
+        "reasoning": "x" * 40,  # 10 reasoning tokens
+        "text": "y" * 8,  # 2 text tokens
+        "usage": {"prompt_tokens": 30, "prompt_tokens_details": {"cached_tokens": 12}},
+    }
+    server.script([turn, {"text": "z", "usage": {"completion_tokens_details": {"reasoning_tokens": 9}}}])
+    if stream:
+        chunks = list(
+            client.chat.completions.create(
+                model="m", messages=USER, stream=True, stream_options={"include_usage": True}
+            )
+        )
+        usage = chunks[-1].usage
+    else:
+        usage = client.chat.completions.create(model="m", messages=USER).usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (30, 12, 42)
+    assert usage.prompt_tokens_details is not None and usage.completion_tokens_details is not None
+    assert usage.prompt_tokens_details.cached_tokens == 12
+    assert usage.prompt_tokens_details.audio_tokens == 0  # nested override merged key by key
+    assert usage.completion_tokens_details.reasoning_tokens == 10
+    assert usage.completion_tokens_details.accepted_prediction_tokens == 0
+
+    second = client.chat.completions.create(model="m", messages=USER).usage
+    assert second is not None and second.completion_tokens_details is not None
+    assert second.completion_tokens_details.reasoning_tokens == 9
+    assert second.prompt_tokens_details is not None and second.prompt_tokens_details.cached_tokens == 0
+
+
+def test_usage_not_streamed_without_include_usage(server: ScriptedChatServer, client: openai.OpenAI) -> None:
+    server.script({"text": "hi", "reasoning": "r"})
+    chunks = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+    assert all(c.usage is None for c in chunks) and all(c.choices for c in chunks)

@@ -14,6 +14,20 @@ llama-stack's, so the server's protocol check passes and nothing else changes.
 Serves llama-stack 0.2.7 (which calls ``get_provider_impl(config, deps)``) and 0.2.12 (which also
 passes ``policy`` because this function has a parameter of that name).
 
+Request fields llama-stack does not declare
+-------------------------------------------
+llama-stack (0.2.7 and 0.2.12 alike) builds the body of ``POST /v1/openai/v1/responses`` from the
+signature of the agents *instance's* bound ``create_openai_response``
+(``llama_stack/distribution/server/server.py``: ``main`` passes ``getattr(impl, route.name)`` to
+``create_dynamic_typed_route``, which reads ``inspect.signature(func)`` and makes every parameter an
+embedded ``Body`` field); FastAPI drops body fields the signature does not name, silently. So
+``max_output_tokens``, ``top_p``, ``tool_choice``, ``metadata``, ... never reach a provider that keeps
+llama-stack's signature. :func:`get_provider_impl` therefore gives the agents instance its own
+``create_openai_response`` whose signature adds each field of :data:`EXTRA_REQUEST_FIELDS` that
+responses-rs' ``create_openai_response`` accepts (by name, or all of them when it takes
+``**kwargs``), and forwards everything by keyword. llama-stack's protocol check only needs the
+protocol's parameters to be a subset, so the wider signature passes it.
+
 Command line::
 
     python -m responses_rs.llama_stack providers-dir        # the directory for external_providers_dir
@@ -39,6 +53,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 _EXAMPLE_VERSIONS = ("0.2.7", "0.2.12")
 
 __all__ = [
+    "EXTRA_REQUEST_FIELDS",
     "PROVIDER_TYPE",
     "example_config",
     "get_provider_impl",
@@ -46,6 +61,25 @@ __all__ = [
     "providers_dir",
     "render_run_config",
 ]
+
+
+# Responses request fields that llama-stack's create_openai_response does not declare (neither 0.2.7
+# nor 0.2.12), with the annotation the widened route gives each; 0.2.7 lacks `instructions` and `text`.
+EXTRA_REQUEST_FIELDS: dict[str, Any] = {
+    "instructions": str | None,
+    "text": dict[str, Any] | None,
+    "max_output_tokens": int | None,
+    "top_p": float | None,
+    "tool_choice": str | dict[str, Any] | None,
+    "parallel_tool_calls": bool | None,
+    "max_tool_calls": int | None,
+    "metadata": dict[str, str] | None,
+    "truncation": str | None,
+    "user": str | None,
+    "safety_identifier": str | None,
+    "prompt_cache_key": str | None,
+    "service_tier": str | None,
+}
 
 
 def providers_dir() -> str:
@@ -125,7 +159,51 @@ async def get_provider_impl(config: Any, deps: dict[Any, Any], policy: list[Any]
     impl = MetaReferenceAgentsImpl(*args)
     await impl.initialize()
     impl.openai_responses_impl = _responses_impl(impl)
+    _widen_create(impl)
     return impl
+
+
+def _accepted_extras(responses_create: Any, declared: Any) -> list[str]:
+    """The fields of EXTRA_REQUEST_FIELDS that ``responses_create`` takes and ``declared`` lacks."""
+    params = inspect.signature(responses_create).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    return [name for name in EXTRA_REQUEST_FIELDS if name not in declared and (takes_all or name in params)]
+
+
+def _widen_create(agents: Any) -> None:
+    """Give ``agents`` a ``create_openai_response`` whose signature also names the extra request
+    fields responses-rs accepts (see the module docstring); no change when it accepts none."""
+    original = agents.create_openai_response  # llama-stack's, bound
+    signature = inspect.signature(original)
+    declared = signature.parameters
+    extras = _accepted_extras(agents.openai_responses_impl.create_openai_response, declared)
+    if not extras:
+        return
+    params = list(declared.values())
+    params += [
+        inspect.Parameter(
+            name,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=EXTRA_REQUEST_FIELDS[name],
+        )
+        for name in extras
+    ]
+    responses = agents.openai_responses_impl
+
+    async def create_openai_response(**kwargs: Any) -> Any:
+        # llama-stack's own parameters always (its defaults included), the extra ones when sent
+        call = {name: kwargs.get(name, declared[name].default) for name in declared}
+        call.update({name: kwargs[name] for name in extras if kwargs.get(name) is not None})
+        return await responses.create_openai_response(**call)
+
+    create_openai_response.__signature__ = signature.replace(parameters=params)  # type: ignore[attr-defined]
+    create_openai_response.__doc__ = original.__doc__
+    create_openai_response.__name__ = "create_openai_response"
+    create_openai_response.__qualname__ = f"{type(agents).__qualname__}.create_openai_response"
+    # an instance attribute: what getattr(impl, "create_openai_response") finds, for the protocol check
+    # and the route alike
+    agents.create_openai_response = create_openai_response
 
 
 def _responses_impl(agents: Any) -> Any:

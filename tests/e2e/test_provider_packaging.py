@@ -64,3 +64,109 @@ def test_cli(capsys):
     assert capsys.readouterr().out.strip() == provider.providers_dir()
     assert provider.main(["run-config"]) == 0
     assert f"external_providers_dir: {provider.providers_dir()}" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------------
+# create_openai_response: request fields llama-stack's route does not declare
+
+
+def _agents_with(responses_impl):
+    """llama-stack's agents class, not initialised, holding ``responses_impl`` (enough for the
+    route and the protocol check, which only look at methods)."""
+    from llama_stack.providers.inline.agents.meta_reference.agents import MetaReferenceAgentsImpl
+
+    agents = object.__new__(MetaReferenceAgentsImpl)
+    agents.openai_responses_impl = responses_impl
+    return agents
+
+
+class _ResponsesTakingEverything:
+    def __init__(self):
+        self.calls = []
+
+    async def create_openai_response(self, input, model, **kwargs):
+        self.calls.append({"input": input, "model": model, **kwargs})
+        return {"id": "resp_1", "object": "response"}
+
+
+class _ResponsesTakingSome:
+    async def create_openai_response(self, input, model, previous_response_id=None, top_p=None, metadata=None):
+        raise AssertionError("not called")
+
+
+def _declared():
+    from llama_stack.apis.agents import Agents
+
+    return [p for p in inspect.signature(Agents.create_openai_response).parameters if p != "self"]
+
+
+def test_create_keeps_llama_stacks_signature_when_responses_rs_takes_no_extra_field():
+    from responses_rs import OpenAIResponsesImpl
+
+    impl = OpenAIResponsesImpl.__new__(
+        OpenAIResponsesImpl, *([object()] if LLAMA_STACK_VERSION == "0.2.7" else [])
+    )  # the contract class of this llama-stack, not initialised
+    agents = _agents_with(impl)
+    before = agents.create_openai_response
+    extras = provider._accepted_extras(impl.create_openai_response, _declared())
+    provider._widen_create(agents)
+    if extras:  # responses-rs already takes some: the route names exactly those
+        assert list(inspect.signature(agents.create_openai_response).parameters) == _declared() + extras
+    else:
+        assert agents.create_openai_response == before
+        assert "create_openai_response" not in vars(agents)
+
+
+def test_create_widened_to_what_responses_rs_takes():
+    from llama_stack.apis.agents import Agents
+    from llama_stack.distribution.resolver import check_protocol_compliance
+
+    agents = _agents_with(_ResponsesTakingSome())
+    provider._widen_create(agents)
+    params = list(inspect.signature(agents.create_openai_response).parameters)
+    assert params == _declared() + ["top_p", "metadata"]
+    check_protocol_compliance(agents, Agents)  # raises when the signature misses a protocol parameter
+
+    agents = _agents_with(_ResponsesTakingEverything())
+    provider._widen_create(agents)
+    params = list(inspect.signature(agents.create_openai_response).parameters)
+    assert params == _declared() + [f for f in provider.EXTRA_REQUEST_FIELDS if f not in _declared()]
+    check_protocol_compliance(agents, Agents)
+
+
+def test_widened_route_carries_the_extra_fields():
+    """Through llama-stack's own route factory (what ``llama stack run`` serves) and FastAPI."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from llama_stack.distribution.server.server import create_dynamic_typed_route
+
+    responses = _ResponsesTakingEverything()
+    agents = _agents_with(responses)
+    provider._widen_create(agents)
+    app = FastAPI()
+    route = "/v1/openai/v1/responses"
+    app.post(route, response_model=None)(create_dynamic_typed_route(agents.create_openai_response, "post", route))
+    extras = {
+        "max_output_tokens": 33,
+        "top_p": 0.25,
+        "tool_choice": {"type": "function", "name": "f"},
+        "parallel_tool_calls": False,
+        "max_tool_calls": 2,
+        "metadata": {"k": "v"},
+        "truncation": "disabled",
+        "user": "u-1",
+        "safety_identifier": "sid",
+        "prompt_cache_key": "pck",
+        "service_tier": "auto",
+    }
+    with TestClient(app) as http:
+        r = http.post(route, json={"model": "m", "input": "hi", **extras})
+        assert r.status_code == 200, r.text
+        r = http.post(route, json={"model": "m", "input": "again"})
+        assert r.status_code == 200, r.text
+    with_extras, without = responses.calls
+    assert {k: with_extras[k] for k in extras} == extras
+    assert with_extras["store"] is True and with_extras["previous_response_id"] is None
+    # fields not sent are not passed (responses-rs' own defaults apply); llama-stack's always are
+    assert not set(extras) & set(without)
+    assert set(_declared()) <= set(without)

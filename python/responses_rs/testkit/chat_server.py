@@ -25,13 +25,31 @@ pops one turn; when the queue is empty a default turn answers
     (default 4).
 ``{"json": {...}}``
     Shorthand for ``{"text": json.dumps(value)}`` (structured output).
-``{"tool_calls": [{"name": ..., "arguments": "...", "id": ...}], ...}``
+``{"tool_calls": [{"name": ..., "arguments": "...", "id": ..., "index": ...}], ...}``
     Function calls.  ``arguments`` may be a string or a JSON-able value; ``id``
-    defaults to ``call_<n>``.  Each call is streamed the way OpenAI does it: a
-    first delta with ``index``, ``id``, ``type`` ``"function"``, the function
-    name and empty arguments, then deltas carrying only ``index`` and pieces
-    of ``function.arguments``.  ``"interleave": true`` round-robins the deltas
-    of several calls.  ``"text"`` may accompany tool calls; it is sent first.
+    defaults to ``call_<n>``; ``index`` (the ``tool_calls[].index`` on the
+    wire) defaults to the call's position in the list, and may be any
+    distinct integers (some servers do not number calls from 0).  Each call
+    is streamed the way OpenAI does it: a first delta with ``index``, ``id``,
+    ``type`` ``"function"``, the function name and empty arguments, then
+    deltas carrying only ``index`` and pieces of ``function.arguments``.
+    ``"interleave": true`` round-robins the deltas of several calls.
+    ``"id_late": true`` (on the turn, or on one call) sends each call's first
+    delta with ``index``, ``type`` and name but *no* ``id``; the id arrives in
+    that call's next delta, together with its first arguments piece (or an
+    empty one when the arguments are empty), as some OpenAI-compatible
+    servers do.  ``"text"`` may accompany tool calls; it is sent first.
+``{"reasoning": "...", "reasoning_field": "reasoning_content"}``
+    Reasoning ("thinking") text, streamed in ``chunk_size`` pieces *before*
+    any refusal, text or tool call, as ``delta.reasoning_content`` (vLLM /
+    DeepSeek style, the default) or, with ``"reasoning_field": "reasoning"``,
+    as ``delta.reasoning`` (OpenRouter / newer vLLM style).  A non-streamed
+    completion carries it as ``message.reasoning_content`` (or
+    ``message.reasoning``).  Reasoning deltas carry only that key.
+``{"refusal": "..."}``
+    A refusal, streamed as ``delta.refusal`` pieces (after any reasoning,
+    before any text); ``message.refusal`` when not streamed (``content`` is
+    then ``null`` unless ``"text"`` is given too).
 ``{"error": {"status": 500, "message": "boom"}}``
     An HTTP error (OpenAI error body) sent before any streaming.  Optional
     keys: ``type``, ``code``, ``param``, ``headers`` (extra response headers).
@@ -41,9 +59,24 @@ pops one turn; when the queue is empty a default turn answers
     body.  For a non-streamed
     request the connection is dropped without any response.
 
-Optional keys for any answering turn: ``finish_reason`` (override),
-``usage`` (dict merged over the estimated usage), ``delay`` (seconds to sleep
-before each streamed event), ``model`` (override the echoed model).
+Optional keys for any answering turn: ``finish_reason`` (override, e.g.
+``"length"`` or ``"content_filter"`` after a partial ``text``: the stream then
+simply ends with that finish reason), ``usage`` (dict merged over the
+estimated usage), ``delay`` (seconds to sleep before each streamed event),
+``model`` (override the echoed model).
+
+Usage
+-----
+Every completion has a ``usage`` object (a streamed one only when the request
+asks with ``stream_options: {"include_usage": true}``: then every chunk has
+``"usage": null`` and one last chunk with ``"choices": []`` carries it, as
+OpenAI and vLLM do).  Its estimate counts about 4 characters a token: prompt
+tokens from the request's messages, completion tokens from the reasoning,
+refusal, text and tool calls; ``completion_tokens_details.reasoning_tokens``
+is the reasoning's share and ``prompt_tokens_details.cached_tokens`` is 0.
+The turn's ``usage`` dict is merged over that estimate, nested dicts key by
+key (``{"prompt_tokens_details": {"cached_tokens": 5}}`` keeps
+``audio_tokens``); ``total_tokens`` is recomputed unless given.
 
 Endpoints
 ---------
@@ -156,9 +189,9 @@ def _chunks(text: str, size: int) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)]
 
 
-def _normalise_tool_calls(raw: Iterable[Any], counter: Iterator[int]) -> list[JSON]:
+def _normalise_tool_calls(raw: Iterable[Any], counter: Iterator[int], id_late: bool = False) -> list[JSON]:
     calls: list[JSON] = []
-    for item in raw:
+    for position, item in enumerate(raw):
         if not isinstance(item, Mapping):
             raise ValueError(f"tool call must be a dict, got {item!r}")
         function = item.get("function")
@@ -173,27 +206,51 @@ def _normalise_tool_calls(raw: Iterable[Any], counter: Iterator[int]) -> list[JS
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
         call_id = item.get("id") or f"call_{next(counter)}"
-        calls.append({"id": str(call_id), "name": name, "arguments": arguments})
+        index = item.get("index", position)
+        if not isinstance(index, int) or isinstance(index, bool) or index < 0:
+            raise ValueError(f"tool call index must be a non-negative integer: {item!r}")
+        calls.append(
+            {
+                "id": str(call_id),
+                "name": name,
+                "arguments": arguments,
+                "index": index,
+                "id_late": bool(item.get("id_late", id_late)),
+            }
+        )
+    indexes = [c["index"] for c in calls]
+    if len(set(indexes)) != len(indexes):
+        raise ValueError(f"tool call indexes must be distinct, got {indexes}")
     return calls
 
 
-def _usage(body: Mapping[str, Any], completion_text: str, override: Any) -> JSON:
+def _merge(base: JSON, override: Mapping[str, Any]) -> None:
+    """Merge ``override`` into ``base``; nested dicts key by key."""
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+
+
+def _usage(body: Mapping[str, Any], completion_text: str, override: Any, reasoning_text: str = "") -> JSON:
     prompt = _prompt_tokens(body)
-    completion = _estimate_tokens(completion_text)
+    reasoning = _estimate_tokens(reasoning_text)
+    completion = _estimate_tokens(completion_text) + reasoning
     usage: JSON = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": reasoning,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,
         },
     }
     if isinstance(override, Mapping):
-        usage.update(copy.deepcopy(dict(override)))
+        _merge(usage, override)
         if "total_tokens" not in override:
             usage["total_tokens"] = int(usage["prompt_tokens"]) + int(usage["completion_tokens"])
     return usage
@@ -382,12 +439,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _complete(self, body: JSON, plan: JSON) -> None:
         if plan["fail_after_chunks"] is not None:
             raise _AbortStream
+        only_refusal = plan["refusal"] and not plan["text"]
         message: JSON = {
             "role": "assistant",
-            "content": plan["text"] if plan["text"] or not plan["tool_calls"] else None,
-            "refusal": None,
+            "content": plan["text"] if plan["text"] or not (plan["tool_calls"] or only_refusal) else None,
+            "refusal": plan["refusal"] or None,
             "annotations": [],
         }
+        if plan["reasoning"]:
+            message[plan["reasoning_field"]] = plan["reasoning"]
         if plan["tool_calls"]:
             message["tool_calls"] = [
                 {
@@ -439,8 +499,11 @@ class _Handler(BaseHTTPRequestHandler):
                 obj["usage"] = None
             return obj
 
+        size = plan["chunk_size"]
         events: list[JSON] = [chunk({"role": "assistant", "content": "", "refusal": None})]
-        events += [chunk({"content": piece}) for piece in _chunks(plan["text"], plan["chunk_size"])]
+        events += [chunk({plan["reasoning_field"]: piece}) for piece in _chunks(plan["reasoning"], size)]
+        events += [chunk({"refusal": piece}) for piece in _chunks(plan["refusal"], size)]
+        events += [chunk({"content": piece}) for piece in _chunks(plan["text"], size)]
         events += [chunk({"tool_calls": [d]}) for d in _tool_call_deltas(plan)]
         events.append(chunk({}, plan["finish_reason"]))
         if include_usage:
@@ -482,19 +545,21 @@ class _Handler(BaseHTTPRequestHandler):
 def _tool_call_deltas(plan: JSON) -> list[JSON]:
     """OpenAI-style tool-call deltas for every call, optionally interleaved."""
     per_call: list[list[JSON]] = []
-    for index, call in enumerate(plan["tool_calls"]):
-        deltas: list[JSON] = [
-            {
-                "index": index,
-                "id": call["id"],
-                "type": "function",
-                "function": {"name": call["name"], "arguments": ""},
-            }
-        ]
+    for call in plan["tool_calls"]:
+        index = call["index"]
+        first: JSON = {"index": index, "id": call["id"], "type": "function"}
+        first["function"] = {"name": call["name"], "arguments": ""}
+        deltas: list[JSON] = [first]
         deltas += [
             {"index": index, "function": {"arguments": piece}}
             for piece in _chunks(call["arguments"], plan["chunk_size"])
         ]
+        if call["id_late"]:
+            # the id moves from the first delta to the next one of the same call
+            del first["id"]
+            if len(deltas) == 1:  # (openai-python's stream accumulator needs a function on every delta)
+                deltas.append({"index": index, "function": {"arguments": ""}})
+            deltas[1] = {"index": index, "id": call["id"], **{k: v for k, v in deltas[1].items() if k != "index"}}
         per_call.append(deltas)
     if not plan["interleave"]:
         return [d for deltas in per_call for d in deltas]
@@ -706,19 +771,32 @@ class ScriptedChatServer:
             text = turn.get("text") or ""
             if not isinstance(text, str):
                 raise ValueError(f"'text' must be a string, got {text!r}")
-        tool_calls = _normalise_tool_calls(turn.get("tool_calls") or [], self._call_counter)
-        completion_text = text + "".join(c["name"] + c["arguments"] for c in tool_calls)
+        reasoning = turn.get("reasoning") or ""
+        refusal = turn.get("refusal") or ""
+        for key, value in (("reasoning", reasoning), ("refusal", refusal)):
+            if not isinstance(value, str):
+                raise ValueError(f"{key!r} must be a string, got {value!r}")
+        reasoning_field = turn.get("reasoning_field") or "reasoning_content"
+        if reasoning_field not in ("reasoning_content", "reasoning"):
+            raise ValueError(f"'reasoning_field' must be 'reasoning_content' or 'reasoning', got {reasoning_field!r}")
+        tool_calls = _normalise_tool_calls(
+            turn.get("tool_calls") or [], self._call_counter, id_late=bool(turn.get("id_late", False))
+        )
+        completion_text = refusal + text + "".join(c["name"] + c["arguments"] for c in tool_calls)
         fail_after = turn.get("fail_after_chunks")
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "created": int(time.time()),
             "model": str(turn.get("model") or body.get("model") or self.models[0]),
             "text": text,
+            "reasoning": reasoning,
+            "reasoning_field": reasoning_field,
+            "refusal": refusal,
             "tool_calls": tool_calls,
             "chunk_size": int(turn.get("chunk_size") or DEFAULT_CHUNK_SIZE),
             "interleave": bool(turn.get("interleave", False)),
             "finish_reason": turn.get("finish_reason") or ("tool_calls" if tool_calls else "stop"),
-            "usage": _usage(body, completion_text, turn.get("usage")),
+            "usage": _usage(body, completion_text, turn.get("usage"), reasoning),
             "fail_after_chunks": None if fail_after is None else int(fail_after),
             "delay": float(turn.get("delay") or 0.0),
         }
