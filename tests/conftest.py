@@ -540,6 +540,10 @@ def ls_dump(response) -> dict[str, Any]:
     The value is re-validated through llama-stack's class, so anything llama-stack cannot read fails."""
     d = json.loads(response.model_dump_json())
     d = {k: v for k, v in d.items() if k in LS_RESPONSE_FIELDS and k not in OPENAI_EFFECTIVE_PARAMS}
+    fmt = (d.get("text") or {}).get("format")
+    if isinstance(fmt, dict):
+        # OpenAI's echo spells out `description: null` and `strict: false`; llama-stack keeps what was given.
+        d["text"]["format"] = {k: v for k, v in fmt.items() if not (k in ("description", "strict") and not v)}
     for item in d.get("output") or []:
         if item.get("type") == "mcp_call" and isinstance(item.get("error"), dict):
             assert item["error"].get("type") == "mcp_tool_execution_error", item["error"]

@@ -80,7 +80,9 @@ def _accepts(method: Any, name: str, *, strict: bool = False) -> bool:
     return known
 
 
-async def _rejected_stream(model: Any, code: str, message: str) -> AsyncIterator[Any]:
+async def _rejected_stream(
+    model: Any, code: str, message: str, previous_response_id: str | None = None
+) -> AsyncIterator[Any]:
     """A request that failed before anything started, for hosts whose server has already answered 200
     when it awaits the provider: `response.created`, then `response.failed` carrying the error code."""
     base = {
@@ -90,6 +92,7 @@ async def _rejected_stream(model: Any, code: str, message: str) -> AsyncIterator
         "object": "response",
         "output": [],
         "status": "in_progress",
+        "previous_response_id": previous_response_id,
     }
     created = _compat.OpenAIResponseObject(**base)
     failed = _compat.OpenAIResponseObject(**{**base, "status": "failed", "error": {"code": code, "message": message}})
@@ -170,7 +173,7 @@ class OpenAIResponsesImpl:
         except ValueError as exc:
             if stream and self._errors_in_stream:
                 code = "previous_response_not_found" if isinstance(exc, PreviousResponseNotFound) else "invalid_request"
-                return _rejected_stream(model, code, str(exc))
+                return _rejected_stream(model, code, str(exc), previous_response_id)
             raise
         if not stream:
             return await self._complete(turn, model, temperature, instructions)

@@ -543,6 +543,11 @@ pub fn text_echo(text: Option<&Value>) -> Value {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             f.entry("type").or_insert_with(|| Value::from("text"));
+            if f.get("type").and_then(Value::as_str) == Some("json_schema") {
+                // OpenAI reports these two on every json_schema format, given or not.
+                f.entry("description").or_insert(Value::Null);
+                f.entry("strict").or_insert(Value::Bool(false));
+            }
             Value::Object(f)
         }
         None => json!({"type": "text"}),

@@ -406,14 +406,12 @@ impl Serialize for LegacyItems<'_> {
                     role,
                     id,
                     status,
-                } => {
-                    seq.serialize_element(&Item::Message {
-                        content: Content::Parts(legacy_parts(parts)),
-                        role: *role,
-                        id: id.clone(),
-                        status: status.clone(),
-                    })?
-                }
+                } => seq.serialize_element(&Item::Message {
+                    content: Content::Parts(legacy_parts(parts)),
+                    role: *role,
+                    id: id.clone(),
+                    status: status.clone(),
+                })?,
                 other => seq.serialize_element(other)?,
             }
         }
