@@ -203,7 +203,7 @@ fn response_format_output_is_unchanged() {
     );
     assert_eq!(
         o.text_echo(),
-        json!({"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}, "description": "d"}})
+        json!({"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}, "description": "d", "strict": false}})
     );
 }
 
