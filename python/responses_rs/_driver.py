@@ -468,7 +468,9 @@ class _Impl027(OpenAIResponsesImpl):
         stream: bool | None = False,
         temperature: float | None = None,
         tools: list[Any] | None = None,
+        **options: Any,
     ) -> Any:
+        """`options`: the other Responses request fields, checked by the core (see the 0.2.12 contract)."""
         return await self._create(
             input,
             model,
@@ -483,6 +485,7 @@ class _Impl027(OpenAIResponsesImpl):
             text=None,
             tools=tools,
             max_infer_iters=None,
+            options=options,
         )
 
     async def delete_openai_response(self, response_id: str) -> Any:
