@@ -19,7 +19,7 @@ use super::events::{DeltaKind, Event, EventBody, Marker, ResponseEventKind};
 use super::ids::{new_id, now_unix};
 use super::items::{self, Item, Tool};
 use super::output::Output;
-use super::request::{response_format, RequestOptions};
+use super::request::RequestOptions;
 use super::response::{Response, Shape};
 use super::round::{CallKind, CallPiece, Classify, Ending, Round};
 use super::tool_calls::Execution;
@@ -29,15 +29,8 @@ pub use super::round::DirectDelta;
 /// What the caller asked for, plus the few switches where the hosts differ.
 #[derive(Debug, Clone)]
 pub struct TurnConfig {
-    pub model: String,
-    pub temperature: Option<f64>,
     /// Generate stream events (a streamed request). Off, nothing is built that nobody reads.
     pub emit_events: bool,
-    pub store: bool,
-    pub instructions: Option<String>,
-    /// The request's `text` option, echoed on the response and turned into `response_format`.
-    pub text: Option<Value>,
-    pub previous_response_id: Option<String>,
     /// Inference calls allowed in one turn (llama-stack's `max_infer_iters`).
     pub max_rounds: u32,
     /// Ask inference for a chunk stream (0.2.12 always does; 0.2.7 only for streamed requests).
@@ -229,7 +222,7 @@ impl Turn {
             }
         }
         let mut messages = Vec::with_capacity(stored_input.len() + 1);
-        if let Some(instructions) = &cfg.instructions {
+        if let Some(instructions) = &cfg.options.instructions {
             messages.push(ChatMessage::System {
                 content: ChatContent::Text(instructions.clone()),
             });
@@ -242,7 +235,7 @@ impl Turn {
             _ => messages.extend(chat::items_to_messages(&stored_input)?),
         }
         if cfg.send_response_format {
-            response_format(cfg.text.as_ref())?;
+            cfg.options.response_format()?;
         }
 
         cfg.options.tool_choice.check_static(&tools)?;
@@ -472,7 +465,7 @@ impl Turn {
                         tools: self.chat_tools_json.clone(),
                         stream: self.cfg.stream_inference,
                         response_format: if self.cfg.send_response_format {
-                            Some(response_format(self.cfg.text.as_ref())?)
+                            Some(self.cfg.options.response_format()?)
                         } else {
                             None
                         },
@@ -513,7 +506,7 @@ impl Turn {
                     };
                     let response = self.snapshot(status, None);
                     self.final_response = Some(response);
-                    if self.cfg.store {
+                    if self.cfg.options.store {
                         self.phase = Phase::AwaitStore;
                         let response = self
                             .final_response
@@ -744,16 +737,8 @@ impl Turn {
         name: Option<&str>,
         arguments: Option<&str>,
     ) -> Result<()> {
-        self.inferring("tool_call_delta")?;
-        let piece = CallPiece {
-            key: index,
-            id,
-            name,
-            arguments,
-        };
-        self.round
-            .tool_call(&mut self.out, &self.catalog, piece, false);
-        Ok(())
+        self.call_piece(index, id, name, arguments, false)
+            .map(|_| ())
     }
 
     /// The per-chunk fast path of `tool_call_delta`, as `text_delta_direct` is for text: when the
@@ -765,16 +750,27 @@ impl Turn {
         name: Option<&str>,
         arguments: Option<&str>,
     ) -> Result<Option<DirectDelta>> {
+        self.call_piece(index, id, name, arguments, true)
+    }
+
+    fn call_piece(
+        &mut self,
+        key: i64,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: Option<&str>,
+        direct: bool,
+    ) -> Result<Option<DirectDelta>> {
         self.inferring("tool_call_delta")?;
         let piece = CallPiece {
-            key: index,
+            key,
             id,
             name,
             arguments,
         };
         Ok(self
             .round
-            .tool_call(&mut self.out, &self.catalog, piece, true))
+            .tool_call(&mut self.out, &self.catalog, piece, direct))
     }
 
     /// The chunk's (or completion's) `finish_reason`: `length` and `content_filter` end the response

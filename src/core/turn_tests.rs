@@ -6,19 +6,18 @@ use super::*;
 use crate::core::events::DeltaKind;
 
 fn cfg(emit_events: bool) -> TurnConfig {
+    cfg_with(emit_events, json!({"model": "m", "temperature": 0.5}))
+}
+
+/// A config for a request with these options (`model` and the rest as a create request spells them).
+fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
     TurnConfig {
-        model: "m".into(),
-        temperature: Some(0.5),
         emit_events,
-        store: true,
-        instructions: None,
-        text: None,
-        previous_response_id: None,
         max_rounds: 10,
         stream_inference: true,
         send_response_format: false,
         extended_tools: true,
-        options: RequestOptions::parse(&json!({"model": "m", "temperature": 0.5})).unwrap(),
+        options: RequestOptions::parse(&request).unwrap(),
         record_shape: Shape::LlamaStack0212,
     }
 }
@@ -488,8 +487,7 @@ fn failure_mid_stream_closes_items_and_stores_nothing() {
 
 #[test]
 fn store_false_never_asks_to_store() {
-    let mut config = cfg(false);
-    config.store = false;
+    let config = cfg_with(false, json!({"model": "m", "store": false}));
     let mut turn = Turn::new(config, &json!("x"), &Value::Null).unwrap();
     let mut log = Log::default();
     infer(&mut turn, &mut log);
@@ -520,12 +518,12 @@ fn string_input_is_stored_with_an_id_and_sent_as_text() {
 
 #[test]
 fn instructions_and_response_format() {
-    let mut config = cfg(false);
-    config.instructions = Some("Be terse.".into());
-    config.send_response_format = true;
-    config.text = Some(
-        json!({"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}}),
+    let mut config = cfg_with(
+        false,
+        json!({"model": "m", "instructions": "Be terse.", "text": {"format": {"type": "json_schema",
+            "name": "w", "schema": {"type": "object"}, "strict": true}}}),
     );
+    config.send_response_format = true;
     let mut turn = Turn::new(config, &json!("x"), &Value::Null).unwrap();
     match turn.next_action().unwrap() {
         Action::Infer {
@@ -547,10 +545,10 @@ fn instructions_and_response_format() {
         }
         other => panic!("expected Infer, got {other:?}"),
     }
-    let mut bad = cfg(false);
-    bad.send_response_format = true;
-    bad.text = Some(json!({"format": {"type": "xml"}}));
-    let err = Turn::new(bad, &json!("x"), &Value::Null).err().unwrap();
+    // A bad format is refused when the request is read, before any I/O.
+    let err = RequestOptions::parse(&json!({"model": "m", "text": {"format": {"type": "xml"}}}))
+        .err()
+        .unwrap();
     assert!(err.to_string().starts_with("text.format.type"));
 }
 

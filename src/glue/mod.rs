@@ -436,13 +436,7 @@ impl PyTurn {
                 }
             };
             let cfg = TurnConfig {
-                model: opts.model.clone(),
-                temperature: opts.temperature,
                 emit_events,
-                store,
-                instructions: opts.instructions.clone(),
-                text: opts.text.clone(),
-                previous_response_id,
                 max_rounds: max_rounds.max(1),
                 stream_inference,
                 send_response_format,
