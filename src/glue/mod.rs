@@ -179,6 +179,14 @@ pub struct PyTurn {
     hot: HotState,
     /// A high surrogate that ended the last piece of each kind (see `model_text`).
     carry: [Option<u16>; 3],
+    /// The delta class seen last and what it can carry.
+    profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DeltaProfile {
+    reasoning_fields: bool,
+    extras: bool,
 }
 
 fn carry_slot(kind: DeltaKind) -> usize {
@@ -252,7 +260,7 @@ impl PyTurn {
     /// read without the attribute protocol: on openai SDK objects the reasoning fields are extras.
     /// Per chunk this is three dict lookups and, on a pydantic object, one read of its extras.
     fn other_pieces<'py>(
-        &self,
+        &mut self,
         delta: &Bound<'py, PyAny>,
     ) -> PyResult<Vec<(DeltaKind, Bound<'py, PyString>)>> {
         let py = delta.py();
@@ -267,10 +275,13 @@ impl PyTurn {
                 *slot = d.get_item(name)?;
             }
         } else {
-            for (slot, name) in found.iter_mut().zip(names) {
-                *slot = instance_dict_get(delta, name);
+            let profile = self.delta_profile(delta)?;
+            if profile.reasoning_fields {
+                found[0] = instance_dict_get(delta, names[0]);
+                found[1] = instance_dict_get(delta, names[1]);
             }
-            if found[0].is_none() && found[1].is_none() {
+            found[2] = instance_dict_get(delta, names[2]);
+            if profile.extras && found[0].is_none() && found[1].is_none() {
                 if let Ok(extra) = delta.getattr(pyo3::intern!(py, "__pydantic_extra__")) {
                     if let Ok(extra) = extra.cast::<PyDict>() {
                         if !extra.is_empty() {
@@ -296,6 +307,36 @@ impl PyTurn {
         Ok(pieces)
     }
 
+    /// What a delta class can carry, read once per class: whether it declares a reasoning field
+    /// (else the lookups are skipped) and whether it keeps extra fields (openai SDK objects do).
+    fn delta_profile(&mut self, delta: &Bound<'_, PyAny>) -> PyResult<DeltaProfile> {
+        let ty = delta.get_type();
+        if let Some((known, profile)) = &self.profile {
+            if known.is(&ty) {
+                return Ok(*profile);
+            }
+        }
+        let py = delta.py();
+        let profile = match ty.getattr(pyo3::intern!(py, "model_fields")) {
+            Ok(fields) => DeltaProfile {
+                reasoning_fields: fields.contains("reasoning_content")?
+                    || fields.contains("reasoning")?,
+                extras: ty
+                    .getattr(pyo3::intern!(py, "model_config"))
+                    .and_then(|c| c.get_item("extra"))
+                    .map(|e| e.eq("allow").unwrap_or(false))
+                    .unwrap_or(false),
+            },
+            // Not a pydantic model: look everything up.
+            Err(_) => DeltaProfile {
+                reasoning_fields: true,
+                extras: false,
+            },
+        };
+        self.profile = Some((ty.unbind(), profile));
+        Ok(profile)
+    }
+
     fn finish_reason(&mut self, reason: &Bound<'_, PyAny>) -> PyResult<()> {
         // A plain string, or an enum member whose value is one.
         let reason = match reason.cast::<PyString>() {
@@ -313,7 +354,24 @@ impl PyTurn {
 
     /// The chunk or completion's `usage`, when it has one.
     fn read_usage(&mut self, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        if let Some(usage) = field(obj, pyo3::intern!(obj.py(), "usage"))? {
+        let py = obj.py();
+        let name = pyo3::intern!(py, "usage");
+        // Not `field`: on a pydantic class without the field (llama-stack's completion), the attribute
+        // protocol ends in pydantic's `__getattr__` raising, which costs more than the whole request's
+        // bookkeeping. A declared field is in the instance dict, an extra one in the extras.
+        let usage = match obj.cast::<PyDict>() {
+            Ok(d) => d.get_item(name)?,
+            Err(_) => instance_dict_get(obj, name).or_else(|| {
+                obj.getattr(pyo3::intern!(py, "__pydantic_extra__"))
+                    .ok()
+                    .and_then(|e| {
+                        e.cast::<PyDict>()
+                            .ok()
+                            .and_then(|e| e.get_item(name).ok().flatten())
+                    })
+            }),
+        };
+        if let Some(usage) = usage.filter(|u| !u.is_none()) {
             self.turn.usage(&py_to_value(&usage)?);
         }
         Ok(())
@@ -450,6 +508,7 @@ impl PyTurn {
                 factory,
                 hot: HotState::default(),
                 carry: [None; 3],
+                profile: None,
             })
         })
     }
