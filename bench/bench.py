@@ -7,9 +7,9 @@ objects, an in-memory store), and prints CPU time (time.process_time, best of N)
 request / per chunk / per delta plus the ratio ours/theirs.
 
 Scenarios: (a) text stream, (b) one message not streamed, (c) function-call arguments in
-1-char deltas -- any llama-stack version; (d) streamed MCP round (list tools, call, answer)
-and (e) streamed file_search round (2 vector stores) -- llama-stack >= 0.2.12 only (0.2.7
-has neither; their rows print n/a).
+1-char deltas, (f) three parallel calls with interleaved deltas -- any llama-stack version;
+(d) streamed MCP round (list tools, call, answer) and (e) streamed file_search round
+(2 vector stores) -- llama-stack >= 0.2.12 only (0.2.7 has neither; their rows print n/a).
 
     .venv-0.2.7/bin/python bench/bench.py [--quick] [--json FILE]     # from the repository root
 
@@ -200,6 +200,36 @@ def build_tool_call_streams(sizes: tuple[int, ...]) -> dict[int, tuple[list[Open
         json.loads(args)
         out[size] = (chunks, args)
     return out
+
+
+PARALLEL_CALLS = 3
+PARALLEL_DELTAS = 256  # argument deltas per call in (f)
+
+
+def build_parallel_calls() -> tuple[list[OpenAIChatCompletionChunk], list[str]]:
+    """(f): three parallel calls to the same function, their headers first (id, name, arguments=""),
+    then their argument deltas interleaved by index (call 0, 1, 2, 0, 1, 2, ...), as servers that
+    interleave parallel calls send them; PARALLEL_DELTAS deltas of 4 characters per call."""
+    cid = "chatcmpl-parallel"
+
+    def call_chunk(index: int, **function: str) -> OpenAIChatCompletionChunk:
+        head = {"id": f"call_par_{index}", "type": "function"} if "name" in function else {}
+        tc = OpenAIChatCompletionToolCall(
+            index=index, function=OpenAIChatCompletionToolCallFunction(**function), **head
+        )
+        return _chunk(cid, OpenAIChoiceDelta(tool_calls=[tc]))
+
+    all_args = []
+    for i in range(PARALLEL_CALLS):
+        filler = string.ascii_letters[i] * (PARALLEL_DELTAS * 4 - len(ARGS_PREFIX) - len(ARGS_SUFFIX))
+        args = ARGS_PREFIX + filler + ARGS_SUFFIX
+        json.loads(args)
+        all_args.append(args)
+    chunks = [call_chunk(i, name=TOOL_NAME, arguments="") for i in range(PARALLEL_CALLS)]
+    for d in range(PARALLEL_DELTAS):
+        chunks += [call_chunk(i, arguments=all_args[i][d * 4 : d * 4 + 4]) for i in range(PARALLEL_CALLS)]
+    chunks.append(_chunk(cid, OpenAIChoiceDelta(), "tool_calls"))
+    return chunks, all_args
 
 
 def build_tool_round(call_id: str, name: str, arguments: str, n_deltas: int) -> list[OpenAIChatCompletionChunk]:
@@ -863,6 +893,26 @@ def main() -> int:
                 expect_args=arguments,
             )
         )
+    parallel_chunks, parallel_args = build_parallel_calls()
+
+    def check_parallel(resp: Any) -> list[str]:
+        calls = _items(resp, "function_call")
+        if [c.arguments for c in calls] != parallel_args:
+            return ["the three function_call items differ from the streamed arguments"]
+        return []
+
+    scenarios.append(
+        Scenario(
+            "f",
+            f"(f) {PARALLEL_CALLS} parallel calls, interleaved deltas",
+            "delta",
+            PARALLEL_CALLS * PARALLEL_DELTAS,
+            n_tool_rounds,
+            dict(input="Store three blobs.", model=MODEL, stream=True, store=False, tools=TOOLS),
+            chunks=parallel_chunks,
+            check=check_parallel,
+        )
+    )
     scenarios.extend(tool_scenarios)
 
     # Freeze the fixtures into the permanent GC generation: they stay alive for the whole

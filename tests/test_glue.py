@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import gc
 import json
+import re
 import weakref
 from typing import Any
 
@@ -212,3 +213,89 @@ async def test_collaborators_see_the_callers_contextvars() -> None:
     types = [event.type async for event in stream]
     assert types[-1] == "response.completed"
     assert inference.seen_values == ["req-42"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input and odd model output, through the glue
+
+
+def _finish(turn: _core.Turn) -> dict[str, Any]:
+    turn.end_inference()
+    while turn.next_action()[0] != "done":
+        pass
+    return json.loads(turn.response_json())
+
+
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"model": 7}, "model"),
+        ({"temperature": "hot"}, "temperature"),
+        ({"text": "json"}, "text"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_text", "text": "a\ud800b"}]}]},
+            "input[0].content[0].text",
+        ),
+        ({"options": {"max_output_tokens": "lots"}}, "max_output_tokens"),
+        ({"options": {"tool_choice": {"type": "function"}}}, "tool_choice.name"),
+    ],
+)
+def test_bad_request_fields_are_value_errors_naming_the_field(kwargs: dict[str, Any], field: str) -> None:
+    args = {"model": "m", "input": "hi"}
+    args.update({k: kwargs.pop(k) for k in list(kwargs) if k in args})
+    with pytest.raises(ValueError, match="^" + re.escape(field) + ":"):
+        _core.Turn(_event_factory(), args["model"], args["input"], None, **kwargs)
+
+
+def test_surrogates_from_the_model_are_joined_or_replaced() -> None:
+    turn = _turn()
+    # One emoji (U+1F600) as a JSON-escaped surrogate pair split across two chunks, then a lone half.
+    for piece in ["smile \ud83d", "\ude00 and ", "\ud800", " done"]:
+        turn.feed(_chunk(piece))
+    response = _finish(turn)
+    assert response["output"][0]["content"][0]["text"] == "smile \U0001f600 and \ufffd done"
+
+
+def test_any_integer_tool_call_index_is_a_key() -> None:
+    turn = _turn()
+    for index in (-1, 2**40, 2**70):
+        call = {"index": index, "id": f"c{index}", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        turn.feed(_chunk(tool_calls=[call]))
+    response = _finish(turn)
+    assert [o["call_id"] for o in response["output"]] == ["c-1", f"c{2**40}", f"c{2**70}"]
+
+
+def test_reasoning_refusal_usage_and_finish_reason_from_openai_sdk_chunks() -> None:
+    turn = _turn()
+    reasoning = _chunk()
+    reasoning.choices[0].delta.__pydantic_extra__ = {"reasoning_content": "Think."}
+    turn.feed(reasoning)
+    turn.feed(_chunk("Partial"))
+    last = _chunk()
+    last.choices[0].finish_reason = "length"
+    turn.feed(last)
+    usage = ChatCompletionChunk.model_validate(
+        {
+            "id": "chatcmpl-1",
+            "created": 1,
+            "model": "m",
+            "object": "chat.completion.chunk",
+            "choices": [],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+        }
+    )
+    turn.feed(usage)
+    response = _finish(turn)
+    assert [o["type"] for o in response["output"]] == ["reasoning", "message"]
+    assert response["status"] == "incomplete"
+    assert response["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert response["usage"]["input_tokens"] == 5 and response["usage"]["total_tokens"] == 8
+
+
+def test_think_tags_are_split_only_when_asked() -> None:
+    turn = _turn(split_think=True)
+    for piece in ["<think>Hm", "m.</think>", "Yes."]:
+        turn.feed(_chunk(piece))
+    response = _finish(turn)
+    assert [o["type"] for o in response["output"]] == ["reasoning", "message"]
+    assert response["output"][1]["content"][0]["text"] == "Yes."

@@ -22,7 +22,7 @@ class EventFactory:
 # Actions returned by Turn.next_action(), by their first element:
 #   ("get_tool", name)
 #   ("list_mcp_tools", server_label, server_url, headers | None)
-#   ("infer", messages_json, tools_json | None, stream, response_format | None)
+#   ("infer", messages_json, tools_json | None, stream, response_format | None, chat_params)
 #   ("invoke_tool", name, arguments)
 #   ("invoke_mcp", server_url, headers | None, name, arguments)
 #   ("file_search", query, vector_store_ids, filters | None, max_num_results | None, ranking_options | None)
@@ -36,20 +36,23 @@ class Turn:
     def __init__(
         self,
         factory: EventFactory,
-        model: str,
+        model: Any,
         input: Any,
         tools: Any = None,
         *,
-        temperature: float | None = None,
+        temperature: Any = None,
         emit_events: bool = False,
         store: bool = True,
-        instructions: str | None = None,
+        instructions: Any = None,
         text: Any = None,
         previous_response_id: str | None = None,
         max_rounds: int = 10,
         stream_inference: bool = False,
         send_response_format: bool = False,
         extended_tools: bool = True,
+        options: dict[str, Any] | None = None,
+        record_shape: str = "llama-stack-0.2.12",
+        split_think: bool = False,
     ) -> None: ...
     @property
     def response_id(self) -> str: ...
@@ -60,8 +63,10 @@ class Turn:
     def feed_completion(self, completion: Any) -> None: ...
     def end_inference(self) -> None: ...
     def tool_result(self, result: Any) -> None: ...
+    def tool_failed(self, message: str) -> None: ...
+    def take_warnings(self) -> list[str]: ...
     def stored(self) -> None: ...
-    def fail(self, message: str) -> None: ...
+    def fail(self, message: str, code: str = "server_error") -> None: ...
     def drain(self) -> list[BaseModel]: ...
     def response_json(self) -> str: ...
 

@@ -15,6 +15,7 @@ import asyncio
 import inspect
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -120,6 +121,10 @@ class OpenAIResponsesImpl:
     # (llama-stack 0.2.x): a request that fails up front is then a stream ending in `response.failed`.
     _errors_in_stream = True
     _record_shape = "llama-stack-0.2.12"
+    # Split a leading `<think>...</think>` out of the model's text into a reasoning item, for servers
+    # that stream a reasoning model's thoughts inline. Off by default; RESPONSES_RS_SPLIT_THINK=1 turns
+    # it on for every instance, or set the attribute on one.
+    split_think_tags = os.environ.get("RESPONSES_RS_SPLIT_THINK", "") not in ("", "0")
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OpenAIResponsesImpl:
         if cls is OpenAIResponsesImpl:
@@ -215,6 +220,7 @@ class OpenAIResponsesImpl:
             extended_tools=self._extended_tools,
             options=options,
             record_shape=self._record_shape,
+            split_think=self.split_think_tags,
         )
 
     @staticmethod

@@ -9,6 +9,7 @@ pub mod output;
 pub mod request;
 pub mod response;
 pub mod round;
+pub mod think;
 mod tool_calls;
 pub mod turn;
 

@@ -22,6 +22,7 @@ use super::output::Output;
 use super::request::RequestOptions;
 use super::response::{Response, Shape};
 use super::round::{CallKind, CallPiece, Classify, Ending, Round};
+use super::think::ThinkSplitter;
 use super::tool_calls::Execution;
 
 pub use super::round::DirectDelta;
@@ -40,6 +41,8 @@ pub struct TurnConfig {
     /// Accept `file_search` and `mcp` tools. The 0.2.7 contract has no vector store API to search
     /// and no MCP client, so there they are refused up front rather than failing halfway.
     pub extended_tools: bool,
+    /// Split a leading `<think>…</think>` out of the text into a reasoning item (off by default).
+    pub split_think: bool,
     /// Every option of the request, parsed and validated (see `request.rs`); echoed on the response.
     pub options: RequestOptions,
     /// The record the host stores (llama-stack's own shape, or the full object).
@@ -178,6 +181,8 @@ pub struct Turn {
     pub(super) out: Output,
     round: Round,
     rounds_done: u32,
+    /// The `<think>` splitter of the current round, when the option is on.
+    think: Option<ThinkSplitter>,
     /// How the current round's stream said it ended.
     round_ending: Ending,
     incomplete: Option<IncompleteReason>,
@@ -257,6 +262,7 @@ impl Turn {
             round: Round::new(),
             rounds_done: 0,
             round_ending: Ending::Completed,
+            think: None,
             incomplete: None,
             queue: VecDeque::new(),
             running: None,
@@ -457,6 +463,7 @@ impl Turn {
                     self.rounds_done += 1;
                     self.round = Round::new();
                     self.round_ending = Ending::Completed;
+                    self.think = self.cfg.split_think.then(ThinkSplitter::default);
                     self.phase = Phase::Inferring;
                     let messages = serde_json::to_string(&self.messages)
                         .map_err(|e| CoreError::protocol(e.to_string()))?;
@@ -707,7 +714,14 @@ impl Turn {
     /// A piece of text, refusal or reasoning.
     pub fn piece(&mut self, kind: DeltaKind, text: &str) -> Result<()> {
         self.inferring("text_delta")?;
-        self.round.text(&mut self.out, kind, text);
+        match (&mut self.think, kind) {
+            (Some(think), DeltaKind::OutputText) => {
+                for (kind, piece) in think.split(text) {
+                    self.round.text(&mut self.out, kind, &piece);
+                }
+            }
+            _ => self.round.text(&mut self.out, kind, text),
+        }
         Ok(())
     }
 
@@ -720,7 +734,7 @@ impl Turn {
     }
 
     pub fn piece_direct(&mut self, kind: DeltaKind, text: &str) -> Result<Option<DirectDelta>> {
-        if self.phase == Phase::Inferring {
+        if self.phase == Phase::Inferring && self.think.is_none() {
             if let Some(d) = self.round.text_direct(&mut self.out, kind, text) {
                 return Ok(Some(d));
             }
@@ -817,6 +831,11 @@ impl Turn {
     /// comes next.
     pub fn end_inference(&mut self) -> Result<()> {
         self.expect(Phase::Inferring, "end_inference")?;
+        if let Some(mut think) = self.think.take() {
+            for (kind, piece) in think.finish() {
+                self.round.text(&mut self.out, kind, &piece);
+            }
+        }
         let result = self
             .round
             .finish(&mut self.out, &self.catalog, self.round_ending);

@@ -17,6 +17,7 @@ fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
         stream_inference: true,
         send_response_format: false,
         extended_tools: true,
+        split_think: false,
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: Shape::LlamaStack0212,
     }
@@ -1277,4 +1278,35 @@ fn a_failed_mcp_listing_fails_its_item_and_the_response_goes_on() {
     log.check_invariants();
     assert!(log.types().contains(&"response.mcp_list_tools.failed"));
     assert_eq!(response["status"], "completed");
+}
+
+#[test]
+fn a_leading_think_block_becomes_reasoning_when_asked() {
+    let mut config = cfg(true);
+    config.split_think = true;
+    let mut turn = Turn::new(config, &json!("x"), &Value::Null).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    for piece in ["<thi", "nk>Two", " plus two.</th", "ink>\n\nFour", "."] {
+        assert_eq!(
+            turn.text_delta_direct(piece).unwrap(),
+            None,
+            "no direct path while splitting"
+        );
+    }
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(response["output"][0]["content"][0]["text"], "Two plus two.");
+    assert_eq!(response["output"][1]["content"][0]["text"], "Four.");
+    // Off (the default), the text is left as the model wrote it.
+    let mut turn = Turn::new(cfg(false), &json!("x"), &Value::Null).unwrap();
+    infer(&mut turn, &mut Log::default());
+    turn.text_delta("<think>a</think>b").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut Log::default());
+    assert_eq!(
+        response["output"][0]["content"][0]["text"],
+        "<think>a</think>b"
+    );
 }

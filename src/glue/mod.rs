@@ -434,7 +434,8 @@ impl PyTurn {
     #[new]
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
-        send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12"))]
+        send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
+        split_think=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -453,6 +454,7 @@ impl PyTurn {
         extended_tools: bool,
         options: Option<&Bound<'_, PyAny>>,
         record_shape: &str,
+        split_think: bool,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -499,6 +501,7 @@ impl PyTurn {
                 stream_inference,
                 send_response_format,
                 extended_tools,
+                split_think,
                 options: opts,
                 record_shape,
             };
