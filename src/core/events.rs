@@ -178,6 +178,19 @@ impl Event {
         }
     }
 
+    /// Roughly how many bytes of text the event carries (what makes an event large: the closing
+    /// events of a long message carry all of it), without serialising it.
+    pub fn text_size(&self) -> usize {
+        match &self.body {
+            EventBody::Response { response, .. } => items_text_size(&response.output),
+            EventBody::OutputItem { item, .. } => items_text_size(std::slice::from_ref(item)),
+            EventBody::ContentPart { part, .. } => part.text().map_or(0, str::len),
+            EventBody::Delta { delta, .. } => delta.len(),
+            EventBody::Done { text, .. } => text.len(),
+            EventBody::Marker { .. } => 0,
+        }
+    }
+
     /// The event as a JSON value in the OpenAI wire shape.
     pub fn to_json(&self) -> Value {
         serde_json::to_value(self).unwrap_or(Value::Null)
@@ -267,4 +280,32 @@ impl Serialize for Event {
         map.serialize_entry("type", self.type_name())?;
         map.end()
     }
+}
+
+fn items_text_size(items: &[Item]) -> usize {
+    use super::items::Content;
+    items
+        .iter()
+        .map(|item| match item {
+            Item::Message { content, .. } => match content {
+                Content::Text(t) => t.len(),
+                Content::Parts(parts) => parts
+                    .iter()
+                    .filter_map(ContentPart::text)
+                    .map(str::len)
+                    .sum(),
+            },
+            Item::Reasoning { content, .. } => content
+                .iter()
+                .filter_map(ContentPart::text)
+                .map(str::len)
+                .sum(),
+            Item::FunctionCall { arguments, .. } | Item::McpCall { arguments, .. } => {
+                arguments.len()
+            }
+            Item::FileSearchCall { results, .. } => results.as_ref().map_or(0, |r| r.len() * 256),
+            Item::McpListTools { tools, .. } => tools.len() * 256,
+            _ => 0,
+        })
+        .sum()
 }

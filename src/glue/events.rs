@@ -16,7 +16,8 @@ use pyo3::types::{PyDict, PyFrozenSet, PyList, PySet, PyString, PyType};
 use crate::core::events::{DeltaKind, Event, EventBody};
 use crate::core::turn::DirectDelta;
 
-/// Above this size (bytes of JSON) an event is validated from Python objects instead of JSON text.
+/// Above this size (bytes of text it carries) an event is validated from Python objects instead of
+/// JSON text.
 const LARGE_EVENT: usize = 4096;
 /// Every delta kind, in the order of `EventFactory::fast`.
 const DELTA_KINDS: [DeltaKind; 5] = [
@@ -434,11 +435,11 @@ impl EventFactory {
         let cls = self.classes.get(type_name).ok_or_else(|| {
             PyValueError::new_err(format!("no event class registered for '{type_name}'"))
         })?;
-        let json = event.to_json_string();
-        if json.len() <= LARGE_EVENT {
-            return cls
-                .bind(py)
-                .call_method1(pyo3::intern!(py, "model_validate_json"), (json,));
+        if event.text_size() <= LARGE_EVENT {
+            return cls.bind(py).call_method1(
+                pyo3::intern!(py, "model_validate_json"),
+                (event.to_json_string(),),
+            );
         }
         // The events that close a long message carry its whole text: re-parsing that as JSON costs
         // more than validating Python objects, whose strings pydantic takes as they are.

@@ -183,6 +183,28 @@ pub struct PyTurn {
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
 }
 
+/// The reasoning and refusal pieces of one delta.
+struct OtherPieces<'py> {
+    reasoning: Option<Bound<'py, PyString>>,
+    refusal: Option<Bound<'py, PyString>>,
+}
+
+impl<'py> OtherPieces<'py> {
+    const NONE: OtherPieces<'py> = OtherPieces {
+        reasoning: None,
+        refusal: None,
+    };
+
+    fn is_empty(&self) -> bool {
+        self.reasoning.is_none() && self.refusal.is_none()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (DeltaKind, &Bound<'py, PyString>)> {
+        let reasoning = self.reasoning.iter().map(|s| (DeltaKind::ReasoningText, s));
+        reasoning.chain(self.refusal.iter().map(|s| (DeltaKind::Refusal, s)))
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct DeltaProfile {
     reasoning_fields: bool,
@@ -259,10 +281,14 @@ impl PyTurn {
     /// The reasoning (`reasoning_content` or `reasoning`) and refusal pieces of a delta or message,
     /// read without the attribute protocol: on openai SDK objects the reasoning fields are extras.
     /// Per chunk this is three dict lookups and, on a pydantic object, one read of its extras.
+    /// `with_refusal: false` skips the refusal (a chunk carrying text carries no refusal: OpenAI
+    /// sends one or the other), a lookup less per text chunk. For a class that declares no reasoning
+    /// field and keeps no extras (llama-stack's own chunks), a text chunk costs no lookup at all.
     fn other_pieces<'py>(
         &mut self,
         delta: &Bound<'py, PyAny>,
-    ) -> PyResult<Vec<(DeltaKind, Bound<'py, PyString>)>> {
+        with_refusal: bool,
+    ) -> PyResult<OtherPieces<'py>> {
         let py = delta.py();
         let names = [
             pyo3::intern!(py, "reasoning_content"),
@@ -280,7 +306,9 @@ impl PyTurn {
                 found[0] = instance_dict_get(delta, names[0]);
                 found[1] = instance_dict_get(delta, names[1]);
             }
-            found[2] = instance_dict_get(delta, names[2]);
+            if with_refusal {
+                found[2] = instance_dict_get(delta, names[2]);
+            }
             if profile.extras && found[0].is_none() && found[1].is_none() {
                 if let Ok(extra) = delta.getattr(pyo3::intern!(py, "__pydantic_extra__")) {
                     if let Ok(extra) = extra.cast::<PyDict>() {
@@ -292,19 +320,31 @@ impl PyTurn {
                 }
             }
         }
-        let mut pieces = Vec::new();
         let text = |v: &Option<Bound<'py, PyAny>>| {
             v.as_ref()
                 .and_then(|v| v.cast::<PyString>().ok().cloned())
                 .filter(|s| s.is_empty().map(|e| !e).unwrap_or(false))
         };
-        if let Some(s) = text(&found[0]).or_else(|| text(&found[1])) {
-            pieces.push((DeltaKind::ReasoningText, s));
+        Ok(OtherPieces {
+            reasoning: text(&found[0]).or_else(|| text(&found[1])),
+            refusal: text(&found[2]),
+        })
+    }
+
+    /// The delta is of the class seen last, and that class can carry no reasoning: the per-chunk
+    /// check, a pointer comparison.
+    #[inline]
+    fn carries_no_reasoning(&self, delta: &Bound<'_, PyAny>) -> bool {
+        match &self.profile {
+            // SAFETY: `delta` is a live object; Py_TYPE only reads its header.
+            Some((ty, profile)) => {
+                !profile.reasoning_fields
+                    && !profile.extras
+                    && unsafe { pyo3::ffi::Py_TYPE(delta.as_ptr()) } as *mut pyo3::ffi::PyObject
+                        == ty.as_ptr()
+            }
+            None => false,
         }
-        if let Some(s) = text(&found[2]) {
-            pieces.push((DeltaKind::Refusal, s));
-        }
-        Ok(pieces)
     }
 
     /// What a delta class can carry, read once per class: whether it declares a reasoning field
@@ -651,7 +691,16 @@ impl PyTurn {
                 Some(t) => t.cast::<PyList>().ok().map(|l| l.len()),
                 None => Some(0),
             };
-            let others = self.other_pieces(&delta)?;
+            // A chunk with text in it carries no refusal (its length, without a conversion).
+            // SAFETY: `t` is a live str object; PyUnicode_GetLength only reads its header.
+            let with_refusal = content
+                .as_ref()
+                .is_none_or(|t| unsafe { pyo3::ffi::PyUnicode_GetLength(t.as_ptr()) } == 0);
+            let others = if !with_refusal && self.carries_no_reasoning(&delta) {
+                OtherPieces::NONE
+            } else {
+                self.other_pieces(&delta, with_refusal)?
+            };
             // The common chunks — a piece of text, or a piece of one call's arguments — take the
             // direct path: the core hands back the delta instead of queueing it.
             if let (Some(text), Some(0), None, true) = (&content, calls, &finish, others.is_empty())
@@ -667,8 +716,8 @@ impl PyTurn {
                     PyErr::take(py);
                 }
             }
-            for (kind, piece) in &others {
-                self.piece(*kind, piece)?;
+            for (kind, piece) in others.iter() {
+                self.piece(kind, piece)?;
             }
             let mut reuse = None;
             if let Some(text) = &content {
@@ -713,8 +762,9 @@ impl PyTurn {
             let Some(message) = field(&choice, pyo3::intern!(py, "message"))? else {
                 return Ok(());
             };
-            for (kind, piece) in self.other_pieces(&message)? {
-                self.piece(kind, &piece)?;
+            let others = self.other_pieces(&message, true)?;
+            for (kind, piece) in others.iter() {
+                self.piece(kind, piece)?;
             }
             if let Some(content) = field(&message, pyo3::intern!(py, "content"))? {
                 if let Ok(text) = content.cast::<PyString>() {
