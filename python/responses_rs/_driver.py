@@ -16,13 +16,11 @@ import inspect
 import json
 import logging
 import os
-import time
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _compat, _mcp
-from ._core import EventFactory, Turn
+from ._core import EventFactory, Turn, rejected_response
 from .events import EVENT_CLASSES
 
 logger = logging.getLogger("responses_rs")
@@ -86,17 +84,9 @@ async def _rejected_stream(
 ) -> AsyncIterator[Any]:
     """A request that failed before anything started, for hosts whose server has already answered 200
     when it awaits the provider: `response.created`, then `response.failed` carrying the error code."""
-    base = {
-        "id": f"resp-{uuid.uuid4()}",
-        "created_at": int(time.time()),
-        "model": model if isinstance(model, str) else "",
-        "object": "response",
-        "output": [],
-        "status": "in_progress",
-        "previous_response_id": previous_response_id,
-    }
-    created = _compat.OpenAIResponseObject(**base)
-    failed = _compat.OpenAIResponseObject(**{**base, "status": "failed", "error": {"code": code, "message": message}})
+    failed = json.loads(rejected_response(model if isinstance(model, str) else "", code, message, previous_response_id))
+    created = _compat.OpenAIResponseObject.model_validate({**failed, "status": "in_progress", "error": None})
+    failed = _compat.OpenAIResponseObject.model_validate(failed)
     yield EVENT_CLASSES["response.created"](response=created, sequence_number=0)
     yield EVENT_CLASSES["response.failed"](response=failed, sequence_number=1)
 

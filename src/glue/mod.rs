@@ -183,6 +183,40 @@ pub struct PyTurn {
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
 }
 
+/// Profiles of the delta classes seen so far in this process (a handful: llama-stack's, openai's).
+static PROFILES: std::sync::Mutex<Vec<(Py<pyo3::types::PyType>, DeltaProfile)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// What a delta class can carry: read from its pydantic model once per process.
+fn class_profile(ty: &Bound<'_, pyo3::types::PyType>) -> PyResult<DeltaProfile> {
+    if let Ok(known) = PROFILES.lock() {
+        if let Some((_, profile)) = known.iter().find(|(k, _)| k.is(ty)) {
+            return Ok(*profile);
+        }
+    }
+    let py = ty.py();
+    let profile = match ty.getattr(pyo3::intern!(py, "model_fields")) {
+        Ok(fields) => DeltaProfile {
+            reasoning_fields: fields.contains("reasoning_content")?
+                || fields.contains("reasoning")?,
+            extras: ty
+                .getattr(pyo3::intern!(py, "model_config"))
+                .and_then(|c| c.get_item("extra"))
+                .map(|e| e.eq("allow").unwrap_or(false))
+                .unwrap_or(false),
+        },
+        // Not a pydantic model: look everything up.
+        Err(_) => DeltaProfile {
+            reasoning_fields: true,
+            extras: false,
+        },
+    };
+    if let Ok(mut known) = PROFILES.lock() {
+        known.push((ty.clone().unbind(), profile));
+    }
+    Ok(profile)
+}
+
 /// The reasoning and refusal pieces of one delta.
 struct OtherPieces<'py> {
     reasoning: Option<Bound<'py, PyString>>,
@@ -356,23 +390,7 @@ impl PyTurn {
                 return Ok(*profile);
             }
         }
-        let py = delta.py();
-        let profile = match ty.getattr(pyo3::intern!(py, "model_fields")) {
-            Ok(fields) => DeltaProfile {
-                reasoning_fields: fields.contains("reasoning_content")?
-                    || fields.contains("reasoning")?,
-                extras: ty
-                    .getattr(pyo3::intern!(py, "model_config"))
-                    .and_then(|c| c.get_item("extra"))
-                    .map(|e| e.eq("allow").unwrap_or(false))
-                    .unwrap_or(false),
-            },
-            // Not a pydantic model: look everything up.
-            Err(_) => DeltaProfile {
-                reasoning_fields: true,
-                extras: false,
-            },
-        };
+        let profile = class_profile(&ty)?;
         self.profile = Some((ty.unbind(), profile));
         Ok(profile)
     }
@@ -860,6 +878,28 @@ impl PyTurn {
     }
 }
 
+/// The response object (OpenAI's full shape, JSON) of a request refused before anything started:
+/// `failed`, with the error code and message, echoing the model and previous response id.
+#[pyfunction]
+#[pyo3(signature = (model, code, message, previous_response_id=None))]
+fn rejected_response(
+    model: &str,
+    code: &str,
+    message: &str,
+    previous_response_id: Option<String>,
+) -> PyResult<String> {
+    guarded(|| {
+        let mut response = crate::core::response::Response::minimal(
+            crate::core::ids::new_id("resp-"),
+            crate::core::ids::now_unix(),
+            model.to_owned(),
+        );
+        response.previous_response_id = previous_response_id;
+        response.fail(code, message);
+        Ok(response.to_json(Shape::Full))
+    })
+}
+
 /// Deliberately panic inside Rust: the tests use it to prove a panic surfaces as `InternalError`.
 #[pyfunction]
 fn _panic_for_tests(message: &str) -> PyResult<()> {
@@ -874,6 +914,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DriverProtocolError", py.get_type::<DriverProtocolError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
+    m.add_function(wrap_pyfunction!(rejected_response, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
