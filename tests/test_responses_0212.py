@@ -578,6 +578,9 @@ async def test_web_search(create, inference, tool_groups_0212, tool_runtime, res
     ]
     assert_output_types(resp.output, OpenAIResponseOutputMessageWebSearchToolCall, OpenAIResponseMessage)
     assert resp.output[0].status == "completed"
+    # openai-python's web_search_call says what it searched for; llama-stack's record has no such field
+    assert resp.output[0].action == {"type": "search", "query": "llamas"}
+    assert "action" not in responses_store.stored()[0]["response_object"].output[0].model_dump()
     assert_text_message(resp.output[1], "Llamas are camelids.")
     assert len(responses_store.stored()) == 1
 

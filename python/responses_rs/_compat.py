@@ -71,8 +71,14 @@ class ReasoningItem(BaseModel):
 
 _ls_mcp_call = getattr(ls_responses, "OpenAIResponseOutputMessageMCPCall", None)
 _output_members: list[Any] = [OutputMessage, ReasoningItem]
+
+
+class WebSearchCallItem(ls_responses.OpenAIResponseOutputMessageWebSearchToolCall):  # type: ignore[misc, valid-type]
+    action: Any = None  # openai-python: what the search did ({"type": "search", "query": ...})
+
+
+_output_members.append(WebSearchCallItem)
 for _name in (
-    "OpenAIResponseOutputMessageWebSearchToolCall",
     "OpenAIResponseOutputMessageFileSearchToolCall",
     "OpenAIResponseOutputMessageFunctionToolCall",
     "OpenAIResponseOutputMessageMCPListTools",

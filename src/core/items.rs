@@ -104,7 +104,14 @@ pub enum Item {
         status: Option<String>,
     },
     #[serde(rename = "web_search_call")]
-    WebSearchCall { id: String, status: String },
+    WebSearchCall {
+        id: String,
+        status: String,
+        /// What the search did (`{"type": "search", "query": ...}`): written in OpenAI's shape only,
+        /// llama-stack's records have no such field.
+        #[serde(default, skip_serializing)]
+        action: Option<Value>,
+    },
     #[serde(rename = "file_search_call")]
     FileSearchCall {
         id: String,
@@ -329,6 +336,7 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
         "web_search_call" => Item::WebSearchCall {
             id: str_field(obj, "id", path)?.to_owned(),
             status: str_field(obj, "status", path)?.to_owned(),
+            action: obj.get("action").filter(|a| a.is_object()).cloned(),
         },
         "file_search_call" => Item::FileSearchCall {
             id: str_field(obj, "id", path)?.to_owned(),

@@ -555,6 +555,16 @@ impl Serialize for FullItem<'_> {
                 map.serialize_entry("status", status)?;
                 map.end()
             }
+            Item::WebSearchCall { id, status, action } => {
+                // openai-python requires `action`; a search without a query still says what it was.
+                let mut map = serializer.serialize_map(Some(4))?;
+                map.serialize_entry("type", "web_search_call")?;
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("status", status)?;
+                let fallback = json!({"type": "search"});
+                map.serialize_entry("action", action.as_ref().unwrap_or(&fallback))?;
+                map.end()
+            }
             other => other.serialize(serializer),
         }
     }

@@ -50,6 +50,7 @@ fn rich_output() -> Vec<Item> {
         Item::WebSearchCall {
             id: "ws_1".into(),
             status: "completed".into(),
+            action: Some(json!({"type": "search", "query": "q"})),
         },
         Item::McpListTools {
             id: "mcpl_1".into(),
@@ -445,4 +446,21 @@ fn full_shape_matches_the_spec_required_lists() {
             "output_text lacks {field}"
         );
     }
+}
+
+#[test]
+fn web_search_calls_carry_their_action_in_full_only() {
+    let items = rich_output();
+    let full = serde_json::to_value(FullItems(&items)).unwrap();
+    let legacy = serde_json::to_value(LegacyItems(&items)).unwrap();
+    let ws = |v: &Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["type"] == "web_search_call")
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(ws(&full)["action"], json!({"type": "search", "query": "q"}));
+    assert!(ws(&legacy).get("action").is_none());
 }

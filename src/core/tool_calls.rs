@@ -22,6 +22,8 @@ pub(super) struct Execution {
     pub arguments: String,
     pub output_index: Option<usize>,
     pub item_id: String,
+    /// A web search's `action` (its query), for the item.
+    pub action: Option<Value>,
 }
 
 /// The text of a tool invocation result: `content` may be a string, a content item or a list of them.
@@ -62,9 +64,17 @@ impl Turn {
         let action = match exec.kind {
             CallKind::WebSearch => {
                 let item_id = new_id("ws_");
+                let action = parsed
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| a.get("query"))
+                    .filter(|q| q.is_string())
+                    .map(|q| json!({"type": "search", "query": q}));
+                exec.action = action.clone();
                 let output_index = self.out.open(Item::WebSearchCall {
                     id: item_id.clone(),
                     status: "in_progress".to_owned(),
+                    action,
                 });
                 self.out
                     .marker(Marker::WebSearchInProgress, &item_id, output_index);
@@ -256,6 +266,7 @@ impl Turn {
                     Item::WebSearchCall {
                         id: item_id,
                         status: status.to_owned(),
+                        action: exec.action.clone(),
                     }
                 }
                 CallKind::FileSearch(_) => {

@@ -861,6 +861,7 @@ impl Turn {
                         arguments: call.arguments,
                         output_index: None,
                         item_id: String::new(),
+                        action: None,
                     })
                 }
                 _ => {}
