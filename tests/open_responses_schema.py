@@ -10,7 +10,8 @@ it is there.
 Both raise ``AssertionError`` naming the object, the spec component, the host and each offending field.
 
 What is left out, and why, is in the tables right below: ``EXCLUDED_ITEM_TYPES`` and
-``EXCLUDED_TOOL_TYPES`` (every host), ``UNSPECIFIED_EVENT_TYPES`` (event types the spec does not define),
+``EXCLUDED_TOOL_TYPES`` and ``EXCLUDED_TOOL_CHOICE_TYPES`` (every host), ``UNSPECIFIED_EVENT_TYPES``
+(event types the spec does not define),
 ``HOST_EXCLUDED_FIELDS`` (per host) and ``SPEC_ERRATA``. Nothing else is relaxed.
 
 How the document is used:
@@ -61,6 +62,15 @@ EXCLUDED_ITEM_TYPES: dict[str, str] = {
     "file_search_call": "OpenAI's built-in file search item; the spec has no file search tool",
     "mcp_call": "OpenAI's remote MCP tool call item; the spec has no MCP tool",
     "mcp_list_tools": "OpenAI's remote MCP tool listing item; the spec has no MCP tool",
+}
+
+# ``response.tool_choice`` objects naming a built-in tool: the spec's choices name only functions.
+# Accepted without validation; an unknown type still fails.
+EXCLUDED_TOOL_CHOICE_TYPES: dict[str, str] = {
+    "web_search": "forces OpenAI's built-in web search tool",
+    "web_search_preview": "the same, earlier name",
+    "file_search": "forces OpenAI's built-in file search tool",
+    "mcp": "forces a tool of one MCP server",
 }
 
 # Tool types the spec's ``Tool`` union does not define (it has only ``function``). Such entries of
@@ -277,9 +287,17 @@ def host_document(host: str) -> dict[str, Any]:
         assert not unknown, f"HOST_EXCLUDED_FIELDS[{host!r}][{component!r}] names fields the spec lacks: {unknown}"
         schema["required"] = [f for f in schema.get("required", ()) if f not in fields]
     # discriminated unions -> dispatch on type (every host: item and tool types the spec lacks)
+    original = _schemas(spec_document())
     for name in list(schemas):
         unvalidated = {"ItemField": EXCLUDED_ITEM_TYPES, "Tool": EXCLUDED_TOOL_TYPES}.get(name, {})
-        schemas[name] = _rewrite_unions(schemas[name], _schemas(spec_document()), unvalidated)
+        schemas[name] = _rewrite_unions(schemas[name], original, unvalidated)
+    spec_choice = schemas["ResponseResource"]["properties"]["tool_choice"]
+    schemas["ResponseResource"]["properties"]["tool_choice"] = {
+        "anyOf": [
+            spec_choice,
+            {"type": "object", "required": ["type"], "properties": {"type": {"enum": [*EXCLUDED_TOOL_CHOICE_TYPES]}}},
+        ]
+    }
     # the schema for stream events the spec does not define (see UNSPECIFIED_EVENT_TYPES)
     schemas[UNSPECIFIED_EVENT_SCHEMA] = {
         "type": "object",

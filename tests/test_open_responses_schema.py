@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from open_responses_schema import (
     EXCLUDED_ITEM_TYPES,
+    EXCLUDED_TOOL_CHOICE_TYPES,
     EXCLUDED_TOOL_TYPES,
     HOST_EXCLUDED_FIELDS,
     HOSTS,
@@ -211,6 +212,17 @@ def test_excluded_tool_types_are_skipped():
     response = full_response()
     response["tools"] += [{"type": t, "whatever": 1} for t in EXCLUDED_TOOL_TYPES]
     validate_response(response, host="full")
+
+
+def test_tool_choices_naming_built_in_tools_are_skipped_unknown_ones_fail():
+    for kind in EXCLUDED_TOOL_CHOICE_TYPES:
+        response = full_response()
+        response["tool_choice"] = {"type": kind}
+        validate_response(response, host="full")
+    response = full_response()
+    response["tool_choice"] = {"type": "teleport"}
+    with pytest.raises(AssertionError, match="tool_choice"):
+        validate_response(response, host="full")
 
 
 def test_errata_json_schema_format_carries_its_schema():

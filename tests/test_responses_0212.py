@@ -1029,6 +1029,31 @@ async def test_web_search_get_tool_raising_leaves_the_tool_out(
 
 
 @pytest.mark.modes("nonstream-llama", "stream-openai")
+async def test_tool_choice_naming_a_tool_the_host_cannot_serve_is_an_invalid_request(
+    impl_0212, inference, tool_groups_0212, responses_store, stream
+):
+    """Only a tool_choice that names the left-out tool is an error: it is found after the lookup, so
+    streamed it ends the stream `response.failed` with `invalid_request`; not streamed, a ValueError."""
+    tool_groups_0212.get_tool.side_effect = Boom("no web_search here")
+    create = impl_0212.create_openai_response(
+        input="Search llamas",
+        model=MODEL,
+        tools=[OpenAIResponseInputToolWebSearch()],
+        stream=stream,
+        tool_choice={"type": "web_search"},
+    )
+    if not stream:
+        with pytest.raises(ValueError, match=r"^tool_choice"):
+            await create
+    else:
+        final, events = await collect_0212(await create)
+        assert final.status == "failed"
+        assert final.error.code == "invalid_request" and final.error.message.startswith("tool_choice")
+    inference.openai_chat_completion.assert_not_awaited()
+    assert responses_store.stored() == []
+
+
+@pytest.mark.modes("nonstream-llama", "stream-openai")
 async def test_web_search_invoke_raising_fails_only_the_call(
     impl_0212, inference, tool_runtime, responses_store, stream
 ):

@@ -9,6 +9,9 @@ __version__: str
 class DriverProtocolError(RuntimeError):
     """The driver called the core out of order (a bug in responses-rs, never in the request)."""
 
+class InvalidRequest(ValueError):
+    """The request is malformed; the message starts with the field, e.g. `input[2].role: ...`."""
+
 class InternalError(RuntimeError):
     """A Rust panic inside the core, turned into an ordinary exception."""
 

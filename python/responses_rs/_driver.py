@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _compat, _mcp
-from ._core import EventFactory, Turn, rejected_response
+from ._core import EventFactory, InvalidRequest, Turn, rejected_response
 from .events import EVENT_CLASSES
 
 logger = logging.getLogger("responses_rs")
@@ -291,8 +291,11 @@ class OpenAIResponsesImpl:
                 else:
                     await self._perform(turn, action)
         except Exception as exc:
-            logger.exception("responses-rs: response %s failed", turn.response_id)
-            turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            if isinstance(exc, InvalidRequest):  # found bad only after I/O (a tool_choice naming a missing tool)
+                turn.fail(str(exc), "invalid_request")
+            else:
+                logger.exception("responses-rs: response %s failed", turn.response_id)
+                turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             for event in turn.drain():
                 yield event
 

@@ -27,6 +27,12 @@ pyo3::create_exception!(
 );
 pyo3::create_exception!(
     _core,
+    InvalidRequest,
+    PyValueError,
+    "The request is malformed; the message starts with the field, e.g. `input[2].role: ...`."
+);
+pyo3::create_exception!(
+    _core,
     InternalError,
     PyRuntimeError,
     "A bug inside the Rust core (a panic), turned into an ordinary exception."
@@ -35,9 +41,8 @@ pyo3::create_exception!(
 /// The one mapping from core errors to Python exceptions.
 fn to_py_err(err: CoreError) -> PyErr {
     match err {
-        CoreError::InvalidInput { .. } | CoreError::NotFound { .. } => {
-            PyValueError::new_err(err.to_string())
-        }
+        CoreError::InvalidInput { .. } => InvalidRequest::new_err(err.to_string()),
+        CoreError::NotFound { .. } => PyValueError::new_err(err.to_string()),
         CoreError::Protocol(_) => DriverProtocolError::new_err(err.to_string()),
     }
 }
@@ -913,6 +918,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EventFactory>()?;
     m.add("DriverProtocolError", py.get_type::<DriverProtocolError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
+    m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(rejected_response, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
