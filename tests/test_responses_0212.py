@@ -1028,6 +1028,15 @@ async def test_web_search_get_tool_raising_leaves_the_tool_out(
     assert len(responses_store.stored()) == 1
 
 
+async def test_a_bad_field_is_refused_before_the_previous_response_is_read(impl_0212, inference, responses_store):
+    with pytest.raises(ValueError, match=r"^max_output_tokens: "):
+        await impl_0212.create_openai_response(
+            input="Hi", model=MODEL, previous_response_id="resp-earlier", max_output_tokens="lots"
+        )
+    assert responses_store.calls["get_response_object"] == []
+    inference.openai_chat_completion.assert_not_awaited()
+
+
 @pytest.mark.modes("nonstream-llama", "stream-openai")
 async def test_tool_choice_naming_a_tool_the_host_cannot_serve_is_an_invalid_request(
     impl_0212, inference, tool_groups_0212, responses_store, stream

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _compat, _mcp
-from ._core import EventFactory, InvalidRequest, Turn, rejected_response
+from ._core import EventFactory, InvalidRequest, Turn, check_request, rejected_response
 from .events import EVENT_CLASSES
 
 logger = logging.getLogger("responses_rs")
@@ -151,6 +151,11 @@ class OpenAIResponsesImpl:
         options: dict[str, Any] | None = None,
     ) -> Any:
         try:
+            if previous_response_id:
+                # Refuse a bad field before the I/O of reading the previous response.
+                check_request(
+                    model, tools, temperature=temperature, instructions=instructions, text=text, options=options
+                )
             input = await self._prepend_previous_response(input, previous_response_id)
             turn = self._new_turn(
                 input,

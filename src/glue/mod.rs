@@ -129,6 +129,63 @@ fn opt_str<'py>(obj: Option<&Bound<'py, PyAny>>) -> PyResult<Option<Bound<'py, P
     }
 }
 
+/// Every request option in one object, as the core parses it (and refuses it, naming the field).
+fn request_value(
+    model: &Bound<'_, PyAny>,
+    options: Option<&Bound<'_, PyAny>>,
+    store: bool,
+    named: [(&str, Option<&Bound<'_, PyAny>>); 3],
+    previous_response_id: Option<&str>,
+) -> PyResult<Value> {
+    let mut request = match options {
+        Some(o) if !o.is_none() => convert::py_to_value_at(o, "request")?,
+        _ => Value::Object(Default::default()),
+    };
+    let Value::Object(fields) = &mut request else {
+        return Err(PyValueError::new_err("request options must be a dict"));
+    };
+    fields.insert("model".into(), convert::py_to_value_at(model, "model")?);
+    fields.insert("store".into(), Value::Bool(store));
+    for (name, value) in named {
+        if let Some(v) = value.filter(|v| !v.is_none()) {
+            fields.insert(name.into(), convert::py_to_value_at(v, name)?);
+        }
+    }
+    if let Some(id) = previous_response_id {
+        fields.insert("previous_response_id".into(), Value::String(id.to_owned()));
+    }
+    Ok(request)
+}
+
+/// Check a request's options and tools without building a turn: the driver calls this before the
+/// I/O that must come first (reading the previous response), so a bad field is refused before any I/O.
+#[pyfunction]
+#[pyo3(signature = (model, tools=None, *, temperature=None, instructions=None, text=None, options=None))]
+fn check_request(
+    model: &Bound<'_, PyAny>,
+    tools: Option<&Bound<'_, PyAny>>,
+    temperature: Option<&Bound<'_, PyAny>>,
+    instructions: Option<&Bound<'_, PyAny>>,
+    text: Option<&Bound<'_, PyAny>>,
+    options: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    guarded(|| {
+        let named = [
+            ("temperature", temperature),
+            ("instructions", instructions),
+            ("text", text),
+        ];
+        let request = request_value(model, options, true, named, None)?;
+        let opts = RequestOptions::parse(&request).map_err(to_py_err)?;
+        if let Some(tools) = tools.filter(|t| !t.is_none()) {
+            let tools = crate::core::items::parse_tools(&convert::py_to_value_at(tools, "tools")?)
+                .map_err(to_py_err)?;
+            opts.tool_choice.check_static(&tools).map_err(to_py_err)?;
+        }
+        Ok(())
+    })
+}
+
 /// A tool call's `index` as a key: any integer (negative, or beyond 64 bits through its hash, which
 /// for Python ints is exact below 2**61). Not an integer: a clear error naming the field.
 fn call_key(index: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -525,28 +582,17 @@ impl PyTurn {
                 Some(t) => convert::py_to_value_at(t, "tools")?,
                 None => Value::Null,
             };
-            // Every request option in one object, parsed (and refused, naming the field) by the core.
-            let mut request = match options {
-                Some(o) if !o.is_none() => convert::py_to_value_at(o, "request")?,
-                _ => Value::Object(Default::default()),
-            };
-            let Value::Object(fields) = &mut request else {
-                return Err(PyValueError::new_err("request options must be a dict"));
-            };
-            fields.insert("model".into(), convert::py_to_value_at(model, "model")?);
-            fields.insert("store".into(), Value::Bool(store));
-            for (name, value) in [
-                ("temperature", temperature),
-                ("instructions", instructions),
-                ("text", text),
-            ] {
-                if let Some(v) = value.filter(|v| !v.is_none()) {
-                    fields.insert(name.into(), convert::py_to_value_at(v, name)?);
-                }
-            }
-            if let Some(id) = &previous_response_id {
-                fields.insert("previous_response_id".into(), Value::String(id.clone()));
-            }
+            let request = request_value(
+                model,
+                options,
+                store,
+                [
+                    ("temperature", temperature),
+                    ("instructions", instructions),
+                    ("text", text),
+                ],
+                previous_response_id.as_deref(),
+            )?;
             let opts = RequestOptions::parse(&request).map_err(to_py_err)?;
             let record_shape = match record_shape {
                 "llama-stack-0.2.7" => Shape::LlamaStack027,
@@ -921,6 +967,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(rejected_response, m)?)?;
+    m.add_function(wrap_pyfunction!(check_request, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
