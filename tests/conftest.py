@@ -563,3 +563,18 @@ def assert_full_openai_params(response, temperature: float = 1.0) -> None:
     """What responses-rs returns carries OpenAI's effective request parameters."""
     got = (response.top_p, response.parallel_tool_calls, response.truncation, response.temperature)
     assert got == (1.0, True, "disabled", temperature)
+
+
+def types_of(events) -> list[str]:
+    return [e.type for e in events]
+
+
+def assert_rejected_stream(events, code: str, field: str):
+    """A streamed request refused before anything started: ``response.created``, then ``response.failed``."""
+    assert types_of(events) == ["response.created", "response.failed"]
+    assert [e.sequence_number for e in events] == [0, 1]
+    created, failed = events[0].response, events[1].response
+    assert created.status == "in_progress" and created.output == []
+    assert failed.id == created.id and failed.status == "failed" and failed.output == []
+    assert failed.error is not None and failed.error.code == code, failed.error
+    assert field in failed.error.message, failed.error.message

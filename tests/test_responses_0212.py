@@ -30,10 +30,12 @@ from conftest import (  # noqa: E402
     SEARCH_RESULT_TEXT,
     WEB_SEARCH_TOOLDEF,
     ToolCall,
+    assert_rejected_stream,
     collect,
     impl_class,
     make_inference,
     make_tool_runtime,
+    types_of,
 )
 from conftest_0212 import (  # noqa: E402
     KNOWLEDGE_SEARCH_TOOLDEF,
@@ -126,10 +128,6 @@ def create(impl_0212, stream):
     return _create
 
 
-def types_of(events) -> list[str]:
-    return [e.type for e in events]
-
-
 def of_type(events, t: str) -> list:
     return [e for e in events if e.type == t]
 
@@ -150,17 +148,6 @@ def assert_output_types(output, *classes):
     assert len(output) == len(classes), [type(o) for o in output]
     for item, cls in zip(output, classes, strict=True):
         assert isinstance(item, cls), (type(item).__mro__, cls)
-
-
-def assert_rejected_stream(events, code: str, field: str):
-    """A streamed request refused before anything started: ``response.created``, then ``response.failed``."""
-    assert types_of(events) == ["response.created", "response.failed"]
-    assert [e.sequence_number for e in events] == [0, 1]
-    created, failed = events[0].response, events[1].response
-    assert created.status == "in_progress" and created.output == []
-    assert failed.id == created.id and failed.status == "failed" and failed.output == []
-    assert failed.error is not None and failed.error.code == code, failed.error
-    assert field in failed.error.message, failed.error.message
 
 
 def assert_ordered(types: list[str], *expected: str):

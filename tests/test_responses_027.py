@@ -35,6 +35,7 @@ from conftest import (  # noqa: E402
     ToolCall,
     assert_full_openai_params,
     assert_llama_stack_record_params,
+    assert_rejected_stream,
     bind_call,
     collect,
     impl_class,
@@ -43,6 +44,7 @@ from conftest import (  # noqa: E402
     make_tool_groups,
     make_tool_runtime,
     tc_delta,
+    types_of,
 )
 from llama_stack.apis.agents.openai_responses import (  # noqa: E402
     OpenAIResponseInputFunctionToolCallOutput,
@@ -318,10 +320,6 @@ def assert_text_response(resp: OpenAIResponseObject, text: str, *, index: int = 
     assert isinstance(item.content, list) and len(item.content) == 1
     assert isinstance(item.content[0], OpenAIResponseOutputMessageContentOutputText)
     assert item.content[0].text == text
-
-
-def types_of(events) -> list[str]:
-    return [e.type for e in events]
 
 
 def of_type(events, t: str) -> list:
@@ -847,17 +845,6 @@ def _bad_tool(style):
     if style == "openai":
         return [CodeInterpreter(type="code_interpreter", container="cntr_1")]
     return [{"type": "code_interpreter", "container": {"type": "auto"}}]
-
-
-def assert_rejected_stream(events, code: str, field: str):
-    """A streamed request refused before anything started: ``response.created``, then ``response.failed``."""
-    assert types_of(events) == ["response.created", "response.failed"]
-    assert [e.sequence_number for e in events] == [0, 1]
-    created, failed = events[0].response, events[1].response
-    assert created.status == "in_progress" and created.output == []
-    assert failed.id == created.id and failed.status == "failed" and failed.output == []
-    assert failed.error is not None and failed.error.code == code, failed.error
-    assert field in failed.error.message, failed.error.message
 
 
 async def _assert_rejected_before_anything(impl, inference, kvstore, stream, match, **kw):
