@@ -1,4 +1,5 @@
-"""Shared fixtures for the responses-rs compatibility suites.
+"""Shared fixtures for the responses-rs llama-stack compatibility suites (loaded by ``conftest.py`` when
+llama-stack is installed; test modules import these names from ``conftest``).
 
 Environment switch: ``RESPONSES_IMPL=llamastack`` points the ``impl`` fixture at llama-stack's own
 Python ``OpenAIResponsesImpl`` instead of ``responses_rs.OpenAIResponsesImpl``; useful to see which
@@ -28,11 +29,8 @@ from typing import Any
 from unittest.mock import AsyncMock
 
 import pytest
-
-pytest.register_assert_rewrite("stream_validator")
-
-from llama_stack.apis.agents.openai_responses import OpenAIResponseObject  # noqa: E402
-from llama_stack.apis.inference.inference import (  # noqa: E402
+from llama_stack.apis.agents.openai_responses import OpenAIResponseObject
+from llama_stack.apis.inference.inference import (
     Inference,
     OpenAIAssistantMessageParam,
     OpenAIChatCompletion,
@@ -43,24 +41,24 @@ from llama_stack.apis.inference.inference import (  # noqa: E402
     OpenAIChoiceDelta,
     OpenAIChunkChoice,
 )
-from llama_stack.apis.tools import (  # noqa: E402
+from llama_stack.apis.tools import (
     ToolDef,
     ToolGroups,
     ToolInvocationResult,
     ToolParameter,
     ToolRuntime,
 )
-from llama_stack.providers.utils.kvstore.config import SqliteKVStoreConfig  # noqa: E402
-from llama_stack.providers.utils.kvstore.sqlite.sqlite import SqliteKVStoreImpl  # noqa: E402
-from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: E402
-from openai.types.chat import chat_completion as oai_cc  # noqa: E402
-from openai.types.chat import chat_completion_chunk as oai_chunk  # noqa: E402
-from openai.types.chat.chat_completion_message import ChatCompletionMessage  # noqa: E402
-from openai.types.chat.chat_completion_message_function_tool_call import (  # noqa: E402
+from llama_stack.providers.utils.kvstore.config import SqliteKVStoreConfig
+from llama_stack.providers.utils.kvstore.sqlite.sqlite import SqliteKVStoreImpl
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import chat_completion as oai_cc
+from openai.types.chat import chat_completion_chunk as oai_chunk
+from openai.types.chat.chat_completion_message import ChatCompletionMessage
+from openai.types.chat.chat_completion_message_function_tool_call import (
     ChatCompletionMessageFunctionToolCall,
     Function,
 )
-from stream_validator import validate_stream  # noqa: E402
+from stream_validator import validate_stream
 
 LLAMA_STACK_VERSION = importlib.metadata.version("llama_stack")
 IS_LLAMA_STACK_027 = LLAMA_STACK_VERSION == "0.2.7"
