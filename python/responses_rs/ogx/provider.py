@@ -9,7 +9,7 @@ from ogx_api import Api, InlineProviderSpec
 from . import MODULE, PROVIDER_TYPE
 
 # OGX's builtin's config class: an operator's config block for inline::builtin works unchanged.
-CONFIG_CLASS = "ogx.providers.inline.responses.builtin.config.BuiltinResponsesImplConfig"
+CONFIG_CLASS = "ogx.providers.inline.responses.builtin.BuiltinResponsesImplConfig"
 
 # The builtin's dependencies (ogx/providers/registry/responses.py), so the stack resolves the same graph.
 API_DEPENDENCIES = [
