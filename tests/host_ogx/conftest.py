@@ -14,4 +14,4 @@ if _cache.is_dir():
 
 pytest.register_assert_rewrite("ogx_helpers")
 
-from ogx_helpers import db_path, impl, inference, script, store, stream  # noqa: E402, F401
+from ogx_helpers import close_sql_stores, db_path, impl, inference, script, store, stream  # noqa: E402, F401

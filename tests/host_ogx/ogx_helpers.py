@@ -14,7 +14,7 @@ from unittest.mock import AsyncMock
 
 import pytest
 from ogx.core.storage.datatypes import ResponsesStoreReference, SqliteSqlStoreConfig
-from ogx.core.storage.sqlstore.sqlstore import register_sqlstore_backends
+from ogx.core.storage.sqlstore.sqlstore import register_sqlstore_backends, shutdown_sqlstore_backends
 from ogx.providers.utils.responses.responses_store import ResponsesStore
 from ogx_api import (
     OpenAIChatCompletionChunk,
@@ -85,6 +85,13 @@ def inference(script: Script) -> AsyncMock:
     api = AsyncMock()
     api.openai_chat_completion.side_effect = openai_chat_completion
     return api
+
+
+@pytest.fixture(autouse=True)
+async def close_sql_stores() -> AsyncIterator[None]:
+    """Close the sqlite engines OGX caches per backend before the test's event loop ends."""
+    yield
+    await shutdown_sqlstore_backends()
 
 
 @pytest.fixture
