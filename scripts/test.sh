@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust lints and core tests (no Python), then the Python suite under every
-# llama-stack version responses-rs serves, each in its own virtual environment.
+# llama-stack version and every OGX version responses-rs serves, each in its own virtual environment
+# (each venv collects the suites for its host: tests/conftest.py).
 #   scripts/test.sh                 # everything
 #   LLAMA_STACK_VERSIONS=0.2.7 scripts/test.sh    # one version
+#   OGX_VERSIONS= scripts/test.sh                 # no OGX run (OGX needs Python 3.13: scripts/python313.sh builds it)
 #   PYTEST_ARGS="-k stream" scripts/test.sh       # pass options to pytest
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 versions="${LLAMA_STACK_VERSIONS:-0.2.7 0.2.12}"
+ogx_versions="${OGX_VERSIONS-1.5.0}"
 
 echo "== cargo fmt / clippy / test (core, no Python)"
 cargo fmt --all -- --check
@@ -23,5 +26,14 @@ for version in $versions; do
   "$venv/bin/ruff" format --check python tests bench
   # shellcheck disable=SC2086
   "$venv/bin/python" -m pytest tests -q -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
+done
+for version in $ogx_versions; do
+  echo "== OGX $version"
+  venv="$(scripts/venv.sh "ogx-$version" | tail -n 1)"
+  "$venv/bin/ruff" check python tests bench
+  "$venv/bin/ruff" format --check python tests bench
+  # shellcheck disable=SC2086
+  TIKTOKEN_CACHE_DIR="$venv/tiktoken-cache" "$venv/bin/python" -m pytest tests -q -p no:cacheprovider ${PYTEST_ARGS:-} \
+    || status=$?
 done
 exit "$status"

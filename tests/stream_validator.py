@@ -58,10 +58,18 @@ from typing import Any, get_args, get_origin
 
 import openai
 import pydantic
-from llama_stack.apis.agents.openai_responses import OpenAIResponseObject
 from open_responses_schema import SPEC_AVAILABLE, SPEC_FILE, installed_host, validate_event
 from openai._models import construct_type
 from openai.types.responses import ResponseStreamEvent
+
+# The response class events carry by default: the installed host's (llama-stack's, else OGX's).
+try:
+    from llama_stack.apis.agents.openai_responses import OpenAIResponseObject
+except ImportError:
+    try:
+        from ogx_api import OpenAIResponseObject
+    except ImportError:
+        OpenAIResponseObject = pydantic.BaseModel
 
 TERMINAL_TYPES = ("response.completed", "response.failed", "response.incomplete")
 RESPONSE_EVENT_TYPES = ("response.created", "response.in_progress", "response.queued", *TERMINAL_TYPES)
