@@ -1,0 +1,154 @@
+"""End to end: the official openai client -> a real ``ogx run`` whose responses provider is responses-rs
+(``python -m responses_rs.ogx run-config``, sqlite stores in a temporary directory) -> the project's scripted
+Chat Completions server, all over HTTP on 127.0.0.1. Every stream goes through the strict stream validator
+and the Open Responses schema check ("full": OGX's classes carry the whole object)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from openai.types.responses import Response
+from stream_validator import validate_stream
+
+from responses_rs.testkit import ScriptedChatServer
+
+MODEL = "e2e-model"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chat_server() -> Iterator[ScriptedChatServer]:
+    server = ScriptedChatServer(models=[MODEL]).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A running ``ogx run`` with our provider; yields the openai client's base URL."""
+    state = tmp_path_factory.mktemp("ogx")
+    config = state / "run.yaml"
+    config.write_text(
+        subprocess.run(
+            [sys.executable, "-m", "responses_rs.ogx", "run-config"], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    port = _free_port()
+    env = {
+        **os.environ,
+        "OPENAI_BASE_URL": chat_server.base_url,
+        "OPENAI_MODEL": MODEL,
+        "SQLITE_STORE_DIR": str(state),
+        "TIKTOKEN_CACHE_DIR": str(Path(sys.prefix) / "tiktoken-cache"),
+    }
+    log = (state / "ogx.log").open("w")
+    ogx_bin = Path(sys.executable).with_name("ogx")
+    proc = subprocess.Popen([str(ogx_bin), "run", str(config), "--port", str(port)], env=env, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    raise RuntimeError(f"ogx run did not start:\n{(state / 'ogx.log').read_text()[-4000:]}") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
+    chat_server.reset()
+    oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
+    yield oai
+    oai.close()
+
+
+def streamed(client: openai.OpenAI, **kwargs) -> Response:
+    events = list(client.responses.create(stream=True, **kwargs))
+    return validate_stream(events, response_cls=Response, schema_host="full")
+
+
+def test_create_streamed_and_not_chain_retrieve_list_and_delete(client: openai.OpenAI, chat_server) -> None:
+    chat_server.script([{"text": "Hello there!"}, {"text": "Again."}])
+    first = client.responses.create(model=MODEL, input="Hi")
+    assert first.status == "completed" and first.output_text == "Hello there!"
+    assert first.usage is not None and first.usage.total_tokens > 0
+    second = streamed(client, model=MODEL, input="Once more", previous_response_id=first.id)
+    assert second.output_text == "Again." and second.previous_response_id == first.id
+    # The model got the whole chain.
+    sent = [m["role"] for m in chat_server.requests[-1]["messages"]]
+    assert sent == ["user", "assistant", "user"]
+    stored = client.responses.retrieve(second.id)
+    assert stored.output_text == "Again."
+    items = client.responses.input_items.list(second.id)
+    assert [item.type for item in items.data] == ["message", "message", "message"]
+    listed = [r["id"] for r in client.get("/responses", cast_to=dict, options={"params": {"limit": 10}})["data"]]
+    assert first.id in listed and second.id in listed
+    client.responses.delete(first.id)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+    # The chain built on the deleted response still continues.
+    chat_server.script({"text": "Still here."})
+    third = client.responses.create(model=MODEL, input="And now?", previous_response_id=second.id)
+    assert third.output_text == "Still here."
+
+
+def test_function_tool_round_trip_streamed(client: openai.OpenAI, chat_server) -> None:
+    tool = {
+        "type": "function",
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+    chat_server.script(
+        [
+            {"text": "Let me check.", "tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            {"text": "Sunny in Paris."},
+        ]
+    )
+    asked = streamed(client, model=MODEL, input="Weather in Paris?", tools=[tool])
+    assert [item.type for item in asked.output] == ["message", "function_call"]
+    call = asked.output[1]
+    assert call.name == "get_weather" and call.arguments == '{"city": "Paris"}'
+    answer = streamed(
+        client,
+        model=MODEL,
+        previous_response_id=asked.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "sunny"}],
+        tools=[tool],
+    )
+    assert answer.output_text == "Sunny in Paris."
+    last = chat_server.requests[-1]["messages"][-1]
+    assert last["role"] == "tool" and last["tool_call_id"] == call.call_id
+
+
+def test_unknown_previous_response_and_bad_fields_are_4xx(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.NotFoundError):
+        client.responses.create(model=MODEL, input="x", previous_response_id="resp_does_not_exist")
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model=MODEL, input="x", metadata={f"k{i}": "v" for i in range(17)})
+    assert "metadata" in bad.value.response.text  # the field is named
