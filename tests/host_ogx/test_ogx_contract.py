@@ -245,9 +245,15 @@ async def test_every_core_event_type_has_an_ogx_class() -> None:
     ogx_types = {t for t, c in EVENT_CLASSES.items() if c.__module__ == ogx_responses.__name__}
     # OGX's classes as they are, but for: the MCP argument events (OGX spells them
     # response.mcp_call.arguments.*), the content part events (OGX requires its own response_id there and
-    # writes logprobs: null), and the MCP listing / call outcome events (OGX's lack item_id, output_index)
+    # writes logprobs: null), the MCP listing / call outcome events (OGX's lack item_id, output_index), and
+    # the events carrying the response (OGX's usage class drops cache_write_tokens)
     adapted = {t for t in core_types - ogx_types if issubclass(EVENT_CLASSES[t], BaseModel)}
     assert adapted == {
+        "response.created",
+        "response.in_progress",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
         "response.mcp_call_arguments.delta",
         "response.mcp_call_arguments.done",
         "response.content_part.added",

@@ -98,8 +98,10 @@ def test_create_streamed_and_not_chain_retrieve_list_and_delete(client: openai.O
     first = client.responses.create(model=MODEL, input="Hi")
     assert first.status == "completed" and first.output_text == "Hello there!"
     assert first.usage is not None and first.usage.total_tokens > 0
+    assert first.usage.input_tokens_details.cache_write_tokens == 0  # openai-python requires the field
     second = streamed(client, model=MODEL, input="Once more", previous_response_id=first.id)
     assert second.output_text == "Again." and second.previous_response_id == first.id
+    assert second.usage.input_tokens_details.cache_write_tokens == 0
     # The model got the whole chain.
     sent = [m["role"] for m in chat_server.requests[-1]["messages"]]
     assert sent == ["user", "assistant", "user"]

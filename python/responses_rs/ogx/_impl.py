@@ -46,6 +46,20 @@ from .._engine import TurnDriver, event_factory
 logger = logging.getLogger("responses_rs")
 
 
+class _InputTokensDetails(ogx_responses.OpenAIResponseUsageInputTokensDetails):
+    cache_write_tokens: int = 0  # openai-python 3.57 requires it; OGX's class has no such field
+
+
+class _Usage(ogx_responses.OpenAIResponseUsage):
+    input_tokens_details: _InputTokensDetails | None = None  # type: ignore[assignment]
+
+
+class ResponseObject(OpenAIResponseObject):
+    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
+
+    usage: _Usage | None = None  # type: ignore[assignment]
+
+
 def _event_classes() -> dict[str, type[BaseModel]]:
     members = typing.get_args(typing.get_args(OpenAIResponseObjectStream)[0])
     classes: dict[str, type[BaseModel]] = {}
@@ -96,7 +110,21 @@ def _event_classes() -> dict[str, type[BaseModel]]:
             type(name, (base,), {"__annotations__": {"item_id": str, "output_index": int}, "__module__": __name__})
         )
 
-    for cls in (McpCallArgumentsDelta, McpCallArgumentsDone, ContentPartAdded, ContentPartDone, *markers):
+    # The events that carry the response: ours, so its usage keeps every field.
+    carriers = [
+        type(cls.__name__, (cls,), {"__annotations__": {"response": ResponseObject}, "__module__": __name__})
+        for cls in classes.values()
+        if "response" in cls.model_fields and cls.model_fields["response"].annotation is OpenAIResponseObject
+    ]
+
+    for cls in (
+        McpCallArgumentsDelta,
+        McpCallArgumentsDone,
+        ContentPartAdded,
+        ContentPartDone,
+        *markers,
+        *carriers,
+    ):
         classes[cls.model_fields["type"].default] = cls
     return classes
 
@@ -211,7 +239,7 @@ class OGXResponsesImpl(TurnDriver):
     # Host hooks (see responses_rs._engine.TurnDriver)
 
     def _response_object(self, response_json: str, instructions: str | None = None) -> Any:
-        return OpenAIResponseObject.model_validate_json(response_json)
+        return ResponseObject.model_validate_json(response_json)
 
     async def _prepend_previous_response(
         self, input: str | list[Any], previous_response_id: str | None = None
