@@ -5,6 +5,7 @@ and the Open Responses schema check ("full": OGX's classes carry the whole objec
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -154,3 +155,38 @@ def test_unknown_previous_response_and_bad_fields_are_4xx(client: openai.OpenAI)
     with pytest.raises(openai.BadRequestError) as bad:
         client.responses.create(model=MODEL, input="x", metadata={f"k{i}": "v" for i in range(17)})
     assert "metadata" in bad.value.response.text  # the field is named
+
+
+def _ws_turn(ws, **request) -> list[dict]:
+    """One WebSocket-mode turn: a `response.create` frame, then every event until a terminal one (or an
+    error frame)."""
+    ws.send(json.dumps({"type": "response.create", **request}))
+    events = []
+    while True:
+        event = json.loads(ws.recv(timeout=30))
+        events.append(event)
+        if event["type"] in ("response.completed", "response.incomplete", "response.failed", "error"):
+            return events
+
+
+def test_websocket_mode_with_a_connection_local_store_false_chain(ogx: str, chat_server) -> None:
+    """OGX's router serves the WebSocket mode on /v1/responses by calling our provider; `store=false` turns
+    chain through the connection's own cache, and an unknown id is `previous_response_not_found`."""
+    from openai._models import construct_type
+    from openai.types.responses import ResponseStreamEvent
+    from websockets.sync.client import connect
+
+    chat_server.reset()
+    chat_server.script([{"text": "First."}, {"text": "Second."}])
+    with connect(ogx.replace("http://", "ws://") + "/responses") as ws:
+        first = _ws_turn(ws, model=MODEL, input="One", store=False)
+        typed = [construct_type(value=e, type_=ResponseStreamEvent) for e in first]
+        final = validate_stream(typed, response_cls=Response, schema_host="full")
+        assert final.output_text == "First."
+        second = _ws_turn(ws, model=MODEL, input="Two", store=False, previous_response_id=final.id)
+        assert second[-1]["type"] == "response.completed"
+        sent = [(m["role"], m["content"]) for m in chat_server.requests[-1]["messages"]]
+        assert [role for role, _ in sent] == ["user", "assistant", "user"]
+        missing = _ws_turn(ws, model=MODEL, input="Three", store=False, previous_response_id="resp_nowhere")
+        assert missing[-1]["type"] == "error"
+        assert missing[-1]["error"]["code"] == "previous_response_not_found"
