@@ -79,7 +79,7 @@ class OpenAIResponsesImpl(TurnDriver):
     # llama-stack's hooks (see responses_rs._engine.TurnDriver)
 
     @staticmethod
-    def _response_object(response_json: str, instructions: str | None = None) -> Any:
+    def _response_object(response_json: str) -> Any:
         # A subclass of llama-stack's class that carries the whole OpenAI response object.
         return _compat.OpenAIResponseObject.model_validate_json(response_json)
 

@@ -94,7 +94,7 @@ class TurnDriver:
     # ------------------------------------------------------------------------------------------
     # Host hooks
 
-    def _response_object(self, response_json: str, instructions: str | None = None) -> Any:
+    def _response_object(self, response_json: str) -> Any:
         """The host's response object, validated from the core's response JSON."""
         raise NotImplementedError
 
@@ -190,7 +190,7 @@ class TurnDriver:
                 return self._rejected_stream(model, code, str(exc), previous_response_id)
             raise
         if not stream:
-            return await self._complete(turn, model, temperature, instructions)
+            return await self._complete(turn, model, temperature)
         primed = await self._prime(turn, model, temperature) if prime else None
         return self._stream(turn, model, temperature, primed)
 
@@ -232,9 +232,7 @@ class TurnDriver:
             split_think=self.split_think_tags,
         )
 
-    async def _complete(
-        self, turn: Turn, model: str, temperature: float | None, instructions: str | None = None
-    ) -> Any:
+    async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:
         """A request that is not streamed: no events, no generator, exceptions pass through unchanged."""
         while True:
             action = turn.next_action()
@@ -252,7 +250,7 @@ class TurnDriver:
                 await self._store(turn.response_id, action[1], action[2])
                 turn.stored()
             elif kind == "done":
-                return self._response_object(turn.response_json(), instructions)
+                return self._response_object(turn.response_json())
             else:
                 await self._perform(turn, action)
 

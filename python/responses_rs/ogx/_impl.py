@@ -238,7 +238,7 @@ class OGXResponsesImpl(TurnDriver):
     # ------------------------------------------------------------------------------------------
     # Host hooks (see responses_rs._engine.TurnDriver)
 
-    def _response_object(self, response_json: str, instructions: str | None = None) -> Any:
+    def _response_object(self, response_json: str) -> Any:
         return ResponseObject.model_validate_json(response_json)
 
     async def _prepend_previous_response(
