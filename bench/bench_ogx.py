@@ -40,7 +40,7 @@ from ogx.core.storage.datatypes import ResponsesStoreReference, SqliteSqlStoreCo
 from ogx.core.storage.sqlstore.sqlstore import register_sqlstore_backends, shutdown_sqlstore_backends
 from ogx.providers.inline.responses.builtin.responses.openai_responses import OpenAIResponsesImpl
 from ogx.providers.utils.responses.responses_store import ResponsesStore
-from ogx_api import CreateResponseRequest
+from ogx_api import CreateResponseRequest, OpenAIResponseInput
 from ogx_api.openai_responses import OpenAIResponseInputToolFunction
 
 # The chunk classes OGX's inference really yields: its OpenAI-compatible providers (OpenAIMixin) pass the openai
@@ -53,6 +53,7 @@ from openai.types.chat.chat_completion_chunk import (
     ChoiceDeltaToolCallFunction,
 )
 from openai.types.completion_usage import CompletionUsage
+from pydantic import TypeAdapter
 
 OGX_VERSION = importlib.metadata.version("ogx")
 MODEL = "bench-model"
@@ -64,15 +65,16 @@ TOOL_NAME = "write_blob"
 ARGS_PREFIX, ARGS_SUFFIX = '{"blob": "', '"}'
 PARALLEL_CALLS, PARALLEL_DELTAS = 3, 256  # (f): 256 deltas of 4 characters per call
 TARGET_A_FLOOR, TARGET_B, TARGET_C, LINEARITY = 2.0, 0.1, 0.15, 1.25
+INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 NOISY = 1.25  # flag a measurement whose median run is this much slower than its best
 
 
-def quiet_ogx_loggers() -> list[str]:
-    """OGX's loggers to ERROR: at its default WARNING the builtin logs "Service tier is None, setting to
-    default" on every request (~0.9 ms of console rendering). structlog's processors still run (their code)."""
+def set_ogx_log_level(level: str) -> list[str]:
+    """OGX's loggers to `level` (default ERROR): at its default WARNING the builtin logs "Service tier is None,
+    setting to default" on every request (~0.9 ms of console rendering). structlog's processors still run."""
     names = [n for n in list(logging.root.manager.loggerDict) if n == "ogx" or n.startswith("ogx.")]
     for n in names:
-        logging.getLogger(n).setLevel(logging.ERROR)
+        logging.getLogger(n).setLevel(level)
     return names
 
 
@@ -176,6 +178,7 @@ class Side:
     impl: Any
     inference: FakeInference
     db_path: str
+    store: Any = None
 
     def _sql(self, sql: str) -> Any:
         """Direct sqlite access, untimed (OGX creates the table lazily, on its first write)."""
@@ -213,6 +216,8 @@ class Result:
     median: float | None = None
     runs: list[float] = field(default_factory=list)
     events: int | None = None
+    writes: int | None = None  # ResponsesStore write calls in the sanity request
+    final: Any = None  # the sanity request's response
     problems: list[str] = field(default_factory=list)
     error: str | None = None
 
@@ -228,17 +233,38 @@ async def run_requests(side: Side, sc: Scenario, n: int) -> None:
             await create(req)
 
 
-async def sanity(side: Side, sc: Scenario) -> tuple[int | None, list[str]]:
-    """One untimed request: expected text / arguments, status, rows stored, inference always streamed."""
+WRITES = ("store_response_object", "upsert_response_object", "update_response_object")
+
+
+async def sanity(side: Side, sc: Scenario, res: Result) -> None:
+    """One untimed request: expected text / arguments, status, rows stored, inference always streamed; counts
+    the events and the store's write calls."""
     side.clear()
     side.inference.streamed.clear()
-    result = await side.impl.create_openai_response(sc.request)
-    events = None
-    if sc.request.stream:
-        evs = [e async for e in result]
-        events = len(evs)
-        done = [e for e in evs if getattr(e, "type", None) == "response.completed"]
-        result = done[-1].response if done else None
+    calls: list[str] = []
+
+    def counted(name: str) -> Any:
+        method = getattr(side.store, name)
+
+        async def wrapper(*a: Any, **kw: Any) -> Any:
+            calls.append(name)
+            return await method(*a, **kw)
+
+        return wrapper
+
+    for name in WRITES:
+        setattr(side.store, name, counted(name))
+    try:
+        result = await side.impl.create_openai_response(sc.request)
+        if sc.request.stream:
+            evs = [e async for e in result]
+            res.events = len(evs)
+            done = [e for e in evs if getattr(e, "type", None) == "response.completed"]
+            result = done[-1].response if done else None
+    finally:
+        for name in WRITES:
+            delattr(side.store, name)
+    res.writes, res.final = len(calls), result
     problems = []
     if result is None:
         problems.append("no response.completed event")
@@ -258,7 +284,7 @@ async def sanity(side: Side, sc: Scenario) -> tuple[int | None, list[str]]:
         problems.append(f"{rows} rows stored, expected {want}")
     if not side.inference.streamed or not all(side.inference.streamed):
         problems.append(f"inference stream flags {side.inference.streamed}")
-    return events, problems
+    res.problems = problems
 
 
 @dataclass
@@ -279,6 +305,18 @@ def side_job(side: Side, sc: Scenario) -> Job:
     return Job(
         sc.key, side.name, lambda: run_requests(side, sc, sc.requests), sc.requests * sc.units_per_request, prepare
     )
+
+
+def store_job(side: Side, response: Any, n: int) -> Job:
+    """One `ResponsesStore.store_response_object` of (b)'s response and input, alone: n distinct ids."""
+    objs = [response.model_copy(update={"id": f"resp_bench_{i}"}) for i in range(n)]
+    items = INPUT_ITEMS.validate_python([{"type": "message", "role": "user", "content": "Hello"}])
+
+    async def fn() -> None:
+        for obj in objs:
+            await side.store.store_response_object(response_object=obj, input=items, messages=[])
+
+    return Job("store", side.name, fn, n, side.clear)
 
 
 def floor_job(chunks: list[Any], streams: int) -> Job:
@@ -331,6 +369,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="best of 3 after 1 warm-up, fewer requests per timing")
     ap.add_argument("--repeat", type=int, help="timed runs per measurement (default 10, quick 3)")
     ap.add_argument("--warmup", type=int, help="untimed rounds before timing (default 1)")
+    ap.add_argument(
+        "--ogx-log-level", default="ERROR", help="level of OGX's loggers (default ERROR; OGX's own default: WARNING)"
+    )
     args = ap.parse_args()
     repeat = args.repeat or (3 if args.quick else 10)
     warmup = args.warmup if args.warmup is not None else 1
@@ -375,10 +416,10 @@ def main() -> int:
         ours_info = f"responses_rs {importlib.metadata.version('responses-rs')}"
     except Exception as e:  # noqa: BLE001
         OGXResponsesImpl, ours_info = None, f"import failed: {type(e).__name__}: {e}"
-    quieted = quiet_ogx_loggers()
+    quieted = set_ogx_log_level(args.ogx_log_level)
     tmp = tempfile.TemporaryDirectory(prefix="bench-ogx-")
 
-    async def run_all() -> tuple[dict[str, dict[str, Result]], Result]:
+    async def run_all() -> tuple[dict[str, dict[str, Result]], Result, Result]:
         paths = {n: os.path.join(tmp.name, f"{n}.db") for n in ("ogx", "ours")}
         register_sqlstore_backends({f"sql_{n}": SqliteSqlStoreConfig(db_path=p) for n, p in paths.items()})
 
@@ -395,11 +436,11 @@ def main() -> int:
             files_api=None, connectors_api=None,
         )  # fmt: skip
         await builtin.initialize()
-        sides.append(Side("OGX", builtin, inf, paths["ogx"]))
+        sides.append(Side("OGX", builtin, inf, paths["ogx"], builtin.responses_store))
         if OGXResponsesImpl is not None:
             inf = FakeInference()
             ours = OGXResponsesImpl(inference_api=inf, responses_store=await store("ours"))
-            sides.append(Side("ours", ours, inf, paths["ours"]))
+            sides.append(Side("ours", ours, inf, paths["ours"], ours.responses_store))
         results: dict[str, dict[str, Result]] = {}
         jobs = []
         for sc in scenarios:
@@ -409,18 +450,22 @@ def main() -> int:
                 results[sc.key][side.name] = job.result
                 job.prepare()
                 try:
-                    job.result.events, job.result.problems = await sanity(side, sc)
+                    await sanity(side, sc, job.result)
                     jobs.append(job)
                 except Exception as e:  # noqa: BLE001
                     job.result.error = f"{type(e).__name__}: {e}"
             if sc.key == "a":
                 floor = floor_job(text_chunks, n_streams)
                 jobs.append(floor)
+        # one store write alone, on OGX's side's store, with the response ours returned (or OGX's)
+        b = results["b"].get("ours") or results["b"]["OGX"]
+        store_only = store_job(sides[0], b.final, n_short) if b.final is not None else None
+        jobs += [store_only] if store_only else []
         await run_jobs(jobs, warmup, repeat)
         await shutdown_sqlstore_backends()
-        return results, floor.result
+        return results, floor.result, store_only.result if store_only else Result()
 
-    results, floor = asyncio.run(run_all())
+    results, floor, store_only = asyncio.run(run_all())
     tmp.cleanup()
     elapsed = time.perf_counter() - t_start
 
@@ -456,8 +501,8 @@ def main() -> int:
         "sqlite ResponsesStore (emptied before each run, untimed)"
     )
     print(
-        f"OGX loggers set to ERROR ({len(quieted)} loggers): at its default WARNING the builtin logs "
-        '"Service tier is None" on every request, ~0.9 ms of console output each'
+        f"OGX loggers ({len(quieted)}) set to {args.ogx_log_level}: at OGX's default WARNING the builtin logs "
+        '"Service tier is None, setting to default" on every request (~0.9 ms of console output each)'
     )
     print()
     hdr = f"{'scenario':<40} {'unit':<11} {'OGX':>9} {'ours':>9} {'ours/OGX':>9} {'events O/R':>11}  target (ours)"
@@ -466,7 +511,8 @@ def main() -> int:
     for sc in scenarios:
         t, o = results[sc.key]["OGX"], results[sc.key].get("ours")
         ev = f"{'—' if t.events is None else t.events}/{'—' if o is None or o.events is None else o.events}"
-        ev = ev if sc.request.stream else "1 resp"
+        if not sc.request.stream:  # one response object: show the store write calls instead
+            ev = f"{t.writes}/{'—' if o is None else o.writes} wr"
         r = ratio(sc.key)
         print(
             f"{sc.label:<40} {'us/' + sc.unit:<11} {fmt(t.best):>9} {fmt(o.best if o else None):>9} "
@@ -489,6 +535,13 @@ def main() -> int:
         f"(c) linearity, us/delta {ARG_SIZES[-1] // 1024} KB / {ARG_SIZES[0] // 1024} KB: OGX {fmt(lin('OGX'))}, "
         f"ours {fmt(lo)}  target <= {LINEARITY}{mark(None if lo is None else lo <= LINEARITY)}"
     )
+    if store_only.best is not None:
+        w, wo = results["b"]["OGX"].writes, results["b"].get("ours", Result()).writes
+        print(
+            f"one ResponsesStore.store_response_object of (b)'s response, alone: {fmt(store_only.best, 1)} us "
+            f"(real sqlite); the builtin writes {w}x per stored request, ours {wo}x"
+        )
+    print("events O/R = events yielded by OGX / ours; 'wr' = ResponsesStore write calls per request (sanity run)")
     notes = []
     for sc in scenarios:
         for who, r in results[sc.key].items():
