@@ -6,29 +6,17 @@ and the Open Responses schema check ("full": OGX's classes carry the whole objec
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import openai
 import pytest
+from ogx_server import ogx_server
 from openai.types.responses import Response
 from stream_validator import validate_stream
 
 from responses_rs.testkit import ScriptedChatServer
 
 MODEL = "e2e-model"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -41,44 +29,8 @@ def chat_server() -> Iterator[ScriptedChatServer]:
 @pytest.fixture(scope="module")
 def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running ``ogx run`` with our provider; yields the openai client's base URL."""
-    state = tmp_path_factory.mktemp("ogx")
-    config = state / "run.yaml"
-    config.write_text(
-        subprocess.run(
-            [sys.executable, "-m", "responses_rs.ogx", "run-config"], check=True, capture_output=True, text=True
-        ).stdout
-    )
-    port = _free_port()
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": chat_server.base_url,
-        "OPENAI_MODEL": MODEL,
-        "SQLITE_STORE_DIR": str(state),
-        "TIKTOKEN_CACHE_DIR": str(Path(sys.prefix) / "tiktoken-cache"),
-    }
-    log = (state / "ogx.log").open("w")
-    ogx_bin = Path(sys.executable).with_name("ogx")
-    proc = subprocess.Popen([str(ogx_bin), "run", str(config), "--port", str(port)], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError(f"ogx run did not start:\n{(state / 'ogx.log').read_text()[-4000:]}") from None
-                time.sleep(0.5)
+    with ogx_server(tmp_path_factory.mktemp("ogx"), base_url=chat_server.base_url, model=MODEL) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import yaml
 from ogx.core.datatypes import StackConfig
 from ogx.core.distribution import get_external_providers_from_module
 from ogx.core.stack import replace_env_vars
-from ogx.core.storage.datatypes import SqliteSqlStoreConfig
+from ogx.core.storage.datatypes import PostgresSqlStoreConfig, SqliteKVStoreConfig, SqliteSqlStoreConfig
 from ogx.core.storage.sqlstore.sqlstore import register_sqlstore_backends
 from ogx.providers.inline.responses.builtin.config import BuiltinResponsesImplConfig
 from ogx.providers.registry.responses import available_providers
@@ -62,6 +62,38 @@ def test_run_config_loads_our_provider_through_ogx(monkeypatch: Any, tmp_path: A
     assert spec.module == "responses_rs.ogx.provider"
     # the config block is the builtin's, unchanged
     assert BuiltinResponsesImplConfig(**entry.config).persistence.responses.table_name == "responses"
+
+
+def test_run_config_postgres_puts_the_sql_backend_on_postgres(monkeypatch: Any, tmp_path: Any) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "responses_rs.ogx", "run-config", "--postgres"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert out == render_run_config(postgres=True)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "scripted-model")
+    monkeypatch.setenv("SQLITE_STORE_DIR", str(tmp_path))
+    monkeypatch.setenv("POSTGRES_HOST", "127.0.0.1")
+    monkeypatch.setenv("POSTGRES_PORT", "55432")
+    monkeypatch.setenv("POSTGRES_DB", "d")
+    monkeypatch.setenv("POSTGRES_USER", "u")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "p")
+    config = StackConfig(**replace_env_vars(yaml.safe_load(out)))
+    sql = config.storage.backends["sql_default"]
+    assert isinstance(sql, PostgresSqlStoreConfig)
+    assert (sql.host, int(sql.port), sql.db, sql.user, sql.password.get_secret_value()) == (
+        "127.0.0.1",
+        55432,
+        "d",
+        "u",
+        "p",
+    )
+    # the kv store (OGX's registry) stays sqlite, per server
+    assert isinstance(config.storage.backends["kv_default"], SqliteKVStoreConfig)
+    # and the default is unchanged
+    assert isinstance(stack_config(monkeypatch, tmp_path).storage.backends["sql_default"], SqliteSqlStoreConfig)
 
 
 async def test_get_provider_impl_builds_ogx_store(tmp_path: Any) -> None:

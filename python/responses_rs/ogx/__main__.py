@@ -1,6 +1,8 @@
 """Command line for the OGX provider::
 
 python -m responses_rs.ogx run-config   # a complete OGX run config with responses-rs as the responses provider
+python -m responses_rs.ogx run-config --postgres   # the same with the SQL store (responses, conversations, ...) on
+                                                   # PostgreSQL: POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD
 """
 
 from __future__ import annotations
@@ -17,10 +19,29 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "ogx-builtin.yam
 _BUILTIN_ENTRY = "  - provider_id: builtin\n    provider_type: inline::builtin\n"
 _OUR_ENTRY = f"  - provider_id: responses-rs\n    provider_type: {PROVIDER_TYPE}\n    module: {MODULE}\n"
 
+# --postgres: the sql_default backend (every SQL store: responses, inference, conversations, prompts, connectors,
+# files metadata) on PostgreSQL, OGX's own env names and defaults (PostgresSqlStoreConfig.sample_run_config).
+# The kv store (the registry) and the sqlite-vec / files data stay per server under SQLITE_STORE_DIR.
+_SQLITE_SQL_BACKEND = (
+    "    sql_default:\n"
+    "      type: sql_sqlite\n"
+    "      db_path: ${env.SQLITE_STORE_DIR:=~/.ogx/distributions/responses-rs}/sql_store.db\n"
+)
+_POSTGRES_SQL_BACKEND = (
+    "    sql_default:\n"
+    "      type: sql_postgres\n"
+    "      host: ${env.POSTGRES_HOST:=localhost}\n"
+    "      port: ${env.POSTGRES_PORT:=5432}\n"
+    "      db: ${env.POSTGRES_DB:=ogx}\n"
+    "      user: ${env.POSTGRES_USER:=ogx}\n"
+    "      password: ${env.POSTGRES_PASSWORD:=ogx}\n"
+)
 
-def render_run_config() -> str:
+
+def render_run_config(*, postgres: bool = False) -> str:
     """The packaged OGX example run config (``examples/ogx-builtin.yaml``) with responses-rs as the responses
-    provider; the config block (OGX's ``BuiltinResponsesImplConfig``) is unchanged."""
+    provider; the config block (OGX's ``BuiltinResponsesImplConfig``) is unchanged. ``postgres``: the SQL
+    backend on PostgreSQL (``POSTGRES_*`` env), so servers sharing the database share responses."""
     text = EXAMPLE.read_text()
     if text.count(_BUILTIN_ENTRY) != 1:
         raise RuntimeError(f"{EXAMPLE.name}: expected one inline::builtin responses provider entry")
@@ -29,16 +50,29 @@ def render_run_config() -> str:
         "# OGX 1.5 run config with responses-rs as the responses provider (python -m responses_rs.ogx run-config):\n"
         f"# the packaged {EXAMPLE.name} with its responses provider entry switched to {PROVIDER_TYPE}.\n"
     )
+    if postgres:
+        if text.count(_SQLITE_SQL_BACKEND) != 1:
+            raise RuntimeError(f"{EXAMPLE.name}: expected one sql_sqlite sql_default backend")
+        text = text.replace(_SQLITE_SQL_BACKEND, _POSTGRES_SQL_BACKEND)
+        header += (
+            "# --postgres: the sql_default backend (all SQL stores) on PostgreSQL: POSTGRES_HOST (default localhost),\n"
+            "# POSTGRES_PORT (5432), POSTGRES_DB (ogx), POSTGRES_USER (ogx), POSTGRES_PASSWORD (ogx).\n"
+        )
     return header + text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m responses_rs.ogx", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run-config", help="print an OGX run config with responses-rs as the responses provider")
+    run_config = sub.add_parser(
+        "run-config", help="print an OGX run config with responses-rs as the responses provider"
+    )
+    run_config.add_argument(
+        "--postgres", action="store_true", help="SQL stores on PostgreSQL (POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD)"
+    )
     args = parser.parse_args(argv)
     if args.command == "run-config":
-        sys.stdout.write(render_run_config())
+        sys.stdout.write(render_run_config(postgres=args.postgres))
     return 0
 
 
