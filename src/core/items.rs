@@ -227,7 +227,7 @@ pub(crate) fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<Stri
     })
 }
 
-fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
+pub(crate) fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
     if let Value::String(s) = value {
         // llama-stack accepts bare strings among parts and treats them as text.
         return Ok(ContentPart::InputText { text: s.clone() });

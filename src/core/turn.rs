@@ -199,6 +199,8 @@ pub struct Turn {
     response: Response,
     /// Built-in tool calls run so far (`max_tool_calls` caps them).
     pub(super) tool_calls_run: u64,
+    /// The output's `mark` when the current inference round began (`refuse` rolls back to it).
+    round_mark: (usize, u64),
 }
 
 impl Turn {
@@ -277,6 +279,7 @@ impl Turn {
                 tools.iter().map(Tool::echo).collect(),
             ),
             tool_calls_run: 0,
+            round_mark: (0, 0),
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
@@ -460,6 +463,7 @@ impl Turn {
                     }
                 },
                 Phase::Infer => {
+                    self.round_mark = self.out.mark();
                     self.rounds_done += 1;
                     self.round = Round::new();
                     self.round_ending = Ending::Completed;
@@ -927,6 +931,9 @@ impl Turn {
         self.phase = Phase::Done;
     }
 }
+
+#[path = "turn_context.rs"]
+mod context;
 
 #[cfg(test)]
 #[path = "turn_tests.rs"]

@@ -913,6 +913,36 @@ impl PyTurn {
         })
     }
 
+    /// Earlier conversation items (a list of item dicts), sent before the new input and not stored
+    /// as this response's input. Only before the first `next_action`.
+    fn prepend_history(&mut self, history: &Bound<'_, PyAny>) -> PyResult<()> {
+        guarded(|| {
+            let history = convert::py_to_value_at(history, "conversation")?;
+            self.turn.prepend_history(&history).map_err(to_py_err)
+        })
+    }
+
+    /// A stored prompt template, rendered with the request's `prompt.variables` (each one of
+    /// `declared`), as the first system message. Only before the first `next_action`.
+    fn apply_prompt(&mut self, template: &str, declared: Vec<String>) -> PyResult<()> {
+        guarded(|| {
+            self.turn
+                .apply_prompt(template, &declared)
+                .map_err(to_py_err)
+        })
+    }
+
+    /// A guardrail flagged the input or this round's output: drop the round, complete with a refusal.
+    fn refuse(&mut self, message: &str) -> PyResult<()> {
+        self.carry = [None; 3];
+        guarded(|| self.turn.refuse(message).map_err(to_py_err))
+    }
+
+    /// The chat messages so far, without system messages, as JSON.
+    fn chat_history(&self) -> PyResult<String> {
+        guarded(|| self.turn.chat_history().map_err(to_py_err))
+    }
+
     /// Every event queued since the last call, as a list.
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         guarded(|| self.queued_events(py, None))
