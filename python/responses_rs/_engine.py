@@ -22,7 +22,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import _mcp
@@ -123,6 +123,15 @@ class TurnDriver:
     ) -> list[Any]:
         raise NotImplementedError("this host has no file search")
 
+    async def _store_turn(self, turn: Turn, action: Any) -> Any:
+        """The store action of `turn` (a host that keeps more than the response, per conversation say,
+        reads the turn here); by default `_store`."""
+        return await self._store(turn.response_id, action[1], action[2])
+
+    async def _moderate(self, text: str) -> str | None:
+        """Guardrails: check `text` with the host's moderation service; the violation message, or None."""
+        raise NotImplementedError("this host has no moderation service")
+
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
         """An MCP server's tool listing (default: llama-stack's MCP client helpers)."""
         return await _mcp.list_mcp_tools(endpoint=endpoint, headers=headers)
@@ -163,7 +172,11 @@ class TurnDriver:
         tools: Any,
         max_infer_iters: int | None,
         options: dict[str, Any] | None = None,
+        prepare: Callable[[Turn], None] | None = None,
+        guardrails: bool = False,
     ) -> Any:
+        """`prepare(turn)` adds host context to the new turn before it starts (conversation history, a
+        prompt template); `guardrails` checks input and output with `_moderate` (see `_guarded`)."""
         try:
             if previous_response_id:
                 # Refuse a bad field before the I/O of reading the previous response.
@@ -174,7 +187,8 @@ class TurnDriver:
             turn = self._new_turn(
                 input,
                 model,
-                stream,
+                # Guardrails read the events (text deltas) even when the request is not streamed.
+                stream or guardrails,
                 store,
                 instructions,
                 previous_response_id,
@@ -184,11 +198,19 @@ class TurnDriver:
                 max_infer_iters,
                 options,
             )
+            if prepare is not None:
+                prepare(turn)
         except ValueError as exc:
             if stream and self._errors_in_stream:
                 code = "previous_response_not_found" if isinstance(exc, PreviousResponseNotFound) else "invalid_request"
                 return self._rejected_stream(model, code, str(exc), previous_response_id)
             raise
+        if guardrails:
+            if stream:
+                return self._guarded(turn, model, temperature)
+            async for _ in self._guarded(turn, model, temperature, raise_errors=True):
+                pass
+            return self._response_object(turn.response_json())
         if not stream:
             return await self._complete(turn, model, temperature)
         primed = await self._prime(turn, model, temperature) if prime else None
@@ -247,7 +269,7 @@ class TurnDriver:
                     turn.feed_completion(result)
                 turn.end_inference()
             elif kind == "store":
-                await self._store(turn.response_id, action[1], action[2])
+                await self._store_turn(turn, action)
                 turn.stored()
             elif kind == "done":
                 return self._response_object(turn.response_json())
@@ -311,6 +333,14 @@ class TurnDriver:
             for event in turn.drain():
                 yield event
 
+    def _guarded(
+        self, turn: Turn, model: str, temperature: float | None, *, raise_errors: bool = False
+    ) -> AsyncIterator[Any]:
+        """A response under guardrails (see `responses_rs._guardrails`)."""
+        from ._guardrails import guarded
+
+        return guarded(self, turn, model, temperature, raise_errors=raise_errors)
+
     async def _prime(self, turn: Turn, model: str, temperature: float | None) -> tuple[Any, Any]:
         """Perform the lookups and the first inference call now; their events stay queued in the turn.
         A failure is handed to the stream, which ends in `response.failed` (the host's server has
@@ -329,7 +359,7 @@ class TurnDriver:
         only its own call (or, for a lookup, is left out of what the model is offered); the store's
         exceptions pass through and fail the response."""
         if action[0] == "store":
-            await self._store(turn.response_id, action[1], action[2])
+            await self._store_turn(turn, action)
             turn.stored()
             return
         try:
