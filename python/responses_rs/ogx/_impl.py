@@ -13,6 +13,14 @@ checks); this module only says which classes, collaborators and store OGX has:
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
   (``_process_input_with_previous_response``), and this provider always does.
+- ``conversation``: the conversation's items (OGX's conversations API, every page) are the context
+  before the new input (``Turn.prepend_history``); the stored response keeps only the new input. When
+  a stored response completes, its input and output items are appended to the conversation
+  (``sync_items``, ids kept) and the chat history is written to the store's ``conversation_messages``,
+  as the builtin does, so either provider continues the conversation.
+- ``prompt``: the template from OGX's prompts API, rendered by the core (``Turn.apply_prompt``);
+  ``guardrails``: OGX's ``run_guardrails`` on the configured ``moderation_endpoint``
+  (``responses_rs._guardrails``).
 """
 
 from __future__ import annotations
@@ -24,11 +32,15 @@ import typing
 from typing import Annotated, Any, Literal
 
 from ogx_api import (
+    AddItemsRequest,
     CancelResponseRequest,
     CompactResponseRequest,
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
+    GetPromptRequest,
+    InvalidParameterError,
+    ListItemsRequest,
     ListResponseInputItemsRequest,
     ListResponsesRequest,
     OpenAIChatCompletionRequestWithExtraBody,
@@ -37,10 +49,13 @@ from ogx_api import (
     OpenAIResponseObject,
     OpenAIResponseObjectStream,
     RetrieveResponseRequest,
+    ServiceNotEnabledError,
 )
 from ogx_api import openai_responses as ogx_responses
+from ogx_api.conversations.models import ConversationItem
 from pydantic import BaseModel, Field, TypeAdapter
 
+from .._core import Turn, check_request
 from .._engine import TurnDriver, event_factory
 
 logger = logging.getLogger("responses_rs")
@@ -132,11 +147,14 @@ def _event_classes() -> dict[str, type[BaseModel]]:
 EVENT_CLASSES = _event_classes()
 MESSAGES = TypeAdapter(list[OpenAIMessageParam])
 INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
+CONVERSATION_ITEMS = TypeAdapter(list[ConversationItem])
 
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "skills", "guardrails", "context_management", "memory")
+NOT_BUILT = ("background", "skills", "context_management", "memory")
+# Read here, not by the core: left out of the core's options.
+_HOST_ONLY = ("guardrails",)
 
 
 def _dump(value: Any) -> Any:
@@ -165,9 +183,13 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        conversations_api: Any = None,
+        prompts_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.conversations_api = conversations_api
+        self.prompts_api = prompts_api
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -192,8 +214,26 @@ class OGXResponsesImpl(TurnDriver):
         if "extra_body" in extra:
             raise NotImplementedError("extra_body: not supported by responses-rs (yet)")
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
-        for name in NOT_BUILT:
+        for name in (*NOT_BUILT, *_HOST_ONLY):
             options.pop(name, None)
+        if request.guardrails and not getattr(self.config, "moderation_endpoint", None):
+            raise ServiceNotEnabledError(
+                "moderation_endpoint",
+                provider_specific_message="Guardrails require a moderation endpoint to be configured on the server "
+                "(moderation_endpoint of the responses provider), or remove the 'guardrails' parameter.",
+            )
+        prepare = None
+        if request.conversation is not None or request.prompt is not None:
+            # Refuse a bad field (conversation with previous_response_id, say) before any I/O.
+            check_request(
+                request.model,
+                _dump(request.tools),
+                temperature=request.temperature,
+                instructions=request.instructions,
+                text=_dump(request.text),
+                options={"previous_response_id": request.previous_response_id, **options},
+            )
+            prepare = await self._context(request)
         return await self._create(
             _dump(request.input),
             request.model,
@@ -207,7 +247,58 @@ class OGXResponsesImpl(TurnDriver):
             tools=_dump(request.tools),
             max_infer_iters=request.max_infer_iters,
             options=options,
+            prepare=prepare,
+            guardrails=bool(request.guardrails),
         )
+
+    async def _context(self, request: CreateResponseRequest) -> Any:
+        """Read what `conversation` and `prompt` bring (OGX's conversations and prompts APIs); the
+        returned function hands it to the new turn."""
+        from ogx.core.conversations.validation import CONVERSATION_ID_PATTERN
+
+        history: list[Any] = []
+        if request.conversation is not None:
+            if not CONVERSATION_ID_PATTERN.fullmatch(request.conversation):
+                raise InvalidParameterError(
+                    "conversation",
+                    request.conversation,
+                    "Must match format 'conv_' followed by 48 lowercase hex characters.",
+                )
+            history = await self._conversation_items(request.conversation)  # unknown: 404
+        template: tuple[str, list[str]] | None = None
+        if request.prompt is not None and request.prompt.id:
+            try:
+                version = int(request.prompt.version) if request.prompt.version else None
+            except ValueError:
+                raise InvalidParameterError(
+                    "prompt.version", request.prompt.version, "Must be an integer version."
+                ) from None
+            stored = await self.prompts_api.get_prompt(
+                GetPromptRequest(prompt_id=request.prompt.id, version=version)
+            )  # unknown: 404
+            if stored is not None and stored.prompt:
+                template = (stored.prompt, list(stored.variables or []))
+
+        def prepare(turn: Turn) -> None:
+            if history:
+                turn.prepend_history(history)
+            if template is not None:
+                turn.apply_prompt(*template)
+
+        return prepare
+
+    async def _conversation_items(self, conversation_id: str) -> list[Any]:
+        """Every item of the conversation, oldest first (all pages)."""
+        items: list[Any] = []
+        after: str | None = None
+        while True:
+            page = await self.conversations_api.list_items(
+                ListItemsRequest(conversation_id=conversation_id, order="asc", limit=100, after=after)
+            )
+            items.extend(_dump(item) for item in page.data)
+            if not page.has_more or not page.data:
+                return items
+            after = page.data[-1].id
 
     async def get_openai_response(self, request: RetrieveResponseRequest) -> OpenAIResponseObject:
         stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
@@ -293,6 +384,42 @@ class OGXResponsesImpl(TurnDriver):
             response_object=response, input=items, messages=[], incremental_input=incremental
         )
         return response
+
+    async def _store_turn(self, turn: Turn, action: Any) -> Any:
+        response = await self._store(turn.response_id, action[1], action[2])
+        conversation = json.loads(action[1]).get("conversation") if '"conversation":' in action[1] else None
+        if isinstance(conversation, dict) and conversation.get("id"):
+            try:
+                await self._sync_conversation(conversation["id"], action[2], response, turn)
+            except Exception:
+                # Nothing half-written: without its conversation items the response goes too.
+                try:
+                    await self.responses_store.delete_response_object(turn.response_id)
+                except Exception:
+                    logger.warning("responses-rs: could not delete %s", turn.response_id, exc_info=True)
+                raise
+        return response
+
+    async def _sync_conversation(self, conversation_id: str, input_json: str, response: Any, turn: Turn) -> None:
+        """Append the response's input and output items to the conversation (ids kept, ids already
+        there skipped) and keep its chat history in the store, as the builtin does."""
+        items = [_dump(item) for item in json.loads(input_json) if item.get("type") != "compaction"]
+        items.extend(_dump(item) for item in response.output)
+        await self.conversations_api.sync_items(
+            conversation_id, AddItemsRequest(items=CONVERSATION_ITEMS.validate_python(items))
+        )
+        await self.responses_store.store_conversation_messages(
+            conversation_id, MESSAGES.validate_json(turn.chat_history())
+        )
+
+    async def _moderate(self, text: str) -> str | None:
+        from ogx.providers.inline.responses.builtin.responses.utils import run_guardrails
+
+        return await run_guardrails(
+            getattr(self.config, "moderation_endpoint", None),
+            text,
+            headers=getattr(self.config, "moderation_headers", None),
+        )
 
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
         raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
