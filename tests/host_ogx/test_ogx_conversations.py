@@ -377,10 +377,9 @@ async def test_guardrails_refuse_flagged_output(
         assert not any(e.type == "response.output_text.delta" for e in events)
 
 
-async def test_guardrails_after_a_server_side_tool_round_keep_the_earlier_items(
+async def test_guardrails_pass_a_function_call_and_fail_closed(
     full_impl: Any, moderation: Moderation, script: Script, stream: bool
 ) -> None:
-    # a function call round passes; the refusal replaces only the flagged round
     tool = {"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {}}}
     script.turns.append([ToolCall("lookup", {"q": "a"})])
     response, _ = await create(full_impl, input="hello", tools=[tool], guardrails=True, stream=stream)
@@ -389,8 +388,30 @@ async def test_guardrails_after_a_server_side_tool_round_keep_the_earlier_items(
     moderation.status = 500
     script.turns.append("fine text")
     blocked, _ = await create(full_impl, input="hello", guardrails=True, stream=stream)
-    assert blocked.output[0].content[0].refusal.startswith("Failed to validate content")
+    assert blocked.output[0].content[0].refusal == "Failed to validate content: moderation service unavailable"
     assert len(script.requests) == 1  # the input check already blocked
+
+
+async def test_guardrails_refuse_only_the_flagged_round(
+    full_impl: Any, moderation: Moderation, script: Script, stream: bool
+) -> None:
+    # a server-side tool round passes and stays in the output; the next round is flagged and replaced
+    full_impl.tool_groups_api.get_tool = AsyncMock(
+        return_value={
+            "name": "web_search",
+            "description": "Search the web",
+            "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}},
+        }
+    )
+    full_impl.tool_runtime_api.invoke_tool = AsyncMock(return_value={"content": "search results"})
+    script.turns += [[ToolCall("web_search", {"query": "news"})], "the forbidden news"]
+    response, events = await create(
+        full_impl, input="news?", tools=[{"type": "web_search"}], guardrails=True, stream=stream
+    )
+    assert len(script.requests) == 2
+    assert [i.type for i in response.output] == ["web_search_call", "message"]
+    assert response.output[1].content[0].type == "refusal"
+    assert moderation.inputs[-1] == "the forbidden news"
 
 
 async def test_guardrails_need_a_moderation_endpoint(impl: Any) -> None:
