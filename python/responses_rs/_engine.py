@@ -11,6 +11,9 @@ back. A host contract is a subclass that supplies its classes and collaborators 
 - `_infer(action, model, temperature)`: one chat completion call on the host's inference API;
 - `_store(response_id, response_json, input_json)`: write the finished response;
 - `_file_search(...)`: search vector stores (a host without one may leave it unimplemented);
+- `_store_turn(turn, action)`: the store action with the turn at hand (default: `_store`), for a host that keeps
+  more per response (OGX: the conversation's items and chat history);
+- `_moderate(text)`: guardrails' moderation call (see `responses_rs._guardrails`);
 - the contract switches below (`_stream_inference`, `_record_shape`, ...).
 
 This module imports no host: llama-stack's contract is `responses_rs._driver`, OGX's `responses_rs.ogx`.
