@@ -922,7 +922,7 @@ impl Turn {
             && super::truncation::drop_oldest_turn(&mut self.messages)
         {
             // The refused call does not count as a round.
-            self.rounds_done -= 1;
+            self.rounds_done = self.rounds_done.saturating_sub(1);
             self.phase = Phase::Infer;
             return Ok(true);
         }
