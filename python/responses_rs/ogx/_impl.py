@@ -136,7 +136,7 @@ INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "guardrails", "context_management", "memory")
+NOT_BUILT = ("background", "conversation", "prompt", "guardrails", "context_management")
 
 
 def _dump(value: Any) -> Any:
@@ -196,9 +196,9 @@ class OGXResponsesImpl(TurnDriver):
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
         for name in NOT_BUILT:
             options.pop(name, None)
-        from ._skills import request_driver
+        from ._request import request_driver
 
-        # self, or this request's driver: its previous response read once, its skills (see ._skills)
+        # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
         driver = await request_driver(self, request)
         return await driver._create(
             _dump(request.input),
