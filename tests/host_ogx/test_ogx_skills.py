@@ -390,3 +390,41 @@ async def test_a_missing_previous_response_comes_before_the_skills(
                 CreateResponseRequest(model=MODEL, input="q", previous_response_id="resp_nope", skills=["skill-nope"])
             )
     assert script.requests == []
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"README.md": "no manifest"},  # no SKILL.md at the root: the name and description only
+        {"SKILL.md": "Just do it.\n"},  # no frontmatter: the whole file is the instructions
+        {"sub/SKILL.md": "---\nname: x\n---\nNested."},  # only the root SKILL.md counts
+    ],
+    ids=["no-manifest", "no-frontmatter", "nested"],
+)
+async def test_bundles_the_skills_provider_would_refuse(
+    inference: AsyncMock, script: Script, db_path: str, files: dict[str, str]
+) -> None:
+    """Bundles OGX's own skills provider refuses at upload, as another skills provider might serve them (an
+    `AsyncMock` stands for that provider): read as the builtin reads them."""
+    from fastapi import Response
+    from ogx_api.skills import Skill
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    skills_api = AsyncMock()
+    skills_api.get_skill.return_value = Skill(
+        id="skill-1", created_at=0, default_version="1", latest_version="1", name="odd", description="Odd one."
+    )
+    skills_api.get_skill_version_content.return_value = Response(content=out.getvalue())
+    await make_store(db_path)
+    builtin, ours = await providers(inference, skills_api)
+    for impl in (builtin, ours):
+        script.turns.append("ok")
+        await run(impl, ours, input="hi", skills=["skill-1"])
+    assert chat(script.requests[1]) == chat(script.requests[0])
+    skill_text = chat(script.requests[1])[0][1]
+    assert skill_text.startswith("## Skill: odd\nOdd one.")
+    assert ("Just do it." in skill_text) == ("SKILL.md" in files)
+    assert "Nested." not in skill_text
