@@ -202,7 +202,7 @@ async def test_unknown_previous_response_is_not_found(impl: Any, script: Script,
 
 @pytest.mark.parametrize(
     "field,value",
-    [("background", True), ("conversation", "conv_" + "0" * 48), ("memory", {"enabled": True})],
+    [("background", True), ("conversation", "conv_" + "0" * 48)],
 )
 async def test_not_built_features_are_refused_naming_the_field(impl: Any, field: str, value: Any) -> None:
     request = CreateResponseRequest(input="x", model=MODEL, **{field: value})

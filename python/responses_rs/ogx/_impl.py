@@ -153,7 +153,7 @@ INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "skills", "guardrails", "memory")
+NOT_BUILT = ("background", "conversation", "prompt", "guardrails")
 
 
 def _dump(value: Any) -> Any:
@@ -183,9 +183,11 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        skills_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -212,10 +214,14 @@ class OGXResponsesImpl(TurnDriver):
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
         for name in NOT_BUILT:
             options.pop(name, None)
+        from ._request import request_driver
+
+        # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
+        driver = await request_driver(self, request)
         input = _dump(request.input)
         if request.context_management:
-            input = await self._auto_compact(request, input, options)
-        response = await self._create(
+            input = await driver._auto_compact(request, input, options)
+        response = await driver._create(
             input,
             request.model,
             prime=False,
