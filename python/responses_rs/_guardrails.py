@@ -74,7 +74,13 @@ async def guarded(
                     if verdict:
                         turn.refuse(verdict)
                         continue
-                verdict = await _round(driver, turn, action, model, temperature, held)
+                try:
+                    verdict = await _round(driver, turn, action, model, temperature, held)
+                except Exception as exc:
+                    if driver._context_too_long(turn, exc):  # retried without the oldest turn, or failed
+                        held.clear()
+                        continue
+                    raise
                 if verdict:
                     held.clear()
                     turn.refuse(verdict)

@@ -13,6 +13,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
   (``_process_input_with_previous_response``), and this provider always does.
+- compaction (``compact_openai_response`` and ``context_management``) is ``_compaction``'s; an inference
+  call refused for a too long context is retried without the oldest turn (the driver's
+  ``_truncate_on_context_length``, the core's rule), as the builtin does whatever ``truncation`` says.
 - ``conversation``: the conversation's items (OGX's conversations API, every page) are the context
   before the new input (``Turn.prepend_history``); the stored response keeps only the new input. When
   a stored response completes, its input and output items are appended to the conversation
@@ -39,6 +42,7 @@ from ogx_api import (
     CreateResponseRequest,
     DeleteResponseRequest,
     GetPromptRequest,
+    InternalServerError,
     InvalidParameterError,
     ListItemsRequest,
     ListResponseInputItemsRequest,
@@ -57,6 +61,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 
 from .._core import Turn, check_request
 from .._engine import TurnDriver, event_factory
+from . import _compaction
 
 logger = logging.getLogger("responses_rs")
 
@@ -73,6 +78,16 @@ class ResponseObject(OpenAIResponseObject):
     """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
 
     usage: _Usage | None = None  # type: ignore[assignment]
+
+
+class CompactedResponse(ogx_responses.OpenAICompactedResponse):
+    """OGX's compacted response object, with OpenAI's whole usage."""
+
+    usage: _Usage  # type: ignore[assignment]
+
+
+class _History(list[Any]):
+    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -152,7 +167,7 @@ CONVERSATION_ITEMS = TypeAdapter(list[ConversationItem])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "skills", "context_management", "memory")
+NOT_BUILT = ("background",)
 # Read here, not by the core: left out of the core's options.
 _HOST_ONLY = ("guardrails",)
 
@@ -174,6 +189,7 @@ class OGXResponsesImpl(TurnDriver):
     _errors_in_stream = False  # OGX's router turns an exception raised before the stream into HTTP 4xx/5xx
     _record_shape = "full"
     _event_classes = EVENT_CLASSES
+    _truncate_on_context_length = True  # the builtin's truncation.py, whatever `truncation` says
 
     def __init__(
         self,
@@ -183,11 +199,13 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        skills_api: Any = None,
         conversations_api: Any = None,
         prompts_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.conversations_api = conversations_api
         self.prompts_api = prompts_api
         self.inference_api = inference_api
@@ -222,7 +240,7 @@ class OGXResponsesImpl(TurnDriver):
                 provider_specific_message="Guardrails require a moderation endpoint to be configured on the server "
                 "(moderation_endpoint of the responses provider), or remove the 'guardrails' parameter.",
             )
-        prepare = None
+        prepare, prompted = None, False
         if request.conversation is not None or request.prompt is not None:
             # Refuse a bad field (conversation with previous_response_id, say) before any I/O.
             check_request(
@@ -233,9 +251,18 @@ class OGXResponsesImpl(TurnDriver):
                 text=_dump(request.text),
                 options={"previous_response_id": request.previous_response_id, **options},
             )
-            prepare = await self._context(request)
-        return await self._create(
-            _dump(request.input),
+            prepare, prompted = await self._context(request)
+        from ._request import request_driver
+
+        # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
+        driver = await request_driver(self, request)
+        if prompted and hasattr(driver, "_skill_index"):
+            driver._skill_index += 1  # the skills' message goes after the prompt and the instructions
+        input = _dump(request.input)
+        if request.context_management:
+            input = await driver._auto_compact(request, input, options)
+        response = await driver._create(
+            input,
             request.model,
             prime=False,
             instructions=request.instructions,
@@ -250,10 +277,41 @@ class OGXResponsesImpl(TurnDriver):
             prepare=prepare,
             guardrails=bool(request.guardrails),
         )
+        if isinstance(response, OpenAIResponseObject) and response.status == "failed":
+            # Not streamed, failed without an exception (the context could not be made short enough):
+            # the builtin raises its message as a 500.
+            raise InternalServerError(response.error.message if response.error else "the response failed")
+        return response
 
-    async def _context(self, request: CreateResponseRequest) -> Any:
-        """Read what `conversation` and `prompt` bring (OGX's conversations and prompts APIs); the
-        returned function hands it to the new turn."""
+    async def _auto_compact(self, request: CreateResponseRequest, input: Any, options: dict[str, Any]) -> Any:
+        """``context_management``: the history (the previous response's chain and the new input), compacted
+        when it is past the threshold; a ``_History`` the turn takes as it is."""
+        # A bad field is refused before any I/O (reading the previous response, the summarization call).
+        check_request(
+            request.model,
+            _dump(request.tools),
+            temperature=request.temperature,
+            instructions=request.instructions,
+            text=_dump(request.text),
+            options=options,
+        )
+        history, previous = await self._history(input, request.previous_response_id)
+        compacted = await _compaction.maybe_auto_compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            context_management=request.context_management or [],
+            previous_usage=previous.usage if previous is not None else None,
+        )
+        if compacted is not None:
+            return _History(compacted)
+        return _History(history) if previous is not None else input
+
+    async def _context(self, request: CreateResponseRequest) -> tuple[Any, bool]:
+        """Read what `conversation` and `prompt` bring (OGX's conversations and prompts APIs): the function
+        that hands it to the new turn, and whether a prompt message leads the messages."""
         from ogx.core.conversations.validation import CONVERSATION_ID_PATTERN
 
         history: list[Any] = []
@@ -285,7 +343,7 @@ class OGXResponsesImpl(TurnDriver):
             if template is not None:
                 turn.apply_prompt(*template)
 
-        return prepare
+        return prepare, template is not None
 
     async def _conversation_items(self, conversation_id: str) -> list[Any]:
         """Every item of the conversation, oldest first (all pages)."""
@@ -323,8 +381,29 @@ class OGXResponsesImpl(TurnDriver):
             f"Response {request.response_id} cannot be cancelled: it is {stored.status}, not a background response"
         )
 
-    async def compact_openai_response(self, request: CompactResponseRequest) -> Any:
-        raise NotImplementedError("compact_openai_response: not supported by responses-rs (yet)")
+    async def compact_openai_response(self, request: CompactResponseRequest) -> CompactedResponse:
+        """The history (``previous_response_id``'s chain, then ``input``; or ``input`` alone) summarized by one
+        inference call: every user message, then one ``compaction`` item. Stored as a completed response, so
+        its id continues a chain."""
+        input = _dump(request.input)
+        if request.previous_response_id:
+            history, _ = await self._history([] if input is None else input, request.previous_response_id)
+        elif input is not None:
+            history = input
+        else:
+            raise InvalidParameterError(
+                "input, previous_response_id", None, "Either 'input' or 'previous_response_id' must be provided."
+            )
+        compaction = await _compaction.compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            instructions=request.instructions,
+            prompt_cache_key=request.prompt_cache_key,
+        )
+        return CompactedResponse.model_validate_json(compaction.compacted_json())
 
     # ------------------------------------------------------------------------------------------
     # Host hooks (see responses_rs._engine.TurnDriver)
@@ -335,8 +414,16 @@ class OGXResponsesImpl(TurnDriver):
     async def _prepend_previous_response(
         self, input: str | list[Any], previous_response_id: str | None = None
     ) -> str | list[Any]:
+        if isinstance(input, _History):
+            return list(input)
+        history, _ = await self._history(input, previous_response_id)
+        return history
+
+    async def _history(self, input: str | list[Any], previous_response_id: str | None) -> tuple[str | list[Any], Any]:
+        """The previous response's input and output, then ``input``; and the previous response (None without
+        one: ``input`` alone)."""
         if not previous_response_id:
-            return input
+            return input, None
         previous = await self.responses_store.get_response_object(previous_response_id)  # ResponseNotFoundError: 404
         if previous.status in ("queued", "in_progress"):
             raise ValueError(
@@ -348,7 +435,7 @@ class OGXResponsesImpl(TurnDriver):
             items.append({"type": "message", "role": "user", "content": input})
         else:
             items.extend(input)
-        return items
+        return items, previous
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
         _, messages_json, tools_json, stream, response_format, params = action
@@ -376,9 +463,13 @@ class OGXResponsesImpl(TurnDriver):
             except Exception:  # deleted meanwhile: keep the whole input in this row
                 logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
             else:
-                prefix = len(previous.input) + len(previous.output)
-                if prefix <= len(items):
-                    items = items[prefix:]
+                chain = [*previous.input, *previous.output]
+                # Only when this input really continues the chain: a compacted one is stored whole.
+                if len(chain) <= len(items) and all(
+                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
+                    for mine, theirs in zip(items, chain, strict=False)
+                ):
+                    items = items[len(chain) :]
                     incremental = True
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental

@@ -56,5 +56,6 @@ async def get_provider_impl(config: Any, deps: dict[Api, Any], policy: list[Any]
         vector_io_api=deps[Api.vector_io],
         conversations_api=deps.get(Api.conversations),
         prompts_api=deps.get(Api.prompts),
+        skills_api=deps.get(Api.skills),
         responses_store=store,
     )
