@@ -31,6 +31,7 @@ from ogx_api import (
     ServiceNotEnabledError,
 )
 from ogx_helpers import MODEL, Script, ToolCall, collect
+from test_ogx_skills import skills  # noqa: F401  (the skills provider fixture)
 
 from responses_rs.ogx import OGXResponsesImpl
 from responses_rs.ogx.provider import API_DEPENDENCIES
@@ -459,3 +460,47 @@ async def test_conversation_alternating_with_the_builtin(
                 ListResponseInputItemsRequest(response_id=response.id, order="asc")
             )
             assert item_texts(listed.data) == [("user", f"q{i}")]
+
+
+async def test_prompt_instructions_skills_and_conversation_as_the_builtin_sends_them(
+    inference: AsyncMock,
+    script: Script,
+    conversations: Any,
+    prompts: Any,
+    skills: Any,  # noqa: F811  (the fixture imported above)
+    stream: bool,
+) -> None:
+    from test_ogx_skills import bundle, providers, upload
+
+    skill = await skills.create_skill(upload(bundle("pdf-tools", "Reads PDFs.", "Use pdftotext.")))
+    prompt = await prompts.create_prompt(CreatePromptRequest(prompt="You help {{ who }}.", variables=["who"]))
+    builtin, ours = await providers(inference, skills, conversations=conversations, prompts=prompts)
+    sent = {}
+    for impl in (builtin, ours):
+        earlier = [
+            {"type": "message", "role": "user", "content": "earlier question"},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "earlier answer"}]},
+        ]
+        conv = await conversations.create_conversation(CreateConversationRequest(items=earlier))
+        script.turns.append("ok")
+        result = await impl.create_openai_response(
+            CreateResponseRequest(
+                model=MODEL,
+                input="now",
+                instructions="Be brief.",
+                skills=[skill.id],
+                conversation=conv.id,
+                prompt={"id": prompt.prompt_id, "variables": {"who": {"type": "input_text", "text": "Ada"}}},
+                stream=stream,
+            )
+        )
+        if impl is builtin and stream:
+            response = [e async for e in result][-1].response
+        else:
+            response, _ = await collect(result)
+        assert response.status == "completed" and response.prompt.id == prompt.prompt_id
+        sent[impl is ours] = history(script.requests[-1])
+    assert sent[True] == sent[False]  # exactly what the builtin sends
+    assert [m[0] for m in sent[True]] == ["system", "system", "system", "user", "assistant", "user"]
+    assert sent[True][0] == ("system", "You help Ada.") and sent[True][1] == ("system", "Be brief.")
+    assert sent[True][2][1].startswith("## Skill: pdf-tools")
