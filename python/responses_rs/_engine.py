@@ -83,6 +83,9 @@ class TurnDriver:
     # (llama-stack 0.2.x): a request that fails up front is then a stream ending in `response.failed`.
     _errors_in_stream = True
     _record_shape = "llama-stack-0.2.12"
+    # OGX's file_search: a fixed `file_search` tool, `file_citation` annotations from the model's
+    # `<|file-id|>` markers, `results` shown only when `include` asks (TurnConfig.file_search_citations).
+    _file_search_citations = False
     # The event `type` -> class map the core builds this host's events with.
     _event_classes: dict[str, Any] = {}
     _factory: EventFactory
@@ -230,6 +233,7 @@ class TurnDriver:
             options=options,
             record_shape=self._record_shape,
             split_think=self.split_think_tags,
+            file_search_citations=self._file_search_citations,
         )
 
     async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:

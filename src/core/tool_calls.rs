@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::chat::ChatMessage;
+use super::citations::ogx_search_text;
 use super::error::{CoreError, Result};
 use super::events::{DeltaKind, EventBody, Marker};
 use super::ids::new_id;
@@ -212,7 +213,26 @@ impl Turn {
                 _ => String::new(),
             };
             let (results, text) = file_search_results(result, &query);
-            self.finish_execution(exec, Ok(text), Some(results));
+            if self.cfg.file_search_citations {
+                let text = ogx_search_text(&results, &query);
+                self.remember_cited_files(&results);
+                let shown = self
+                    .cfg
+                    .options
+                    .include
+                    .iter()
+                    .any(|i| i == "file_search_call.results");
+                if !shown {
+                    if let Some(index) = exec.output_index {
+                        self.hidden_results.push((index, results));
+                    }
+                    self.finish_execution(exec, Ok(text), None);
+                } else {
+                    self.finish_execution(exec, Ok(text), Some(results));
+                }
+            } else {
+                self.finish_execution(exec, Ok(text), Some(results));
+            }
         } else {
             // llama-stack's rule: a positive error_code or an error_message means the call failed.
             let message = result
@@ -239,6 +259,18 @@ impl Turn {
         }
         self.phase = Phase::Execute;
         Ok(())
+    }
+
+    /// The files a search returned become citable, best score first (a file keeps its first place).
+    fn remember_cited_files(&mut self, results: &[Value]) {
+        let mut ranked: Vec<&Value> = results.iter().collect();
+        let score = |r: &Value| r["score"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        for r in ranked {
+            let file_id = r["file_id"].as_str().unwrap_or("");
+            let filename = r["filename"].as_str().unwrap_or("unknown");
+            self.citation_files.add(file_id, filename);
+        }
     }
 
     /// Close a server-side call's item and tell the model what came of it.
@@ -329,9 +361,17 @@ fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
         let data = page.get("data").and_then(Value::as_array);
         for hit in data.into_iter().flatten() {
             let text = content_text(hit.get("content").unwrap_or(&Value::Null));
+            // An older store may have the file's id and name only in the chunk's attributes.
+            let field = |name: &str, attribute: &str| {
+                hit.get(name)
+                    .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+                    .or_else(|| hit.get("attributes").and_then(|a| a.get(attribute)))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            };
             results.push(json!({
-                "file_id": hit.get("file_id").cloned().unwrap_or(Value::Null),
-                "filename": hit.get("filename").cloned().unwrap_or(Value::Null),
+                "file_id": field("file_id", "document_id"),
+                "filename": field("filename", "filename"),
                 "score": hit.get("score").cloned().unwrap_or(Value::Null),
                 "attributes": hit.get("attributes").cloned().unwrap_or_else(|| json!({})),
                 "text": text,
