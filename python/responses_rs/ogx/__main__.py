@@ -3,6 +3,9 @@
 python -m responses_rs.ogx run-config   # a complete OGX run config with responses-rs as the responses provider
 python -m responses_rs.ogx run-config --postgres   # the same with the SQL store (responses, conversations, ...) on
                                                    # PostgreSQL: POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD
+python -m responses_rs.ogx run-config --file-search  # also an embedding model (OPENAI_EMBEDDING_MODEL, _DIMENSION) as
+                                                     # the vector stores' default, so vector_stores.create and the
+                                                     # Responses file_search tool work
 """
 
 from __future__ import annotations
@@ -38,10 +41,33 @@ _POSTGRES_SQL_BACKEND = (
 )
 
 
-def render_run_config(*, postgres: bool = False) -> str:
+# --file-search: an embedding model served by the same OpenAI-compatible server, registered and made the vector
+# stores' default (the stack-level `vector_stores:` block), so files can be indexed and searched.
+_SERVER_ENTRY = "server:\n"
+_LLM_MODEL_END = "    model_type: llm\n    metadata: {}\n"
+_EMBEDDING_MODEL = (
+    "  - model_id: ${env.OPENAI_EMBEDDING_MODEL}\n"
+    "    provider_id: openai-compatible\n"
+    "    provider_model_id: ${env.OPENAI_EMBEDDING_MODEL}\n"
+    "    model_type: embedding\n"
+    "    metadata:\n"
+    "      embedding_dimension: ${env.OPENAI_EMBEDDING_DIMENSION:=768}\n"
+)
+_VECTOR_STORES = (
+    "vector_stores:\n"
+    "  default_provider_id: sqlite-vec\n"
+    "  default_embedding_model:\n"
+    "    provider_id: openai-compatible\n"
+    "    model_id: ${env.OPENAI_EMBEDDING_MODEL}\n"
+)
+
+
+def render_run_config(*, postgres: bool = False, file_search: bool = False) -> str:
     """The packaged OGX example run config (``examples/ogx-builtin.yaml``) with responses-rs as the responses
     provider; the config block (OGX's ``BuiltinResponsesImplConfig``) is unchanged. ``postgres``: the SQL
-    backend on PostgreSQL (``POSTGRES_*`` env), so servers sharing the database share responses."""
+    backend on PostgreSQL (``POSTGRES_*`` env), so servers sharing the database share responses.
+    ``file_search``: an embedding model (``OPENAI_EMBEDDING_MODEL``, ``OPENAI_EMBEDDING_DIMENSION``, default
+    768) on the same server, the vector stores' default, so vector stores can be created and searched."""
     text = EXAMPLE.read_text()
     if text.count(_BUILTIN_ENTRY) != 1:
         raise RuntimeError(f"{EXAMPLE.name}: expected one inline::builtin responses provider entry")
@@ -58,6 +84,15 @@ def render_run_config(*, postgres: bool = False) -> str:
             "# --postgres: the sql_default backend (all SQL stores) on PostgreSQL: POSTGRES_HOST (default localhost),\n"
             "# POSTGRES_PORT (5432), POSTGRES_DB (ogx), POSTGRES_USER (ogx), POSTGRES_PASSWORD (ogx).\n"
         )
+    if file_search:
+        if text.count(_LLM_MODEL_END) != 1 or text.count(_SERVER_ENTRY) != 1:
+            raise RuntimeError(f"{EXAMPLE.name}: expected one llm model entry and one server block")
+        text = text.replace(_LLM_MODEL_END, _LLM_MODEL_END + _EMBEDDING_MODEL)
+        text = text.replace(_SERVER_ENTRY, _VECTOR_STORES + _SERVER_ENTRY)
+        header += (
+            "# --file-search: the embedding model OPENAI_EMBEDDING_MODEL (required; OPENAI_EMBEDDING_DIMENSION,\n"
+            "# default 768) on the same server, registered and made the default embedding model of vector stores.\n"
+        )
     return header + text
 
 
@@ -70,9 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     run_config.add_argument(
         "--postgres", action="store_true", help="SQL stores on PostgreSQL (POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD)"
     )
+    run_config.add_argument(
+        "--file-search",
+        action="store_true",
+        help="an embedding model (OPENAI_EMBEDDING_MODEL, OPENAI_EMBEDDING_DIMENSION) as the vector stores' default",
+    )
     args = parser.parse_args(argv)
     if args.command == "run-config":
-        sys.stdout.write(render_run_config(postgres=args.postgres))
+        sys.stdout.write(render_run_config(postgres=args.postgres, file_search=args.file_search))
     return 0
 
 
