@@ -149,3 +149,9 @@ async def test_a_failing_store_leaves_the_others_results(impl: Any, script: Scri
     response, _ = await create(impl, input="x", tools=[TOOL], include=["file_search_call.results"])
     assert [r.file_id for r in response.output[0].results] == ["file-a"]
     assert response.output[1].content[0].annotations[0].file_id == "file-a"
+
+
+async def test_tool_choice_file_search_forces_the_tool(impl: Any, script: Script, vector_io: Any) -> None:
+    searched_then(script, "Hum <|file-a|>.")
+    await create(impl, input="x", tools=[TOOL], tool_choice={"type": "file_search"})
+    assert script.requests[0].tool_choice == {"type": "function", "function": {"name": "file_search"}}
