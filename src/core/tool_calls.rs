@@ -351,7 +351,7 @@ impl Turn {
 
 /// Turn vector-store search pages into the `file_search_call` results and the text the model reads
 /// (the same text llama-stack 0.2.12 gives the model, so prompts tuned for it keep working).
-fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
+pub(super) fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
     let mut results = Vec::new();
     let pages: Vec<&Value> = match pages {
         Value::Array(pages) => pages.iter().collect(),
@@ -361,17 +361,15 @@ fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
         let data = page.get("data").and_then(Value::as_array);
         for hit in data.into_iter().flatten() {
             let text = content_text(hit.get("content").unwrap_or(&Value::Null));
-            // An older store may have the file's id and name only in the chunk's attributes.
-            let field = |name: &str, attribute: &str| {
-                hit.get(name)
-                    .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
-                    .or_else(|| hit.get("attributes").and_then(|a| a.get(attribute)))
-                    .cloned()
-                    .unwrap_or(Value::Null)
-            };
+            // OGX's vector stores answer with the chunk's document id as `file_id` and keep the file's own
+            // id in `attributes.file_id`; an older store has the id only as `attributes.document_id`.
+            let file_id = attribute(hit, "file_id")
+                .or_else(|| nonempty(hit.get("file_id")))
+                .or_else(|| attribute(hit, "document_id"));
+            let filename = nonempty(hit.get("filename")).or_else(|| attribute(hit, "filename"));
             results.push(json!({
-                "file_id": field("file_id", "document_id"),
-                "filename": field("filename", "filename"),
+                "file_id": file_id.cloned().unwrap_or(Value::Null),
+                "filename": filename.cloned().unwrap_or(Value::Null),
                 "score": hit.get("score").cloned().unwrap_or(Value::Null),
                 "attributes": hit.get("attributes").cloned().unwrap_or_else(|| json!({})),
                 "text": text,
@@ -400,4 +398,14 @@ fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
          Use them as supporting information only in answering this query.\n"
     ));
     (results, text)
+}
+
+/// `v` if it is a non-empty string.
+fn nonempty(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+}
+
+/// A search hit's attribute `name`, if it is a non-empty string.
+fn attribute<'a>(hit: &'a Value, name: &str) -> Option<&'a Value> {
+    nonempty(hit.get("attributes").and_then(|a| a.get(name)))
 }

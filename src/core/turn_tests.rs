@@ -1501,3 +1501,21 @@ fn llama_stack_file_search_has_no_citations() {
     );
     assert_eq!(response["output"][0]["results"][0]["file_id"], "file-a");
 }
+
+#[test]
+fn a_search_hit_names_the_file_of_its_attributes() {
+    // OGX's stores give the chunk's document id as `file_id`, the file's own id in the attributes.
+    let hit = json!({"file_id": "0b1c-doc", "filename": "", "score": 1.0,
+        "attributes": {"file_id": "file-real", "document_id": "0b1c-doc", "filename": "real.txt"},
+        "content": [{"type": "text", "text": "t"}]});
+    let (results, text) =
+        super::super::tool_calls::file_search_results(&json!([{"data": [hit]}]), "q");
+    assert_eq!(results[0]["file_id"], "file-real");
+    assert_eq!(results[0]["filename"], "real.txt");
+    assert!(text.contains("document_id: file-real"));
+    let old =
+        json!({"file_id": "", "score": 1.0, "attributes": {"document_id": "doc-1"}, "content": []});
+    let (results, _) = super::super::tool_calls::file_search_results(&json!({"data": [old]}), "q");
+    assert_eq!(results[0]["file_id"], "doc-1");
+    assert_eq!(results[0]["filename"], Value::Null);
+}

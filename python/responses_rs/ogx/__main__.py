@@ -42,8 +42,16 @@ _POSTGRES_SQL_BACKEND = (
 
 
 # --file-search: an embedding model served by the same OpenAI-compatible server, registered and made the vector
-# stores' default (the stack-level `vector_stores:` block), so files can be indexed and searched.
+# stores' default (the stack-level `vector_stores:` block), and a file processor (OGX's pypdf one: PDF and text
+# files) that turns an attached file into chunks, so files can be indexed and searched.
 _SERVER_ENTRY = "server:\n"
+_TOOL_RUNTIME_ENTRY = "  tool_runtime:\n"
+_FILE_PROCESSOR = (
+    "  file_processors:\n"
+    "  - provider_id: pypdf\n"
+    "    provider_type: inline::pypdf\n"
+    "    config: {}\n"
+)
 _LLM_MODEL_END = "    model_type: llm\n    metadata: {}\n"
 _EMBEDDING_MODEL = (
     "  - model_id: ${env.OPENAI_EMBEDDING_MODEL}\n"
@@ -85,13 +93,15 @@ def render_run_config(*, postgres: bool = False, file_search: bool = False) -> s
             "# POSTGRES_PORT (5432), POSTGRES_DB (ogx), POSTGRES_USER (ogx), POSTGRES_PASSWORD (ogx).\n"
         )
     if file_search:
-        if text.count(_LLM_MODEL_END) != 1 or text.count(_SERVER_ENTRY) != 1:
-            raise RuntimeError(f"{EXAMPLE.name}: expected one llm model entry and one server block")
+        if any(text.count(entry) != 1 for entry in (_LLM_MODEL_END, _SERVER_ENTRY, _TOOL_RUNTIME_ENTRY)):
+            raise RuntimeError(f"{EXAMPLE.name}: expected one llm model entry, one tool_runtime and one server block")
         text = text.replace(_LLM_MODEL_END, _LLM_MODEL_END + _EMBEDDING_MODEL)
+        text = text.replace(_TOOL_RUNTIME_ENTRY, _FILE_PROCESSOR + _TOOL_RUNTIME_ENTRY)
         text = text.replace(_SERVER_ENTRY, _VECTOR_STORES + _SERVER_ENTRY)
         header += (
             "# --file-search: the embedding model OPENAI_EMBEDDING_MODEL (required; OPENAI_EMBEDDING_DIMENSION,\n"
-            "# default 768) on the same server, registered and made the default embedding model of vector stores.\n"
+            "# default 768) on the same server, registered and made the default embedding model of vector stores;\n"
+            "# OGX's pypdf file processor (PDF and text files) chunks the files attached to a vector store.\n"
         )
     return header + text
 
