@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from ogx_server import ogx_server
@@ -81,9 +82,8 @@ def cite_what_you_were_given(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def script_search(chat_server: ScriptedChatServer) -> None:
-    chat_server.script(
-        [{"tool_calls": [{"name": "file_search", "arguments": {"query": "what do llamas eat"}}]}, cite_what_you_were_given]
-    )
+    search = {"tool_calls": [{"name": "file_search", "arguments": {"query": "what do llamas eat"}}]}
+    chat_server.script([search, cite_what_you_were_given])
 
 
 ANSWER = "Llamas eat grass. They hum when curious!"
@@ -124,7 +124,7 @@ def test_file_search_with_citations_not_streamed(client: openai.OpenAI, chat_ser
 
 
 def test_file_search_with_citations_streamed_results_only_with_include(
-    client: openai.OpenAI, chat_server, indexed
+    client: openai.OpenAI, chat_server, indexed, ogx: str
 ) -> None:
     store_id, file_id = indexed
     tools = [{"type": "file_search", "vector_store_ids": [store_id]}]
@@ -154,7 +154,10 @@ def test_file_search_with_citations_streamed_results_only_with_include(
     chat_server.script({"text": "Anything else?"})
     follow = client.responses.create(model=MODEL, input="Thanks", previous_response_id=response.id)
     plain = client.responses.input_items.list(follow.id)
-    full = client.responses.input_items.list(follow.id, include=["file_search_call.results"])
     [listed_plain] = [i for i in plain.data if i.type == "file_search_call"]
-    [listed_full] = [i for i in full.data if i.type == "file_search_call"]
-    assert listed_plain.results is None and listed_full.results[0].file_id == file_id
+    assert listed_plain.results is None
+    # openai-python sends a list query parameter as `include[]=...`, which OGX's route does not read (it takes
+    # `include=...`): asked directly.
+    full = httpx.get(f"{ogx}/responses/{follow.id}/input_items", params={"include": "file_search_call.results"})
+    [listed_full] = [i for i in full.json()["data"] if i["type"] == "file_search_call"]
+    assert listed_full["results"][0]["file_id"] == file_id

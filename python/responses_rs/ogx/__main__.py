@@ -46,12 +46,7 @@ _POSTGRES_SQL_BACKEND = (
 # files) that turns an attached file into chunks, so files can be indexed and searched.
 _SERVER_ENTRY = "server:\n"
 _TOOL_RUNTIME_ENTRY = "  tool_runtime:\n"
-_FILE_PROCESSOR = (
-    "  file_processors:\n"
-    "  - provider_id: pypdf\n"
-    "    provider_type: inline::pypdf\n"
-    "    config: {}\n"
-)
+_FILE_PROCESSOR = "  file_processors:\n  - provider_id: pypdf\n    provider_type: inline::pypdf\n    config: {}\n"
 _LLM_MODEL_END = "    model_type: llm\n    metadata: {}\n"
 _EMBEDDING_MODEL = (
     "  - model_id: ${env.OPENAI_EMBEDDING_MODEL}\n"
