@@ -8,6 +8,7 @@ Every stream goes through the stream validator (host "full")."""
 from __future__ import annotations
 
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,10 @@ def chat_server() -> Iterator[ScriptedChatServer]:
 
 @pytest.fixture(scope="module")
 def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    assert hasattr(sqlite3.Connection, "enable_load_extension"), (
+        "this interpreter's sqlite3 cannot load extensions, which sqlite-vec needs: remake the venv with "
+        "scripts/venv.sh ogx-1.5.0 (scripts/python313.sh builds CPython with --enable-loadable-sqlite-extensions)"
+    )
     env = {"OPENAI_EMBEDDING_MODEL": EMBEDDING_MODEL, "OPENAI_EMBEDDING_DIMENSION": "64"}
     state = tmp_path_factory.mktemp("ogx-file-search")
     with ogx_server(
