@@ -38,6 +38,11 @@ case "$version" in
     ;;
 esac
 deps_hash="$(printf '%s\n' "${deps[@]}" | sha256sum | cut -d' ' -f1)"
+# A venv made with another interpreter (e.g. an earlier build of python313.sh) is made anew.
+if [ -x "$venv/bin/python" ] && [ "$python" != python3 ] \
+  && ! grep -qxF "home = $(dirname "$python")" "$venv/pyvenv.cfg" 2>/dev/null; then
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi

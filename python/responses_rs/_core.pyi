@@ -56,6 +56,7 @@ class Turn:
         options: dict[str, Any] | None = None,
         record_shape: str = "llama-stack-0.2.12",
         split_think: bool = False,
+        file_search_citations: bool = False,
     ) -> None: ...
     @property
     def response_id(self) -> str: ...

@@ -1,6 +1,7 @@
 //! The pure core: no pyo3, no I/O. Everything here is tested by `cargo test` without Python.
 
 pub mod chat;
+pub mod citations;
 pub mod compaction;
 pub mod error;
 pub mod events;

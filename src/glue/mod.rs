@@ -556,7 +556,7 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false))]
+        split_think=false, file_search_citations=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -576,6 +576,7 @@ impl PyTurn {
         options: Option<&Bound<'_, PyAny>>,
         record_shape: &str,
         split_think: bool,
+        file_search_citations: bool,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -612,6 +613,7 @@ impl PyTurn {
                 send_response_format,
                 extended_tools,
                 split_think,
+                file_search_citations,
                 options: opts,
                 record_shape,
             };
