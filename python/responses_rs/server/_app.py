@@ -1,0 +1,474 @@
+"""The ASGI application of ``responses-rs serve``: a raw ASGI callable (no framework, no pydantic).
+
+Per streamed request the Python here does a fixed amount of work (parse the request JSON once, build a
+``Turn``, write the upstream request); per upstream *read* it makes one call into the core
+(``Turn.feed_sse``: SSE bytes in, the client's SSE event bytes out) and one ASGI ``send``. No Python object
+is built per chunk or per event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
+from ._store import NotFound, Store
+from ._upstream import Response, Upstream, UpstreamFailure
+
+logger = logging.getLogger("responses_rs.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+# The core builds no event objects here (events leave as SSE bytes), so its factory has no classes.
+_FACTORY = EventFactory({})
+# Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
+_NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
+# Open Responses fields this server does not serve yet: refused naming the field.
+NOT_BUILT = ("background", "conversation", "prompt", "context_management")
+# Tool types the core runs on host collaborators this server has none of yet.
+SERVED_TOOLS = ("function",)
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+class ApiError(Exception):
+    """An answer with an Open Responses error body: ``{"error": {type, code, param, message}}``."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+        self.code = code
+        self.type = {
+            401: "authentication_error",
+            404: "invalid_request_error",
+            413: "invalid_request_error",
+        }.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+    def body(self) -> bytes:
+        error = {"type": self.type, "code": self.code, "param": self.param, "message": str(self)}
+        return json.dumps({"error": error}).encode()
+
+
+def invalid(message: str, code: str = "invalid_request") -> ApiError:
+    """A 400 for the core's `field: message` errors, `param` naming the field."""
+    field = message.split(": ", 1)[0] if ": " in message else None
+    if field is not None and (" " in field or len(field) > 200):
+        field = None
+    return ApiError(400, message, param=field, code=code)
+
+
+class Config:
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        upstream_key: str | None = None,
+        aliases: dict[str, str] | None = None,
+        api_keys: list[str] | None = None,
+        upstream_timeout: float = 300.0,
+        max_upstream: int = 256,
+        max_body_bytes: int = 32 << 20,
+    ) -> None:
+        self.upstream = upstream
+        self.upstream_key = upstream_key
+        self.aliases = aliases or {}
+        self.api_keys = api_keys or []
+        self.upstream_timeout = upstream_timeout
+        self.max_upstream = max_upstream
+        self.max_body_bytes = max_body_bytes
+
+
+def _owner(key: str) -> str:
+    """What a stored row keeps of the API key that created it (never the key itself)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class App:
+    def __init__(self, config: Config, store: Store) -> None:
+        import asyncio
+
+        self.config = config
+        self.store = store
+        self.upstream = Upstream(config.upstream, config.upstream_key, config.upstream_timeout)
+        self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
+        self._slots = asyncio.Semaphore(config.max_upstream)
+
+    # ------------------------------------------------------------------------------------------
+    # ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        try:
+            await self._route(scope, receive, send)
+        except ApiError as exc:
+            await _answer(send, exc.status, exc.body())
+        except Exception:
+            logger.exception("responses-rs serve: %s %s failed", scope.get("method"), scope.get("path"))
+            await _answer(send, 500, ApiError(500, "internal server error", code="server_error").body())
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/health":
+            await _answer(send, 200, b'{"status":"ok"}')
+            return
+        owner = self._authorize(scope)
+        if path == "/v1/responses":
+            if method != "POST":
+                raise ApiError(405, f"{method} is not allowed on /v1/responses")
+            await self._create(await self._body(receive), owner, send)
+            return
+        if path.startswith("/v1/responses/"):
+            rest = path[len("/v1/responses/") :]
+            response_id, _, sub = rest.partition("/")
+            if not sub and method == "GET":
+                stored = await self._stored(response_id, owner)
+                await _answer(send, 200, stored.response.encode())
+            elif not sub and method == "DELETE":
+                try:
+                    await self.store.delete(response_id, owner)
+                except NotFound:
+                    raise _not_found(response_id) from None
+                body = {"id": response_id, "object": "response.deleted", "deleted": True}
+                await _answer(send, 200, json.dumps(body).encode())
+            elif sub == "input_items" and method == "GET":
+                await self._input_items(response_id, owner, scope, send)
+            else:
+                raise ApiError(404, f"no route {method} {path}", code="not_found")
+            return
+        if path in ("/v1/models", "/v1/models/") and method == "GET":
+            await self._models(send)
+            return
+        raise ApiError(404, f"no route {method} {path}", code="not_found")
+
+    def _authorize(self, scope: Scope) -> str:
+        if not self._owners:
+            return ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                owner = self._owners.get(value)
+                if owner is not None:
+                    return owner
+                break
+        raise ApiError(401, "missing or unknown API key (Authorization: Bearer KEY)", code="invalid_api_key")
+
+    async def _body(self, receive: Receive) -> bytes:
+        parts = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError(400, "the client went away before sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                raise ApiError(413, f"the request body is larger than {self.config.max_body_bytes} bytes")
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def _stored(self, response_id: str, owner: str) -> Any:
+        try:
+            return await self.store.get(response_id, owner)
+        except NotFound:
+            raise _not_found(response_id) from None
+
+    # ------------------------------------------------------------------------------------------
+    # POST /v1/responses
+
+    async def _create(self, raw: bytes, owner: str, send: Send) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, f"the request body is not JSON: {exc}", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+        stream = body.get("stream") or False
+        store = body.get("store", True)
+        for name, value in (("stream", stream), ("store", store)):
+            if not isinstance(value, bool):
+                raise ApiError(400, f"{name}: must be a boolean, got {type(value).__name__}", param=name)
+        for name in NOT_BUILT:
+            if body.get(name) not in (None, False):
+                raise ApiError(
+                    400, f"{name}: not supported by responses-rs serve (yet)", param=name, code="unsupported_parameter"
+                )
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            for i, tool in enumerate(tools):
+                kind = tool.get("type") if isinstance(tool, dict) else None
+                if isinstance(kind, str) and kind not in SERVED_TOOLS:
+                    raise ApiError(
+                        400,
+                        f"tools[{i}].type: tool type '{kind}' is not served by responses-rs serve (yet)",
+                        param=f"tools[{i}].type",
+                        code="unsupported_parameter",
+                    )
+        model = body.get("model")
+        options = {k: v for k, v in body.items() if k not in _NAMED and v is not None}
+        previous_id = body.get("previous_response_id")
+        input = body.get("input")
+        prefix = 0
+        try:
+            if previous_id is not None:
+                if not isinstance(previous_id, str) or not previous_id:
+                    raise ApiError(400, "previous_response_id: must be a string", param="previous_response_id")
+                # Refuse a bad field before the I/O of reading the chain.
+                check_request(
+                    model,
+                    tools,
+                    temperature=body.get("temperature"),
+                    instructions=body.get("instructions"),
+                    text=body.get("text"),
+                    options=options,
+                )
+                try:
+                    chain = await self.store.chain_items(previous_id, owner, with_output=True)
+                except NotFound:
+                    raise ApiError(
+                        404,
+                        f"Previous response with id '{previous_id}' not found.",
+                        param="previous_response_id",
+                        code="previous_response_not_found",
+                    ) from None
+                prefix = len(chain)
+                if isinstance(input, str):
+                    chain.append({"type": "message", "role": "user", "content": input})
+                elif isinstance(input, list):
+                    chain.extend(input)
+                else:
+                    raise ApiError(400, "input: must be a string or a list of items", param="input")
+                input = chain
+            turn = Turn(
+                _FACTORY,
+                model,
+                input,
+                tools,
+                temperature=body.get("temperature"),
+                emit_events=stream,
+                store=store,
+                instructions=body.get("instructions"),
+                text=body.get("text"),
+                previous_response_id=previous_id,
+                stream_inference=True,
+                send_response_format=True,
+                extended_tools=True,
+                options=options,
+                record_shape="full",
+            )
+        except InvalidRequest as exc:
+            raise invalid(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a field of the wrong Python type before the core saw it
+            raise invalid(str(exc)) from None
+        upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
+        if stream:
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await self._run(turn, upstream_model, body.get("temperature"), owner, prefix, send)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        failure = await self._run(turn, upstream_model, body.get("temperature"), owner, prefix, None)
+        if failure is not None:
+            status, code, message = failure
+            raise ApiError(status, message, code=code)
+        await _answer(send, 200, turn.response_json().encode())
+
+    async def _run(
+        self,
+        turn: Turn,
+        model: str,
+        temperature: Any,
+        owner: str,
+        prefix: int,
+        send: Send | None,
+    ) -> tuple[int, str, str] | None:
+        """Drive the turn to its end. Streamed (`send`), its events go out as they come; a failure ends the
+        stream with `response.failed`. Not streamed, a failure comes back as (status, code, message)."""
+        try:
+            while True:
+                action = turn.next_action()
+                if send is not None:
+                    out = turn.drain_sse()
+                    if out:
+                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                kind = action[0]
+                if kind == "infer":
+                    await self._infer(turn, action, model, temperature, send)
+                elif kind == "store":
+                    await self._store(turn, action[1], action[2], owner, prefix)
+                    turn.stored()
+                elif kind == "done":
+                    if send is not None:
+                        out = turn.drain_sse()
+                        if out:
+                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                    return None
+                else:  # the request's tools were checked: only function tools reach the core
+                    raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
+        except (UpstreamFailure, UpstreamError) as exc:
+            logger.warning("responses-rs serve: response %s failed: %s", turn.response_id, exc)
+            failure = (502, "upstream_error", str(exc))
+            turn.fail(str(exc))
+        except InvalidRequest as exc:  # found bad only after I/O (a tool_choice naming a missing tool)
+            failure = (400, "invalid_request", str(exc))
+            turn.fail(str(exc), "invalid_request")
+        except Exception as exc:
+            logger.exception("responses-rs serve: response %s failed", turn.response_id)
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            failure = (500, "server_error", message)
+            turn.fail(message)
+        if send is not None:
+            await send({"type": "http.response.body", "body": turn.drain_sse(), "more_body": True})
+            return None
+        return failure
+
+    async def _infer(self, turn: Turn, action: Any, model: str, temperature: Any, send: Send | None) -> None:
+        _, messages_json, tools_json, _stream, response_format, params = action
+        parts = [
+            '{"model":',
+            json.dumps(model),
+            ',"messages":',
+            messages_json,
+            ',"stream":true,"stream_options":{"include_usage":true}',
+        ]
+        if tools_json is not None:
+            parts += [',"tools":', tools_json]
+        if temperature is not None:
+            parts += [',"temperature":', json.dumps(temperature)]
+        if response_format is not None:
+            parts += [',"response_format":', json.dumps(response_format)]
+        for key, value in params.items():
+            parts += [",", json.dumps(key), ":", json.dumps(value)]
+        parts.append("}")
+        payload = "".join(parts).encode()
+        async with self._slots:
+            response = await self.upstream.request(
+                "POST", "/chat/completions", payload, accept="text/event-stream"
+            )
+            try:
+                if response.status != 200:
+                    raise _upstream_status(response.status, await response.body(1 << 20))
+                await _pump(turn, response, send)
+            finally:
+                response.close()
+        turn.end_inference()
+
+    async def _store(self, turn: Turn, response_json: str, input_json: str, owner: str, prefix: int) -> None:
+        items = json.loads(input_json)[prefix:]
+        for item in items:
+            # Stored input items carry ids (input_items pages by them), as OpenAI's do.
+            if isinstance(item, dict) and item.get("type", "message") == "message" and not item.get("id"):
+                item["id"] = "msg_" + uuid.uuid4().hex
+        meta = json.loads(response_json)
+        await self.store.put(
+            id=turn.response_id,
+            owner=owner,
+            created_at=int(meta.get("created_at") or 0),
+            model=str(meta.get("model") or ""),
+            status=str(meta.get("status") or ""),
+            previous_response_id=meta.get("previous_response_id"),
+            response=response_json,
+            input=json.dumps(items),
+        )
+
+    # ------------------------------------------------------------------------------------------
+    # The other routes
+
+    async def _input_items(self, response_id: str, owner: str, scope: Scope, send: Send) -> None:
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order: must be 'asc' or 'desc', got {order!r}", param="order")
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise ApiError(400, "limit: must be an integer", param="limit") from None
+        if not 1 <= limit <= 100:
+            raise ApiError(400, f"limit: must be between 1 and 100, got {limit}", param="limit")
+        try:
+            items = await self.store.chain_items(response_id, owner, with_output=False)
+        except NotFound:
+            raise _not_found(response_id) from None
+        if order == "desc":
+            items.reverse()
+        after = query.get("after")
+        if after:
+            ids = [item.get("id") if isinstance(item, dict) else None for item in items]
+            if after not in ids:
+                raise ApiError(404, f"after: no input item with id '{after}'", param="after", code="not_found")
+            items = items[ids.index(after) + 1 :]
+        page = items[:limit]
+        body = {
+            "object": "list",
+            "data": page,
+            "first_id": page[0].get("id") if page else None,
+            "last_id": page[-1].get("id") if page else None,
+            "has_more": len(items) > limit,
+        }
+        await _answer(send, 200, json.dumps(body).encode())
+
+    async def _models(self, send: Send) -> None:
+        async with self._slots:
+            response = await self.upstream.request("GET", "/models")
+            try:
+                raw = await response.body(4 << 20)
+            finally:
+                response.close()
+        if response.status != 200:
+            raise _upstream_status(response.status, raw)
+        if not self.config.aliases:
+            await _answer(send, 200, raw)
+            return
+        listing = json.loads(raw)
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if isinstance(data, list):
+            for alias in self.config.aliases:
+                data.append({"id": alias, "object": "model", "created": 0, "owned_by": "responses-rs"})
+        await _answer(send, 200, json.dumps(listing).encode())
+
+
+async def _pump(turn: Turn, response: Response, send: Send | None) -> None:
+    """The hot path: upstream body bytes into the core, the client's SSE bytes out, one call per read."""
+    feed = turn.feed_sse
+    read = response.read
+    while True:
+        data = await read()
+        if not data:
+            return
+        out = feed(data)
+        if out and send is not None:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+        if turn.sse_done:
+            # The rest of the body (the chunked terminator) is read so that the connection is kept.
+            while not response.complete and await read():
+                pass
+            return
+
+
+def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
+    message = raw[:500].decode("utf-8", "replace")
+    try:
+        error = json.loads(raw).get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+    except (ValueError, AttributeError):
+        pass
+    return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+def _not_found(response_id: str) -> ApiError:
+    return ApiError(404, f"Response with id '{response_id}' not found.", code="not_found")
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
