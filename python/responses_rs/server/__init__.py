@@ -53,7 +53,9 @@ def parser() -> argparse.ArgumentParser:
         help="a model name clients may use for an upstream model; repeatable (RESPONSES_RS_MODEL_ALIASES, a=b,c=d)",
     )
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="listen address (RESPONSES_RS_HOST)")
-    p.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080), help="0: any free port (RESPONSES_RS_PORT)")
+    p.add_argument(
+        "--port", type=int, default=int(_env("PORT", "8080") or 8080), help="0: any free port (RESPONSES_RS_PORT)"
+    )
     p.add_argument(
         "--data-dir",
         default=_env("DATA_DIR", str(Path.home() / ".local/share/responses-rs")),

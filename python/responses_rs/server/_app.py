@@ -351,9 +351,7 @@ class App:
         parts.append("}")
         payload = "".join(parts).encode()
         async with self._slots:
-            response = await self.upstream.request(
-                "POST", "/chat/completions", payload, accept="text/event-stream"
-            )
+            response = await self.upstream.request("POST", "/chat/completions", payload, accept="text/event-stream")
             try:
                 if response.status != 200:
                     raise _upstream_status(response.status, await response.body(1 << 20))
@@ -365,9 +363,13 @@ class App:
     async def _store(self, turn: Turn, response_json: str, input_json: str, owner: str, prefix: int) -> None:
         items = json.loads(input_json)[prefix:]
         for item in items:
-            # Stored input items carry ids (input_items pages by them), as OpenAI's do.
-            if isinstance(item, dict) and item.get("type", "message") == "message" and not item.get("id"):
-                item["id"] = "msg_" + uuid.uuid4().hex
+            # Stored input messages carry ids (input_items pages by them) and content parts, as OpenAI's do.
+            if isinstance(item, dict) and item.get("type", "message") == "message":
+                if not item.get("id"):
+                    item["id"] = "msg_" + uuid.uuid4().hex
+                if isinstance(item.get("content"), str):
+                    kind = "output_text" if item.get("role") == "assistant" else "input_text"
+                    item["content"] = [{"type": kind, "text": item["content"]}]
         meta = json.loads(response_json)
         await self.store.put(
             id=turn.response_id,

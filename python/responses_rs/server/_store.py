@@ -9,7 +9,7 @@ in one transaction with the version bump):
   ``previous_response_id``, so a chain's stored bytes grow linearly with its length.
 - ``owner`` scopes a row to the API key that created it (``''`` when the server has no keys).
 - A deleted response whose descendants still need its items is kept with ``deleted = 1``: invisible to
-  retrieve, input items, and as a ``previous_response_id``, but its items stay in its descendants' chains.
+  retrieve, input items, and as a ``previous_response_id``; only its input and output stay, for its descendants' chains.
   A response without descendants is removed.
 """
 
@@ -160,7 +160,12 @@ class Store:
             if child is None:
                 conn.execute("DELETE FROM responses WHERE id = ?", (id,))
             else:
-                conn.execute("UPDATE responses SET deleted = 1, response = '{}' WHERE id = ?", (id,))
+                # Only what the descendants' chains read is kept: the output.
+                conn.execute(
+                    "UPDATE responses SET deleted = 1, response = json_object('output', json(json_extract(response,"
+                    " '$.output'))) WHERE id = ?",
+                    (id,),
+                )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
