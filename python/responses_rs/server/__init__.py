@@ -88,6 +88,18 @@ def parser() -> argparse.ArgumentParser:
         help="largest request body (RESPONSES_RS_MAX_BODY_BYTES)",
     )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(RESPONSES_RS_LOG_LEVEL)")
+    p.add_argument(
+        "--http",
+        choices=("auto", "httptools", "h11"),
+        default=_env("HTTP", "auto"),
+        help="uvicorn's HTTP parser; auto: httptools when installed (RESPONSES_RS_HTTP)",
+    )
+    p.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default=_env("LOOP", "auto"),
+        help="event loop; auto: uvloop when installed (RESPONSES_RS_LOOP)",
+    )
     return p
 
 
@@ -133,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     have = importlib.util.find_spec
     config = uvicorn.Config(
         app,
-        http="httptools" if have("httptools") else "h11",
+        http=args.http if args.http != "auto" else "httptools" if have("httptools") else "h11",
         loop="none",
         lifespan="off",
         access_log=False,
@@ -164,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
         await task
 
     factory = None
-    if have("uvloop"):
+    if args.loop == "uvloop" or (args.loop == "auto" and have("uvloop")):
         import uvloop
 
         factory = uvloop.new_event_loop
