@@ -100,7 +100,7 @@ def run_model_server(port_file: str, chunks: int) -> None:
 
     import uvicorn
 
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         model_app(chunks), http="httptools", loop="none", lifespan="off", access_log=False, log_level="warning"
