@@ -25,6 +25,7 @@ logger = logging.getLogger("responses_rs.server")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[bytes], Awaitable[None]]
 
 # The core builds no event objects here (events leave as SSE bytes), so its factory has no classes.
 _FACTORY = EventFactory({})
@@ -85,6 +86,20 @@ class Config:
         self.upstream_timeout = upstream_timeout
         self.max_upstream = max_upstream
         self.max_body_bytes = max_body_bytes
+
+
+class Request:
+    """A checked request, its turn built: what `_run` needs."""
+
+    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items")
+
+    def __init__(self, turn: Turn, model: str, temperature: Any, owner: str, prefix: int, items: list[Any]) -> None:
+        self.turn = turn
+        self.model = model  # the upstream's name for it
+        self.temperature = temperature
+        self.owner = owner
+        self.prefix = prefix  # items of the chain before this turn's own input
+        self.items = items  # the whole input: the chain, then this turn's input
 
 
 def _owner(key: str) -> str:
@@ -194,10 +209,32 @@ class App:
         if not isinstance(body, dict):
             raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
         stream = body.get("stream") or False
+        if not isinstance(stream, bool):
+            raise ApiError(400, f"stream: must be a boolean, got {type(stream).__name__}", param="stream")
+        request = await self._prepare(body, owner, stream)
+        if stream:
+
+            async def emit(out: bytes) -> None:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            await self._run(request, emit)
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        failure = await self._run(request, None)
+        if failure is not None:
+            status, code, message = failure
+            raise ApiError(status, message, code=code)
+        await _answer(send, 200, request.turn.response_json().encode())
+
+    async def _prepare(
+        self, body: dict[str, Any], owner: str, stream: bool, cache: dict[str, list[Any]] | None = None
+    ) -> Request:
+        """Check the request and build its turn (reading the chain it continues): ApiError when refused.
+        `cache`: a WebSocket connection's store=false responses (id -> the items a continuation starts from)."""
         store = body.get("store", True)
-        for name, value in (("stream", stream), ("store", store)):
-            if not isinstance(value, bool):
-                raise ApiError(400, f"{name}: must be a boolean, got {type(value).__name__}", param=name)
+        if not isinstance(store, bool):
+            raise ApiError(400, f"store: must be a boolean, got {type(store).__name__}", param="store")
         for name in NOT_BUILT:
             if body.get(name) not in (None, False):
                 raise ApiError(
@@ -219,6 +256,7 @@ class App:
         previous_id = body.get("previous_response_id")
         input = body.get("input")
         prefix = 0
+        chain: list[Any] | None = None
         try:
             if previous_id is not None:
                 if not isinstance(previous_id, str) or not previous_id:
@@ -232,15 +270,17 @@ class App:
                     text=body.get("text"),
                     options=options,
                 )
-                try:
-                    chain = await self.store.chain_items(previous_id, owner, with_output=True)
-                except NotFound:
-                    raise ApiError(
-                        404,
-                        f"Previous response with id '{previous_id}' not found.",
-                        param="previous_response_id",
-                        code="previous_response_not_found",
-                    ) from None
+                cached = cache.get(previous_id) if cache is not None else None
+                if cached is not None:
+                    chain = list(cached)
+                elif cache is not None and store is False:
+                    # A store=false chain lives only in its connection: no persisted fallback.
+                    raise _previous_not_found(previous_id)
+                else:
+                    try:
+                        chain = await self.store.chain_items(previous_id, owner, with_output=True)
+                    except NotFound:
+                        raise _previous_not_found(previous_id) from None
                 prefix = len(chain)
                 if isinstance(input, str):
                     chain.append({"type": "message", "role": "user", "content": input})
@@ -270,47 +310,34 @@ class App:
             raise invalid(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a field of the wrong Python type before the core saw it
             raise invalid(str(exc)) from None
+        if chain is None:
+            chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
         upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
-        if stream:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-            await self._run(turn, upstream_model, body.get("temperature"), owner, prefix, send)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        failure = await self._run(turn, upstream_model, body.get("temperature"), owner, prefix, None)
-        if failure is not None:
-            status, code, message = failure
-            raise ApiError(status, message, code=code)
-        await _answer(send, 200, turn.response_json().encode())
+        return Request(turn, upstream_model, body.get("temperature"), owner, prefix, chain)
 
-    async def _run(
-        self,
-        turn: Turn,
-        model: str,
-        temperature: Any,
-        owner: str,
-        prefix: int,
-        send: Send | None,
-    ) -> tuple[int, str, str] | None:
-        """Drive the turn to its end. Streamed (`send`), its events go out as they come; a failure ends the
-        stream with `response.failed`. Not streamed, a failure comes back as (status, code, message)."""
+    async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
+        """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
+        failure ends the stream with `response.failed`. Not streamed, a failure comes back as
+        (status, code, message)."""
+        turn = request.turn
         try:
             while True:
                 action = turn.next_action()
-                if send is not None:
+                if emit is not None:
                     out = turn.drain_sse()
                     if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
+                        await emit(out)
                 kind = action[0]
                 if kind == "infer":
-                    await self._infer(turn, action, model, temperature, send)
+                    await self._infer(turn, action, request.model, request.temperature, emit)
                 elif kind == "store":
-                    await self._store(turn, action[1], action[2], owner, prefix)
+                    await self._store(turn, action[1], action[2], request.owner, request.prefix)
                     turn.stored()
                 elif kind == "done":
-                    if send is not None:
+                    if emit is not None:
                         out = turn.drain_sse()
                         if out:
-                            await send({"type": "http.response.body", "body": out, "more_body": True})
+                            await emit(out)
                     return None
                 else:  # the request's tools were checked: only function tools reach the core
                     raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
@@ -326,12 +353,12 @@ class App:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             failure = (500, "server_error", message)
             turn.fail(message)
-        if send is not None:
-            await send({"type": "http.response.body", "body": turn.drain_sse(), "more_body": True})
+        if emit is not None:
+            await emit(turn.drain_sse())
             return None
         return failure
 
-    async def _infer(self, turn: Turn, action: Any, model: str, temperature: Any, send: Send | None) -> None:
+    async def _infer(self, turn: Turn, action: Any, model: str, temperature: Any, emit: Emit | None) -> None:
         _, messages_json, tools_json, _stream, response_format, params = action
         parts = [
             '{"model":',
@@ -355,7 +382,7 @@ class App:
             try:
                 if response.status != 200:
                     raise _upstream_status(response.status, await response.body(1 << 20))
-                await _pump(turn, response, send)
+                await _pump(turn, response, emit)
             finally:
                 response.close()
         turn.end_inference()
@@ -438,7 +465,7 @@ class App:
         await _answer(send, 200, json.dumps(listing).encode())
 
 
-async def _pump(turn: Turn, response: Response, send: Send | None) -> None:
+async def _pump(turn: Turn, response: Response, emit: Emit | None) -> None:
     """The hot path: upstream body bytes into the core, the client's SSE bytes out, one call per read."""
     feed = turn.feed_sse
     read = response.read
@@ -447,8 +474,8 @@ async def _pump(turn: Turn, response: Response, send: Send | None) -> None:
         if not data:
             return
         out = feed(data)
-        if out and send is not None:
-            await send({"type": "http.response.body", "body": out, "more_body": True})
+        if out and emit is not None:
+            await emit(out)
         if turn.sse_done:
             # The rest of the body (the chunked terminator) is read so that the connection is kept.
             while not response.complete and await read():
@@ -465,6 +492,15 @@ def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
     except (ValueError, AttributeError):
         pass
     return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+def _previous_not_found(previous_id: str) -> ApiError:
+    return ApiError(
+        404,
+        f"Previous response with id '{previous_id}' not found.",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
 
 
 def _not_found(response_id: str) -> ApiError:
