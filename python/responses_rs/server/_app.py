@@ -121,6 +121,14 @@ class App:
     # ASGI
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if scope["path"] == "/v1/responses":
+                from ._websocket import serve_websocket
+
+                await serve_websocket(self, scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
         if scope["type"] != "http":
             return
         try:
