@@ -255,6 +255,29 @@ mod tests {
     }
 
     #[test]
+    fn snapshots_of_a_response_under_way() {
+        let mut t = turn(Value::Null);
+        feed_chunk(&mut t, br#"{"choices":[{"delta":{"content":"part"}}]}"#).expect("chunk");
+        let snap: Value =
+            serde_json::from_str(&t.snapshot_json("in_progress").expect("known status"))
+                .expect("JSON");
+        assert_eq!(snap["status"], "in_progress");
+        // An open item is as it was added; its content comes when it is closed.
+        assert_eq!(snap["output"][0]["status"], "in_progress");
+        assert_eq!(snap["output"][0]["content"], json!([]));
+        t.end_inference().expect("end");
+        let snap: Value =
+            serde_json::from_str(&t.snapshot_json("in_progress").expect("known status"))
+                .expect("JSON");
+        assert_eq!(snap["output"][0]["content"][0]["text"], "part");
+        let cancelled: Value =
+            serde_json::from_str(&t.snapshot_json("cancelled").expect("known status"))
+                .expect("JSON");
+        assert_eq!(cancelled["status"], "cancelled");
+        assert_eq!(t.snapshot_json("completed"), None);
+    }
+
+    #[test]
     fn bad_chunks_and_stream_errors_are_upstream_errors() {
         let mut t = turn(Value::Null);
         let err = feed_chunk(&mut t, b"{not json").unwrap_err();

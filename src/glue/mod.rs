@@ -955,6 +955,18 @@ impl PyTurn {
         guarded(|| self.queued_events(py, None))
     }
 
+    /// The response as it stands (OpenAI's full shape) with `status` `queued`, `in_progress` or
+    /// `cancelled`: a background response before it ends, or cancelled.
+    fn snapshot_json(&self, status: &str) -> PyResult<String> {
+        guarded(|| {
+            self.turn.snapshot_json(status).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "status: '{status}' is not queued, in_progress or cancelled"
+                ))
+            })
+        })
+    }
+
     /// The finished response as JSON (llama-stack's `OpenAIResponseObject` shape).
     fn response_json(&self) -> PyResult<String> {
         guarded(|| {
