@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,7 +233,9 @@ def test_deleting_the_middle_of_a_chain_keeps_the_chain(client: openai.OpenAI, c
         ({"model": MODEL, "input": [{"type": "message", "role": "wizard", "content": "x"}]}, "input[0].role"),
         ({"model": MODEL, "input": "hi", "stream": "yes"}, "stream"),
         ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
-        ({"model": MODEL, "input": "hi", "background": True}, "background"),
+        ({"model": MODEL, "input": "hi", "conversation": "conv_1"}, "conversation"),
+        ({"model": MODEL, "input": "hi", "background": True, "store": False}, "background"),
+        ({"model": MODEL, "input": "hi", "background": True, "stream": True}, "stream"),
         ({"model": MODEL, "input": "hi", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name"),
     ],
 )
@@ -337,3 +340,75 @@ def test_api_keys_scope_what_each_key_sees(chat_server: ScriptedChatServer, tmp_
         assert httpx.get(s.base_url.removesuffix("/v1") + "/health").status_code == 200
         for c in (a, b, nobody):
             c.close()
+
+
+def wait_for(client: openai.OpenAI, response_id: str, statuses: tuple[str, ...], timeout: float = 15) -> Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        response = client.responses.retrieve(response_id)
+        if response.status in statuses or time.monotonic() > deadline:
+            return response
+        time.sleep(0.05)
+
+
+def test_background_response_runs_and_is_retrieved(client: openai.OpenAI, chat_server, serve: Serve) -> None:
+    text = "A slow but complete answer, streamed in small pieces."
+    chat_server.script([{"text": text, "chunk_size": 4, "delay": 0.02}])
+    started = client.responses.create(model=MODEL, input="Take your time", background=True, instructions="Slowly.")
+    assert started.status == "queued" and started.background is True and started.instructions == "Slowly."
+    assert started.output == []
+    # While it runs, retrieve answers with the response as it stands.
+    assert client.responses.retrieve(started.id).status in ("in_progress", "completed")
+    with pytest.raises(openai.BadRequestError):
+        client.responses.create(model=MODEL, input="next", previous_response_id=started.id)
+    done = wait_for(client, started.id, ("completed",))
+    assert done.status == "completed" and done.output_text == text and done.background is True
+    assert [i.content[0].text for i in client.responses.input_items.list(started.id).data] == ["Take your time"]
+    # A finished response cannot be cancelled; one that was not a background one neither.
+    with pytest.raises(openai.ConflictError):
+        client.responses.cancel(started.id)
+    plain = client.responses.create(model=MODEL, input="plain")
+    with pytest.raises(openai.ConflictError):
+        client.responses.cancel(plain.id)
+    # It continues like any stored response.
+    chat_server.script([{"text": "Next."}])
+    assert client.responses.create(model=MODEL, input="more", previous_response_id=started.id).output_text == "Next."
+    assert [m["role"] for m in chat_server.requests[-1]["messages"]] == ["user", "assistant", "user"]
+
+
+def test_background_response_cancelled(client: openai.OpenAI, chat_server, serve: Serve) -> None:
+    chat_server.script([{"text": "word " * 60, "chunk_size": 5, "delay": 0.05}])
+    started = client.responses.create(model=MODEL, input="Go on and on", background=True)
+    chat_server.wait_for_requests(1)
+    time.sleep(0.2)
+    cancelled = client.responses.cancel(started.id)
+    assert cancelled.status == "cancelled" and cancelled.id == started.id
+    assert client.responses.cancel(started.id).status == "cancelled"  # idempotent
+    time.sleep(0.5)  # the task is gone: nothing overwrites the cancelled state
+    assert client.responses.retrieve(started.id).status == "cancelled"
+    with sqlite3.connect(serve.db) as conn:
+        (status,) = conn.execute("SELECT status FROM responses WHERE id = ?", (started.id,)).fetchone()
+    assert status == "cancelled"
+
+
+def test_background_failure_is_stored_failed(client: openai.OpenAI, chat_server) -> None:
+    chat_server.script([{"error": {"status": 500, "message": "boom in the background"}}])
+    started = client.responses.create(model=MODEL, input="Hi", background=True)
+    failed = wait_for(client, started.id, ("failed",))
+    assert failed.status == "failed" and "boom in the background" in failed.error.message
+
+
+def test_background_left_running_by_a_stopped_server_is_failed_at_start(
+    chat_server: ScriptedChatServer, tmp_path: Path
+) -> None:
+    chat_server.reset()
+    chat_server.script([{"text": "never finished " * 20, "chunk_size": 2, "delay": 0.2}])
+    with serve_process(chat_server.base_url, tmp_path) as first:
+        with openai.OpenAI(base_url=first.base_url, api_key="none", max_retries=0) as c:
+            started = c.responses.create(model=MODEL, input="Hi", background=True)
+            chat_server.wait_for_requests(1)
+    with serve_process(chat_server.base_url, tmp_path) as second:
+        with openai.OpenAI(base_url=second.base_url, api_key="none", max_retries=0) as c:
+            after = c.responses.retrieve(started.id)
+    assert after.status == "failed" and after.error.code == "server_error"
+    assert "stopped" in after.error.message

@@ -8,6 +8,7 @@ is built per chunk or per event.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -32,7 +33,7 @@ _FACTORY = EventFactory({})
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
 # Open Responses fields this server does not serve yet: refused naming the field.
-NOT_BUILT = ("background", "conversation", "prompt", "context_management")
+NOT_BUILT = ("conversation", "prompt", "context_management")
 # Tool types the core runs on host collaborators this server has none of yet.
 SERVED_TOOLS = ("function",)
 
@@ -91,15 +92,35 @@ class Config:
 class Request:
     """A checked request, its turn built: what `_run` needs."""
 
-    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items")
+    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background")
 
-    def __init__(self, turn: Turn, model: str, temperature: Any, owner: str, prefix: int, items: list[Any]) -> None:
+    def __init__(
+        self,
+        turn: Turn,
+        model: str,
+        temperature: Any,
+        owner: str,
+        prefix: int,
+        items: list[Any],
+        background: bool = False,
+    ) -> None:
         self.turn = turn
         self.model = model  # the upstream's name for it
         self.temperature = temperature
         self.owner = owner
         self.prefix = prefix  # items of the chain before this turn's own input
         self.items = items  # the whole input: the chain, then this turn's input
+        self.background = background
+
+
+class BackgroundRun:
+    """A background response under way: its request and the task running it."""
+
+    __slots__ = ("request", "task")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.task: asyncio.Task[None] | None = None
 
 
 def _owner(key: str) -> str:
@@ -109,13 +130,12 @@ def _owner(key: str) -> str:
 
 class App:
     def __init__(self, config: Config, store: Store) -> None:
-        import asyncio
-
         self.config = config
         self.store = store
         self.upstream = Upstream(config.upstream, config.upstream_key, config.upstream_timeout)
         self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
         self._slots = asyncio.Semaphore(config.max_upstream)
+        self._background: dict[str, BackgroundRun] = {}
 
     # ------------------------------------------------------------------------------------------
     # ASGI
@@ -154,10 +174,21 @@ class App:
         if path.startswith("/v1/responses/"):
             rest = path[len("/v1/responses/") :]
             response_id, _, sub = rest.partition("/")
+            run = self._background.get(response_id)
+            if run is not None and run.request.owner != owner:
+                run = None
             if not sub and method == "GET":
+                if run is not None:  # under way: as it stands
+                    await _answer(send, 200, run.request.turn.snapshot_json("in_progress").encode())
+                    return
                 stored = await self._stored(response_id, owner)
                 await _answer(send, 200, stored.response.encode())
+            elif sub == "cancel" and method == "POST":
+                await self._cancel(response_id, owner, send)
             elif not sub and method == "DELETE":
+                if run is not None and run.task is not None:
+                    del self._background[response_id]
+                    run.task.cancel()
                 try:
                     await self.store.delete(response_id, owner)
                 except NotFound:
@@ -219,7 +250,17 @@ class App:
         stream = body.get("stream") or False
         if not isinstance(stream, bool):
             raise ApiError(400, f"stream: must be a boolean, got {type(stream).__name__}", param="stream")
+        if body.get("background") is True and stream:
+            raise ApiError(
+                400,
+                "stream: a streamed background response is not supported by responses-rs serve (yet)",
+                param="stream",
+                code="unsupported_parameter",
+            )
         request = await self._prepare(body, owner, stream)
+        if request.background:
+            await self._start_background(request, send)
+            return
         if stream:
 
             async def emit(out: bytes) -> None:
@@ -278,6 +319,12 @@ class App:
                     text=body.get("text"),
                     options=options,
                 )
+                if previous_id in self._background:
+                    raise ApiError(
+                        400,
+                        f"previous_response_id: response '{previous_id}' is still in progress",
+                        param="previous_response_id",
+                    )
                 cached = cache.get(previous_id) if cache is not None else None
                 if cached is not None:
                     chain = list(cached)
@@ -321,7 +368,9 @@ class App:
         if chain is None:
             chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
         upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
-        return Request(turn, upstream_model, body.get("temperature"), owner, prefix, chain)
+        return Request(
+            turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
+        )
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
         """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
@@ -339,7 +388,7 @@ class App:
                 if kind == "infer":
                     await self._infer(turn, action, request.model, request.temperature, emit)
                 elif kind == "store":
-                    await self._store(turn, action[1], action[2], request.owner, request.prefix)
+                    await self._store(request, action[1], action[2])
                     turn.stored()
                 elif kind == "done":
                     if emit is not None:
@@ -395,27 +444,84 @@ class App:
                 response.close()
         turn.end_inference()
 
-    async def _store(self, turn: Turn, response_json: str, input_json: str, owner: str, prefix: int) -> None:
-        items = json.loads(input_json)[prefix:]
-        for item in items:
-            # Stored input messages carry ids (input_items pages by them) and content parts, as OpenAI's do.
-            if isinstance(item, dict) and item.get("type", "message") == "message":
-                if not item.get("id"):
-                    item["id"] = "msg_" + uuid.uuid4().hex
-                if isinstance(item.get("content"), str):
-                    kind = "output_text" if item.get("role") == "assistant" else "input_text"
-                    item["content"] = [{"type": kind, "text": item["content"]}]
+    async def _store(self, request: Request, response_json: str, input_json: str | None) -> None:
+        """Write a response: the whole row, or (a background response, whose row was written when it started)
+        its new state. `input_json`: the whole input, of which the first `request.prefix` items are the chain's."""
         meta = json.loads(response_json)
+        status = str(meta.get("status") or "")
+        if request.background:
+            await self.store.set_response(request.turn.response_id, status, response_json)
+            return
+        items = _stored_items(json.loads(input_json)[request.prefix :] if input_json else [])
         await self.store.put(
-            id=turn.response_id,
-            owner=owner,
+            id=request.turn.response_id,
+            owner=request.owner,
             created_at=int(meta.get("created_at") or 0),
             model=str(meta.get("model") or ""),
-            status=str(meta.get("status") or ""),
+            status=status,
             previous_response_id=meta.get("previous_response_id"),
             response=response_json,
             input=json.dumps(items),
         )
+
+    # ------------------------------------------------------------------------------------------
+    # Background responses
+
+    async def _start_background(self, request: Request, send: Send) -> None:
+        """Write the queued response, run it in a task, answer with it at once."""
+        turn = request.turn
+        queued = turn.snapshot_json("queued")
+        meta = json.loads(queued)
+        await self.store.put(
+            id=turn.response_id,
+            owner=request.owner,
+            created_at=int(meta.get("created_at") or 0),
+            model=str(meta.get("model") or ""),
+            status="queued",
+            previous_response_id=meta.get("previous_response_id"),
+            response=queued,
+            input=json.dumps(_stored_items(request.items[request.prefix :])),
+        )
+        run = BackgroundRun(request)
+        self._background[turn.response_id] = run
+        run.task = asyncio.create_task(self._background_run(run), name=f"responses-rs {turn.response_id}")
+        await _answer(send, 200, queued.encode())
+
+    async def _background_run(self, run: BackgroundRun) -> None:
+        turn = run.request.turn
+        try:
+            if await self._run(run.request, None) is not None:
+                # It failed: stored failed, so that whoever polls learns why.
+                await self.store.set_response(turn.response_id, "failed", turn.response_json())
+        except asyncio.CancelledError:
+            pass  # cancelled: the cancel wrote the response's state
+        except Exception:
+            logger.exception("responses-rs serve: background response %s", turn.response_id)
+        finally:
+            if self._background.get(turn.response_id) is run:
+                del self._background[turn.response_id]
+
+    async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
+        run = self._background.get(response_id)
+        if run is not None and run.request.owner == owner:
+            del self._background[response_id]
+            if run.task is not None:
+                run.task.cancel()
+            cancelled = run.request.turn.snapshot_json("cancelled")
+            await self.store.set_response(response_id, "cancelled", cancelled)
+            await _answer(send, 200, cancelled.encode())
+            return
+        stored = await self._stored(response_id, owner)
+        if stored.status == "cancelled":
+            await _answer(send, 200, stored.response.encode())
+            return
+        if not json.loads(stored.response).get("background"):
+            raise ApiError(
+                409,
+                f"Cannot cancel response '{response_id}': only background responses can be cancelled",
+                code="conflict",
+            )
+        raise ApiError(409, f"Cannot cancel response '{response_id}' with status '{stored.status}'", code="conflict")
 
     # ------------------------------------------------------------------------------------------
     # The other routes
@@ -500,6 +606,18 @@ def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
     except (ValueError, AttributeError):
         pass
     return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+def _stored_items(items: list[Any]) -> list[Any]:
+    """Input items as stored: messages carry ids (input_items pages by them) and content parts, as OpenAI's do."""
+    for item in items:
+        if isinstance(item, dict) and item.get("type", "message") == "message":
+            if not item.get("id"):
+                item["id"] = "msg_" + uuid.uuid4().hex
+            if isinstance(item.get("content"), str):
+                kind = "output_text" if item.get("role") == "assistant" else "input_text"
+                item["content"] = [{"type": kind, "text": item["content"]}]
+    return items
 
 
 def _previous_not_found(previous_id: str) -> ApiError:

@@ -96,6 +96,12 @@ class Store:
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute("UPDATE schema_version SET version = ?", (number,))
+            # Background responses a stopped server left under way can never end: they failed.
+            conn.execute(
+                "UPDATE responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
+                " '$.error', json_object('code', 'server_error', 'message',"
+                " 'the server stopped before the response ended')) WHERE status IN ('queued', 'in_progress')"
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -138,11 +144,20 @@ class Store:
         await self._run(self._put, (id, owner, created_at, model, status, previous_response_id, response, input))
 
     def _put(self, row: tuple[Any, ...]) -> None:
+        # A background response is written when it starts (queued) and again when it ends.
         self.conn.execute(
             "INSERT INTO responses (id, owner, created_at, model, status, previous_response_id, response, input)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " status = excluded.status, response = excluded.response, input = excluded.input",
             row,
         )
+
+    async def set_response(self, id: str, status: str, response: str) -> None:
+        """A background response's new state (failed, cancelled)."""
+        await self._run(self._set_response, id, status, response)
+
+    def _set_response(self, id: str, status: str, response: str) -> None:
+        self.conn.execute("UPDATE responses SET status = ?, response = ? WHERE id = ?", (status, response, id))
 
     async def delete(self, id: str, owner: str) -> None:
         await self._run(self._delete, id, owner)
