@@ -5,6 +5,8 @@ through the strict stream validator and the Open Responses schema check ("full")
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -412,3 +414,20 @@ def test_background_left_running_by_a_stopped_server_is_failed_at_start(
             after = c.responses.retrieve(started.id)
     assert after.status == "failed" and after.error.code == "server_error"
     assert "stopped" in after.error.message
+
+
+def test_shutdown_ends_a_stream_in_flight_with_response_failed(chat_server: ScriptedChatServer, tmp_path: Path) -> None:
+    chat_server.reset()
+    chat_server.script([{"text": "a long answer " * 40, "chunk_size": 2, "delay": 0.05}])
+    with serve_process(chat_server.base_url, tmp_path, "--shutdown-timeout", "0.5") as s:
+        with openai.OpenAI(base_url=s.base_url, api_key="none", max_retries=0) as c:
+            events = []
+            for event in c.responses.create(model=MODEL, input="Hi", stream=True):
+                events.append(event)
+                if event.type == "response.output_text.delta" and len(events) == 5:
+                    os.kill(s.pid, signal.SIGTERM)
+    final = validate_stream(events, response_cls=Response, schema_host="full")
+    assert final.status == "failed" and "shutting down" in final.error.message
+    assert final.output[0].status == "incomplete"
+    with sqlite3.connect(s.db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM responses").fetchone() == (0,)

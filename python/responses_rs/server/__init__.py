@@ -87,6 +87,13 @@ def parser() -> argparse.ArgumentParser:
         default=int(_env("MAX_BODY_BYTES", str(32 << 20)) or 32 << 20),
         help="largest request body (RESPONSES_RS_MAX_BODY_BYTES)",
     )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(_env("SHUTDOWN_TIMEOUT", "30") or 30),
+        help="on SIGTERM/SIGINT, seconds in-flight requests may still run; then streams end with response.failed "
+        "(RESPONSES_RS_SHUTDOWN_TIMEOUT)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(RESPONSES_RS_LOG_LEVEL)")
     p.add_argument(
         "--http",
@@ -150,9 +157,19 @@ def main(argv: list[str] | None = None) -> int:
         lifespan="off",
         access_log=False,
         log_level=args.log_level.lower(),
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=args.shutdown_timeout,
     )
-    server = uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            # Past the grace period uvicorn cancels the requests still running and returns at once (then
+            # re-raises the signal): let them end their streams with response.failed first.
+            running = [task for task in self.server_state.tasks if not task.done()]
+            if running:
+                await asyncio.wait(running, timeout=2)
+
+    server = Server(config)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (else Nagle and
     # delayed ACKs add 40 ms to a streamed answer on the asyncio loop).

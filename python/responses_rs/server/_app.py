@@ -9,6 +9,7 @@ is built per chunk or per event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import logging
@@ -267,8 +268,13 @@ class App:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
 
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-            await self._run(request, emit)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            try:
+                await self._run(request, emit)
+            except asyncio.CancelledError:
+                pass  # cancelled at shutdown: the stream has ended with response.failed; this task ends here
+            finally:  # the body ends properly in every case
+                with contextlib.suppress(Exception):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         failure = await self._run(request, None)
         if failure is not None:
@@ -398,6 +404,14 @@ class App:
                     return None
                 else:  # the request's tools were checked: only function tools reach the core
                     raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
+        except asyncio.CancelledError:
+            # The server is shutting down past its grace period (or a background response was cancelled):
+            # a stream still ends with its terminal event.
+            turn.fail("interrupted: the server is shutting down")
+            if emit is not None:
+                with contextlib.suppress(Exception):
+                    await emit(turn.drain_sse())
+            raise
         except (UpstreamFailure, UpstreamError) as exc:
             logger.warning("responses-rs serve: response %s failed: %s", turn.response_id, exc)
             failure = (502, "upstream_error", str(exc))
