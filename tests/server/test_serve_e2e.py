@@ -286,6 +286,13 @@ def test_upstream_500_fails_the_stream_and_stores_nothing(client: openai.OpenAI,
     assert answer.status_code == 502
     assert answer.json()["error"]["code"] == "upstream_error" and "boom again" in answer.json()["error"]["message"]
     assert rows(serve.db) == before
+    # The upstream refusing the request itself (here a 404: no such model) keeps its status.
+    chat_server.script(
+        [{"error": {"status": 404, "message": "The model 'x' does not exist", "code": "model_not_found"}}]
+    )
+    refused = post(serve, {"model": "x", "input": "Hi"})
+    assert refused.status_code == 404 and "does not exist" in refused.json()["error"]["message"]
+    assert rows(serve.db) == before
 
 
 def test_dropped_connection_mid_stream(client: openai.OpenAI, chat_server, serve: Serve) -> None:

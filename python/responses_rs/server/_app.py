@@ -414,7 +414,13 @@ class App:
             raise
         except (UpstreamFailure, UpstreamError) as exc:
             logger.warning("responses-rs serve: response %s failed: %s", turn.response_id, exc)
-            failure = (502, "upstream_error", str(exc))
+            status = getattr(exc, "status", None)
+            # The upstream refusing the request itself (an unknown model, a context too long) is the client's to
+            # see as such; its refusing our key, or failing, is a bad gateway.
+            if isinstance(status, int) and 400 <= status < 500 and status not in (401, 403, 407):
+                failure = (status, "upstream_error", str(exc))
+            else:
+                failure = (502, "upstream_error", str(exc))
             turn.fail(str(exc))
         except InvalidRequest as exc:  # found bad only after I/O (a tool_choice naming a missing tool)
             failure = (400, "invalid_request", str(exc))
