@@ -611,9 +611,8 @@ async def _pump(turn: Turn, response: Response, emit: Emit | None) -> None:
         if out and emit is not None:
             await emit(out)
         if turn.sse_done:
-            # The rest of the body (the chunked terminator) is read so that the connection is kept.
-            while not response.complete and await read():
-                pass
+            # The rest of the body (the chunked terminator) is read in the background: the connection is kept.
+            response.finish_later()
             return
 
 

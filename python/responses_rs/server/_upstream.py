@@ -26,6 +26,8 @@ class UpstreamFailure(Exception):
 
 
 _READ = 1 << 16
+# Tasks reading the end of bodies nobody waits for (kept referenced until done).
+_draining: set[asyncio.Task[None]] = set()
 
 
 class _Connection:
@@ -56,6 +58,7 @@ class Response:
         self._remaining = int(length) if length is not None and self._chunked is None else None
         self._keep = headers.get("connection", "").lower() != "close"
         self._complete = False
+        self._detached = False
 
     @property
     def complete(self) -> bool:
@@ -76,14 +79,14 @@ class Response:
             async with asyncio.timeout(self._upstream.timeout):
                 data = await conn.reader.read(n)
         except TimeoutError:
-            self.close()
+            self._drop()
             raise UpstreamFailure(f"the model server sent nothing for {self._upstream.timeout:g} s") from None
         except OSError as exc:
-            self.close()
+            self._drop()
             raise UpstreamFailure(f"the connection to the model server broke: {exc}") from None
         if not data:
             if self._chunked is not None or self._remaining:
-                self.close()
+                self._drop()
                 raise UpstreamFailure("the model server closed the connection before the end of its answer")
             self._keep = False
             self._finish()
@@ -110,6 +113,24 @@ class Response:
                 raise UpstreamFailure("the model server's answer is too large")
         return b"".join(parts)
 
+    def finish_later(self) -> None:
+        """The caller has what it needs (the SSE stream's `[DONE]`): the rest of the body (the chunked
+        terminator, normally already on its way) is read in a task, which returns the connection to the pool, so
+        that the response's end never waits for it."""
+        if self._conn is None or self._complete:
+            return
+        self._detached = True
+        task = asyncio.get_running_loop().create_task(self._drain())
+        _draining.add(task)
+        task.add_done_callback(_draining.discard)
+
+    async def _drain(self) -> None:
+        try:
+            while await self.read():
+                pass
+        except Exception:  # noqa: S110 - the connection is dropped, nothing else depends on it
+            self._drop()
+
     def _finish(self) -> None:
         conn, self._conn = self._conn, None
         self._complete = True
@@ -117,7 +138,11 @@ class Response:
             self._upstream._release(conn, self._keep)
 
     def close(self) -> None:
-        """Drop the connection (a body not read to its end cannot be reused)."""
+        """Drop the connection (a body not read to its end cannot be reused), unless `finish_later` reads it."""
+        if not self._detached:
+            self._drop()
+
+    def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
