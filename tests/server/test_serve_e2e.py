@@ -265,6 +265,8 @@ def test_bad_bodies_and_unknown_ids(serve: Serve, client: openai.OpenAI) -> None
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve("resp-nope")
     assert httpx.get(serve.base_url + "/nothing-here").status_code == 404
+    replay = httpx.get(serve.base_url + "/responses/resp-nope?stream=true")
+    assert replay.status_code == 400 and replay.json()["error"]["param"] == "stream"
 
 
 def _assert_nothing_stored(serve: Serve, before: dict, response_id: str) -> None:

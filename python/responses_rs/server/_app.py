@@ -179,6 +179,13 @@ class App:
             if run is not None and run.request.owner != owner:
                 run = None
             if not sub and method == "GET":
+                if b"stream=true" in scope.get("query_string", b"").lower():
+                    raise ApiError(
+                        400,
+                        "stream: replaying a response's events is not supported by responses-rs serve (yet)",
+                        param="stream",
+                        code="unsupported_parameter",
+                    )
                 if run is not None:  # under way: as it stands
                     await _answer(send, 200, run.request.turn.snapshot_json("in_progress").encode())
                     return
