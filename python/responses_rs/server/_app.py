@@ -34,7 +34,7 @@ _FACTORY = EventFactory({})
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
 # Open Responses fields this server does not serve yet: refused naming the field.
-NOT_BUILT = ("conversation", "prompt", "context_management")
+NOT_BUILT = ("prompt", "context_management")
 # Tool types the core runs on host collaborators this server has none of yet.
 SERVED_TOOLS = ("function",)
 
@@ -93,7 +93,7 @@ class Config:
 class Request:
     """A checked request, its turn built: what `_run` needs."""
 
-    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background")
+    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background", "conversation")
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class Request:
         self.prefix = prefix  # items of the chain before this turn's own input
         self.items = items  # the whole input: the chain, then this turn's input
         self.background = background
+        self.conversation: str | None = None  # a conversation the response's items are appended to
 
 
 class BackgroundRun:
@@ -207,6 +208,11 @@ class App:
                 await self._input_items(response_id, owner, scope, send)
             else:
                 raise ApiError(404, f"no route {method} {path}", code="not_found")
+            return
+        if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
+            from . import _conversations
+
+            await _conversations.route(self, scope, receive, send, owner)
             return
         if path in ("/v1/models", "/v1/models/") and method == "GET":
             await self._models(send)
@@ -319,6 +325,29 @@ class App:
         input = body.get("input")
         prefix = 0
         chain: list[Any] | None = None
+        conversation = None
+        if body.get("conversation") is not None:
+            from ._conversations import conversation_id
+
+            if previous_id is not None:
+                raise ApiError(
+                    400, "conversation: cannot be used together with previous_response_id", param="conversation"
+                )
+            conversation = conversation_id(body["conversation"])
+            try:
+                chain = await self.store.conversation_items(conversation, owner)
+            except NotFound:
+                raise ApiError(
+                    404, f"Conversation with id '{conversation}' not found.", param="conversation", code="not_found"
+                ) from None
+            prefix = len(chain)
+            if isinstance(input, str):
+                chain.append({"type": "message", "role": "user", "content": input})
+            elif isinstance(input, list):
+                chain.extend(input)
+            else:
+                raise ApiError(400, "input: must be a string or a list of items", param="input")
+            input = chain
         try:
             if previous_id is not None:
                 if not isinstance(previous_id, str) or not previous_id:
@@ -381,9 +410,11 @@ class App:
         if chain is None:
             chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
         upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
-        return Request(
+        request = Request(
             turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
         )
+        request.conversation = conversation
+        return request
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
         """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
@@ -404,6 +435,8 @@ class App:
                     await self._store(request, action[1], action[2])
                     turn.stored()
                 elif kind == "done":
+                    if request.conversation is not None:
+                        await self._append_to_conversation(request)
                     if emit is not None:
                         out = turn.drain_sse()
                         if out:
@@ -490,6 +523,16 @@ class App:
             response=response_json,
             input=json.dumps(items),
         )
+
+    async def _append_to_conversation(self, request: Request) -> None:
+        """A response that ended well adds its input items and its output to its conversation."""
+        from ._conversations import with_ids
+
+        response = json.loads(request.turn.response_json())
+        if response.get("status") not in ("completed", "incomplete") or request.conversation is None:
+            return
+        items = [*request.items[request.prefix :], *(response.get("output") or [])]
+        await self.store.add_conversation_items(request.conversation, request.owner, with_ids(items))
 
     # ------------------------------------------------------------------------------------------
     # Background responses

@@ -39,6 +39,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX responses_previous ON responses (previous_response_id);
     CREATE INDEX responses_owner_created ON responses (owner, created_at);
     """,
+    # 2: the Conversations API. Items keep their order in `seq`.
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        metadata TEXT NOT NULL
+    );
+    CREATE TABLE conversation_items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        item TEXT NOT NULL
+    );
+    CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation_id, seq);
+    """,
 ]
 
 
@@ -237,3 +253,105 @@ class Store:
                 "SELECT COALESCE(SUM(LENGTH(response) + LENGTH(input)), 0) FROM responses"
             ).fetchone()[0]
         )
+
+    # -- conversations -----------------------------------------------------------------------------
+
+    async def create_conversation(
+        self, id: str, owner: str, created_at: int, metadata: str, items: list[tuple[str, str]]
+    ) -> None:
+        await self._run(self._create_conversation, id, owner, created_at, metadata, items)
+
+    def _create_conversation(
+        self, id: str, owner: str, created_at: int, metadata: str, items: list[tuple[str, str]]
+    ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO conversations (id, owner, created_at, metadata) VALUES (?, ?, ?, ?)",
+                (id, owner, created_at, metadata),
+            )
+            conn.executemany(
+                "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
+                [(id, item_id, item) for item_id, item in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def get_conversation(self, id: str, owner: str) -> tuple[str, int, str]:
+        """(id, created_at, metadata JSON); NotFound when it is not this owner's."""
+        return await self._run(self._get_conversation, id, owner)
+
+    def _get_conversation(self, id: str, owner: str) -> tuple[str, int, str]:
+        row = self.conn.execute(
+            "SELECT id, created_at, metadata FROM conversations WHERE id = ? AND owner = ?", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return row
+
+    async def update_conversation(self, id: str, owner: str, metadata: str) -> None:
+        await self._run(self._update_conversation, id, owner, metadata)
+
+    def _update_conversation(self, id: str, owner: str, metadata: str) -> None:
+        cursor = self.conn.execute(
+            "UPDATE conversations SET metadata = ? WHERE id = ? AND owner = ?", (metadata, id, owner)
+        )
+        if cursor.rowcount == 0:
+            raise NotFound(id)
+
+    async def delete_conversation(self, id: str, owner: str) -> None:
+        await self._run(self._delete_conversation, id, owner)
+
+    def _delete_conversation(self, id: str, owner: str) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("DELETE FROM conversations WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
+                raise NotFound(id)
+            conn.execute("DELETE FROM conversation_items WHERE conversation_id = ?", (id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
+        await self._run(self._add_conversation_items, id, owner, items)
+
+    def _add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._get_conversation(id, owner)
+            conn.executemany(
+                "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
+                [(id, item_id, item) for item_id, item in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def conversation_items(self, id: str, owner: str) -> list[Any]:
+        """Every item of the conversation, oldest first; NotFound when it is not this owner's."""
+        return await self._run(self._conversation_items, id, owner)
+
+    def _conversation_items(self, id: str, owner: str) -> list[Any]:
+        self._get_conversation(id, owner)
+        rows = self.conn.execute(
+            "SELECT item FROM conversation_items WHERE conversation_id = ? ORDER BY seq", (id,)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    async def delete_conversation_item(self, id: str, owner: str, item_id: str) -> None:
+        await self._run(self._delete_conversation_item, id, owner, item_id)
+
+    def _delete_conversation_item(self, id: str, owner: str, item_id: str) -> None:
+        self._get_conversation(id, owner)
+        cursor = self.conn.execute(
+            "DELETE FROM conversation_items WHERE conversation_id = ? AND item_id = ?", (id, item_id)
+        )
+        if cursor.rowcount == 0:
+            raise NotFound(item_id)
