@@ -108,7 +108,7 @@ def test_errors_are_envelopes_and_the_connection_goes_on(serve: Serve, chat_serv
         wrong = json.dumps({"type": "response.cancel"})
         ws.send(wrong)
         assert json.loads(ws.recv(timeout=30))["error"]["param"] == "type"
-        warm = turn(ws, model=MODEL, input="x", generate=False)
+        warm = turn(ws, model=MODEL, input="x", generate="no")
         assert warm[-1]["error"]["param"] == "generate"
         assert chat_server.requests == []
         # An upstream failure ends that turn with response.failed; the socket stays usable.
@@ -126,3 +126,26 @@ def test_api_keys_on_the_socket(chat_server: ScriptedChatServer, tmp_path) -> No
         chat_server.reset()
         with connect(ws_url(s), additional_headers={"Authorization": "Bearer k1"}) as ws:
             assert validated(turn(ws, model=MODEL, input="hi")).output_text == "ok: hi"
+
+
+def test_generate_false_warms_up_without_the_model(serve: Serve, chat_server: ScriptedChatServer) -> None:
+    chat_server.reset()
+    chat_server.script([{"text": "Answer."}, {"text": "Stored answer."}])
+    tools = [{"type": "function", "name": "f", "parameters": {"type": "object"}}]
+    with connect(ws_url(serve)) as ws:
+        warm = validated(
+            turn(ws, model=MODEL, input="Context.", instructions="Be kind.", tools=tools, store=False, generate=False)
+        )
+        assert warm.status == "completed" and warm.output == [] and warm.instructions == "Be kind."
+        assert chat_server.requests == []  # the model was not called
+        answer = validated(
+            turn(ws, model=MODEL, input="Question?", tools=tools, store=False, previous_response_id=warm.id)
+        )
+        assert answer.output_text == "Answer."
+        sent = chat_server.requests[-1]["messages"]
+        assert [(m["role"], m["content"]) for m in sent] == [("user", "Context."), ("user", "Question?")]
+        # Stored, a warm-up is a response like any other.
+        stored = validated(turn(ws, model=MODEL, input="Kept.", generate=False))
+        assert httpx.get(f"{serve.base_url}/responses/{stored.id}").json()["status"] == "completed"
+        after = validated(turn(ws, model=MODEL, input="Next?", previous_response_id=stored.id))
+        assert after.output_text == "Stored answer."
