@@ -2,6 +2,7 @@
 
 pub mod chat;
 pub mod chunk;
+pub mod compaction;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -13,6 +14,7 @@ pub mod round;
 pub mod sse;
 pub mod think;
 mod tool_calls;
+pub mod truncation;
 pub mod turn;
 
 pub use error::CoreError;

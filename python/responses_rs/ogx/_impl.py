@@ -13,6 +13,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
   (``_process_input_with_previous_response``), and this provider always does.
+- compaction (``compact_openai_response`` and ``context_management``) is ``_compaction``'s; an inference
+  call refused for a too long context is retried without the oldest turn (the driver's
+  ``_truncate_on_context_length``, the core's rule), as the builtin does whatever ``truncation`` says.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from ogx_api import (
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
+    InternalServerError,
+    InvalidParameterError,
     ListResponseInputItemsRequest,
     ListResponsesRequest,
     OpenAIChatCompletionRequestWithExtraBody,
@@ -41,7 +46,9 @@ from ogx_api import (
 from ogx_api import openai_responses as ogx_responses
 from pydantic import BaseModel, Field, TypeAdapter
 
+from .._core import check_request
 from .._engine import TurnDriver, event_factory
+from . import _compaction
 
 logger = logging.getLogger("responses_rs")
 
@@ -58,6 +65,16 @@ class ResponseObject(OpenAIResponseObject):
     """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
 
     usage: _Usage | None = None  # type: ignore[assignment]
+
+
+class CompactedResponse(ogx_responses.OpenAICompactedResponse):
+    """OGX's compacted response object, with OpenAI's whole usage."""
+
+    usage: _Usage  # type: ignore[assignment]
+
+
+class _History(list[Any]):
+    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -136,7 +153,7 @@ INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "skills", "guardrails", "context_management", "memory")
+NOT_BUILT = ("background", "conversation", "prompt", "guardrails")
 
 
 def _dump(value: Any) -> Any:
@@ -156,6 +173,7 @@ class OGXResponsesImpl(TurnDriver):
     _errors_in_stream = False  # OGX's router turns an exception raised before the stream into HTTP 4xx/5xx
     _record_shape = "full"
     _event_classes = EVENT_CLASSES
+    _truncate_on_context_length = True  # the builtin's truncation.py, whatever `truncation` says
 
     def __init__(
         self,
@@ -165,9 +183,11 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        skills_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -194,8 +214,15 @@ class OGXResponsesImpl(TurnDriver):
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
         for name in NOT_BUILT:
             options.pop(name, None)
-        return await self._create(
-            _dump(request.input),
+        from ._request import request_driver
+
+        # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
+        driver = await request_driver(self, request)
+        input = _dump(request.input)
+        if request.context_management:
+            input = await driver._auto_compact(request, input, options)
+        response = await driver._create(
+            input,
             request.model,
             prime=False,
             instructions=request.instructions,
@@ -208,6 +235,37 @@ class OGXResponsesImpl(TurnDriver):
             max_infer_iters=request.max_infer_iters,
             options=options,
         )
+        if isinstance(response, OpenAIResponseObject) and response.status == "failed":
+            # Not streamed, failed without an exception (the context could not be made short enough):
+            # the builtin raises its message as a 500.
+            raise InternalServerError(response.error.message if response.error else "the response failed")
+        return response
+
+    async def _auto_compact(self, request: CreateResponseRequest, input: Any, options: dict[str, Any]) -> Any:
+        """``context_management``: the history (the previous response's chain and the new input), compacted
+        when it is past the threshold; a ``_History`` the turn takes as it is."""
+        # A bad field is refused before any I/O (reading the previous response, the summarization call).
+        check_request(
+            request.model,
+            _dump(request.tools),
+            temperature=request.temperature,
+            instructions=request.instructions,
+            text=_dump(request.text),
+            options=options,
+        )
+        history, previous = await self._history(input, request.previous_response_id)
+        compacted = await _compaction.maybe_auto_compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            context_management=request.context_management or [],
+            previous_usage=previous.usage if previous is not None else None,
+        )
+        if compacted is not None:
+            return _History(compacted)
+        return _History(history) if previous is not None else input
 
     async def get_openai_response(self, request: RetrieveResponseRequest) -> OpenAIResponseObject:
         stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
@@ -232,8 +290,29 @@ class OGXResponsesImpl(TurnDriver):
             f"Response {request.response_id} cannot be cancelled: it is {stored.status}, not a background response"
         )
 
-    async def compact_openai_response(self, request: CompactResponseRequest) -> Any:
-        raise NotImplementedError("compact_openai_response: not supported by responses-rs (yet)")
+    async def compact_openai_response(self, request: CompactResponseRequest) -> CompactedResponse:
+        """The history (``previous_response_id``'s chain, then ``input``; or ``input`` alone) summarized by one
+        inference call: every user message, then one ``compaction`` item. Stored as a completed response, so
+        its id continues a chain."""
+        input = _dump(request.input)
+        if request.previous_response_id:
+            history, _ = await self._history([] if input is None else input, request.previous_response_id)
+        elif input is not None:
+            history = input
+        else:
+            raise InvalidParameterError(
+                "input, previous_response_id", None, "Either 'input' or 'previous_response_id' must be provided."
+            )
+        compaction = await _compaction.compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            instructions=request.instructions,
+            prompt_cache_key=request.prompt_cache_key,
+        )
+        return CompactedResponse.model_validate_json(compaction.compacted_json())
 
     # ------------------------------------------------------------------------------------------
     # Host hooks (see responses_rs._engine.TurnDriver)
@@ -244,8 +323,16 @@ class OGXResponsesImpl(TurnDriver):
     async def _prepend_previous_response(
         self, input: str | list[Any], previous_response_id: str | None = None
     ) -> str | list[Any]:
+        if isinstance(input, _History):
+            return list(input)
+        history, _ = await self._history(input, previous_response_id)
+        return history
+
+    async def _history(self, input: str | list[Any], previous_response_id: str | None) -> tuple[str | list[Any], Any]:
+        """The previous response's input and output, then ``input``; and the previous response (None without
+        one: ``input`` alone)."""
         if not previous_response_id:
-            return input
+            return input, None
         previous = await self.responses_store.get_response_object(previous_response_id)  # ResponseNotFoundError: 404
         if previous.status in ("queued", "in_progress"):
             raise ValueError(
@@ -257,7 +344,7 @@ class OGXResponsesImpl(TurnDriver):
             items.append({"type": "message", "role": "user", "content": input})
         else:
             items.extend(input)
-        return items
+        return items, previous
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
         _, messages_json, tools_json, stream, response_format, params = action
@@ -285,9 +372,13 @@ class OGXResponsesImpl(TurnDriver):
             except Exception:  # deleted meanwhile: keep the whole input in this row
                 logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
             else:
-                prefix = len(previous.input) + len(previous.output)
-                if prefix <= len(items):
-                    items = items[prefix:]
+                chain = [*previous.input, *previous.output]
+                # Only when this input really continues the chain: a compacted one is stored whole.
+                if len(chain) <= len(items) and all(
+                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
+                    for mine, theirs in zip(items, chain, strict=False)
+                ):
+                    items = items[len(chain) :]
                     incremental = True
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental
