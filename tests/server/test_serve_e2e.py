@@ -440,3 +440,29 @@ def test_shutdown_ends_a_stream_in_flight_with_response_failed(chat_server: Scri
     assert final.output[0].status == "incomplete"
     with sqlite3.connect(s.db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses").fetchone() == (0,)
+
+
+def test_max_upstream_caps_concurrent_model_calls(chat_server: ScriptedChatServer, tmp_path: Path) -> None:
+    import threading
+
+    chat_server.reset()
+    chat_server.script([{"text": "one two three", "chunk_size": 4, "delay": 0.05}] * 2)
+    times: dict[int, dict[str, float]] = {0: {}, 1: {}}
+    with serve_process(chat_server.base_url, tmp_path, "--max-upstream", "1") as s:
+
+        def run(n: int) -> None:
+            with openai.OpenAI(base_url=s.base_url, api_key="none", max_retries=0) as c:
+                for event in c.responses.create(model=MODEL, input=f"q{n}", stream=True):
+                    times[n].setdefault(event.type, time.perf_counter())
+                    times[n][event.type + ":last"] = time.perf_counter()
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert all("response.completed" in times[n] for n in (0, 1))
+    first, second = sorted((0, 1), key=lambda n: times[n]["response.output_text.delta"])
+    # Both were accepted at once, but the second reached the model only after the first's answer ended.
+    assert times[second]["response.created"] < times[first]["response.completed"]
+    assert times[second]["response.output_text.delta"] > times[first]["response.output_text.delta:last"]
