@@ -42,7 +42,13 @@ def serve(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFact
     # The console script (`responses-rs serve`), with a short upstream timeout for the timeout test.
     data = tmp_path_factory.mktemp("serve")
     with serve_process(
-        chat_server.base_url, data, "--upstream-timeout", "1.5", "--model-alias", "alias=scripted-model"
+        chat_server.base_url,
+        data,
+        "--upstream-timeout",
+        "1.5",
+        "--model-alias",
+        "alias=scripted-model",
+        "--log-requests",
     ) as s:
         yield s
 
@@ -85,7 +91,7 @@ def test_health_and_models(serve: Serve, client: openai.OpenAI) -> None:
     assert MODEL in ids and "alias" in ids
 
 
-def test_non_streamed_text_retrieve_and_the_upstream_request(client: openai.OpenAI, chat_server) -> None:
+def test_non_streamed_text_retrieve_and_the_upstream_request(client: openai.OpenAI, chat_server, serve: Serve) -> None:
     chat_server.script([{"text": "Hello there!", "usage": {"prompt_tokens": 11, "completion_tokens": 3}}])
     response = client.responses.create(model=MODEL, input="Hi", instructions="Be brief.", temperature=0.5)
     assert response.status == "completed" and response.output_text == "Hello there!"
@@ -97,6 +103,14 @@ def test_non_streamed_text_retrieve_and_the_upstream_request(client: openai.Open
     assert sent["temperature"] == 0.5 and sent["model"] == MODEL
     again = client.responses.retrieve(response.id)
     assert again.model_dump() == response.model_dump()
+    # --log-requests: one JSON line for the response.
+    deadline = time.monotonic() + 5
+    while not (lines := [line for line in serve.log if response.id in line]) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(lines) == 1, serve.log[-5:]
+    record = json.loads(lines[0].split("responses_rs.server.requests: ", 1)[1])
+    assert record["status"] == "completed" and record["stream"] is False and record["ms"] > 0
+    assert (record["input_tokens"], record["output_tokens"]) == (11, 3)
 
 
 def test_model_alias_reaches_the_upstream_as_its_model(client: openai.OpenAI, chat_server) -> None:

@@ -94,6 +94,13 @@ def parser() -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT, seconds in-flight requests may still run; then streams end with response.failed "
         "(RESPONSES_RS_SHUTDOWN_TIMEOUT)",
     )
+    p.add_argument(
+        "--log-requests",
+        action="store_true",
+        default=_env("LOG_REQUESTS", "") not in ("", "0", "false"),
+        help="log one JSON line per response when it ends (id, status, model, ms, tokens, error) on the "
+        "responses_rs.server.requests logger (RESPONSES_RS_LOG_REQUESTS=1)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(RESPONSES_RS_LOG_LEVEL)")
     p.add_argument(
         "--http",
@@ -130,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     from ._store import Store
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_requests:
+        logging.getLogger("responses_rs.server.requests").setLevel(logging.INFO)
     db = Path(args.db) if args.db else Path(args.data_dir) / "responses.db"
     store = Store(db)
     store.open()
@@ -143,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 upstream_timeout=args.upstream_timeout,
                 max_upstream=args.max_upstream,
                 max_body_bytes=args.max_body_bytes,
+                log_requests=args.log_requests,
             ),
             store,
         )

@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -80,6 +81,7 @@ class Config:
         upstream_timeout: float = 300.0,
         max_upstream: int = 256,
         max_body_bytes: int = 32 << 20,
+        log_requests: bool = False,
     ) -> None:
         self.upstream = upstream
         self.upstream_key = upstream_key
@@ -88,12 +90,13 @@ class Config:
         self.upstream_timeout = upstream_timeout
         self.max_upstream = max_upstream
         self.max_body_bytes = max_body_bytes
+        self.log_requests = log_requests
 
 
 class Request:
     """A checked request, its turn built: what `_run` needs."""
 
-    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background", "conversation")
+    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background", "conversation", "started")
 
     def __init__(
         self,
@@ -113,6 +116,7 @@ class Request:
         self.items = items  # the whole input: the chain, then this turn's input
         self.background = background
         self.conversation: str | None = None  # a conversation the response's items are appended to
+        self.started = time.perf_counter()
 
 
 class BackgroundRun:
@@ -417,6 +421,17 @@ class App:
         return request
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
+        """`_drive`, and with `--log-requests` one JSON line per response when it ends (never per chunk)."""
+        if not self.config.log_requests:
+            return await self._drive(request, emit)
+        failure = None
+        try:
+            failure = await self._drive(request, emit)
+            return failure
+        finally:
+            _log_request(request, emit is not None, failure)
+
+    async def _drive(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
         """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
         failure ends the stream with `response.failed`. Not streamed, a failure comes back as
         (status, code, message)."""
@@ -675,6 +690,32 @@ def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
     except (ValueError, AttributeError):
         pass
     return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+request_log = logging.getLogger("responses_rs.server.requests")
+
+
+def _log_request(request: Request, streamed: bool, failure: tuple[int, str, str] | None) -> None:
+    try:
+        response = json.loads(request.turn.response_json())
+    except Exception:  # cancelled before it ended: no final response
+        response = {"id": request.turn.response_id, "status": "cancelled"}
+    usage = response.get("usage") or {}
+    error = response.get("error") or {}
+    record = {
+        "event": "response",
+        "id": response.get("id"),
+        "status": response.get("status"),
+        "model": response.get("model"),
+        "stream": streamed,
+        "background": request.background,
+        "ms": round((time.perf_counter() - request.started) * 1000, 2),
+        "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"),
+        "error": error.get("code"),
+        "http_status": failure[0] if failure else None,
+    }
+    request_log.info("%s", json.dumps(record))
 
 
 def _stored_items(items: list[Any]) -> list[Any]:
