@@ -480,3 +480,26 @@ def test_max_upstream_caps_concurrent_model_calls(chat_server: ScriptedChatServe
     # Both were accepted at once, but the second reached the model only after the first's answer ended.
     assert times[second]["response.created"] < times[first]["response.completed"]
     assert times[second]["response.output_text.delta"] > times[first]["response.output_text.delta:last"]
+
+
+def test_a_client_that_goes_away_stops_the_response(client: openai.OpenAI, chat_server, serve: Serve) -> None:
+    before = rows(serve.db)
+    chat_server.script([{"text": "many words " * 40, "chunk_size": 4, "delay": 0.05}, {"text": "next"}])
+    response_id = None
+    deltas = 0
+    with httpx.stream("POST", serve.base_url + "/responses", json={"model": MODEL, "input": "Hi", "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: ") and response_id is None:
+                response_id = json.loads(line[6:])["response"]["id"]
+            deltas += line == "event: response.output_text.delta"
+            if deltas == 3:
+                break
+    left = time.monotonic()
+    # The response stopped at once (its answer had 2 s to go): logged failed, nothing stored.
+    while not (lines := [line for line in serve.log if f'"id": "{response_id}"' in line]):
+        assert time.monotonic() - left < 1.5, "the response went on after its client left"
+        time.sleep(0.02)
+    record = json.loads(lines[0].split("responses_rs.server.requests: ", 1)[1])
+    assert record["status"] == "failed" and record["error"] == "server_error"
+    assert rows(serve.db) == before
+    assert client.responses.create(model=MODEL, input="again").output_text == "next"

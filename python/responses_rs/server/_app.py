@@ -96,7 +96,18 @@ class Config:
 class Request:
     """A checked request, its turn built: what `_run` needs."""
 
-    __slots__ = ("turn", "model", "temperature", "owner", "prefix", "items", "background", "conversation", "started")
+    __slots__ = (
+        "turn",
+        "model",
+        "temperature",
+        "owner",
+        "prefix",
+        "items",
+        "background",
+        "conversation",
+        "started",
+        "interrupted",
+    )
 
     def __init__(
         self,
@@ -117,6 +128,7 @@ class Request:
         self.background = background
         self.conversation: str | None = None  # a conversation the response's items are appended to
         self.started = time.perf_counter()
+        self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
 
 
 class BackgroundRun:
@@ -175,7 +187,7 @@ class App:
         if path == "/v1/responses":
             if method != "POST":
                 raise ApiError(405, f"{method} is not allowed on /v1/responses")
-            await self._create(await self._body(receive), owner, send)
+            await self._create(await self._body(receive), owner, send, receive)
             return
         if path.startswith("/v1/responses/"):
             rest = path[len("/v1/responses/") :]
@@ -258,7 +270,7 @@ class App:
     # ------------------------------------------------------------------------------------------
     # POST /v1/responses
 
-    async def _create(self, raw: bytes, owner: str, send: Send) -> None:
+    async def _create(self, raw: bytes, owner: str, send: Send, receive: Receive) -> None:
         try:
             body = json.loads(raw)
         except ValueError as exc:
@@ -285,12 +297,15 @@ class App:
                 await send({"type": "http.response.body", "body": out, "more_body": True})
 
             await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            # A client that goes away stops the response (and its upstream call): nothing is stored.
+            watcher = asyncio.create_task(_on_disconnect(receive, request, asyncio.current_task()))
             try:
                 await self._run(request, emit)
             except asyncio.CancelledError:
-                pass  # cancelled at shutdown: the stream has ended with response.failed; this task ends here
-            finally:  # the body ends properly in every case
-                with contextlib.suppress(Exception):
+                pass  # the client went away, or shutdown: the stream has ended with response.failed
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(Exception):  # the body ends properly in every case
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         failure = await self._run(request, None)
@@ -462,7 +477,7 @@ class App:
         except asyncio.CancelledError:
             # The server is shutting down past its grace period (or a background response was cancelled):
             # a stream still ends with its terminal event.
-            turn.fail("interrupted: the server is shutting down")
+            turn.fail(request.interrupted or "interrupted: the server is shutting down")
             if emit is not None:
                 with contextlib.suppress(Exception):
                     await emit(turn.drain_sse())
@@ -690,6 +705,15 @@ def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
     except (ValueError, AttributeError):
         pass
     return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+async def _on_disconnect(receive: Receive, request: Request, handler: asyncio.Task[Any] | None) -> None:
+    """Cancel the request's handler task when its client disconnects (the body was read: `receive` now waits for
+    that)."""
+    message = await receive()
+    if message["type"] == "http.disconnect" and handler is not None and not handler.done():
+        request.interrupted = "interrupted: the client disconnected"
+        handler.cancel()
 
 
 request_log = logging.getLogger("responses_rs.server.requests")
