@@ -405,6 +405,18 @@ impl Turn {
         self.final_response.as_ref()
     }
 
+    /// The response as it stands, in OpenAI's full shape, with `status` one of `queued`, `in_progress` or
+    /// `cancelled` (a background response seen before it ends, or cancelled); `None` for another status.
+    pub fn snapshot_json(&self, status: &str) -> Option<String> {
+        use super::response::status as s;
+        let status = [s::QUEUED, s::IN_PROGRESS, s::CANCELLED]
+            .into_iter()
+            .find(|known| *known == status)?;
+        let mut response = self.snapshot("in_progress", None);
+        response.status = status;
+        Some(response.to_json(Shape::Full))
+    }
+
     /// Messages for the driver's log (each once): tools left out because the host cannot serve them.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
