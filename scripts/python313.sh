@@ -2,18 +2,22 @@
 # Build CPython 3.13 from Debian trixie's *source* package and cache it outside the checkout.
 #   scripts/python313.sh   -> prints the path of the python3.13 binary on its last line
 # Everything else goes to stderr. Idempotent: a second run only checks the cached build.
-# Cache: ${RESPONSES_RS_CACHE:-$HOME/.cache/responses-rs}/python-3.13 (the install prefix).
+# Cache: ${RESPONSES_RS_CACHE:-$HOME/.cache/responses-rs}/python-3.13-r2 (the install prefix). r2: built with
+# loadable sqlite extensions (as Debian builds its python), which OGX's sqlite-vec vector_io needs; the first build
+# (python-3.13) lacked them, and is left alone for the venvs made with it.
 # Needs root (apt-get). Only a deb-src line for trixie is added, for the duration of the download;
 # no trixie binary package is ever installed (they would replace bookworm's libc).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
 cache="${RESPONSES_RS_CACHE:-${HOME:-/root}/.cache/responses-rs}"
-prefix="$cache/python-3.13"
+prefix="$cache/python-3.13-r2"
 python="$prefix/bin/python3.13"
 modules="ssl sqlite3 ctypes lzma bz2 readline uuid zlib pyexpat _decimal"
 
-check() { "$python" -c "import $(echo "$modules" | tr ' ' ',')" >&2; }
+check() {
+  "$python" -c "import $(echo "$modules" | tr ' ' ','); sqlite3.connect(':memory:').enable_load_extension(True)" >&2
+}
 
 if [ -f "$prefix/.complete" ] && [ -x "$python" ] && check 2>/dev/null; then
   echo "$python"
@@ -56,7 +60,7 @@ rm -rf "$prefix"
 mkdir -p "$prefix"
 (
   cd "$srcdir"
-  ./configure --prefix="$prefix" --with-ensurepip=no >&2
+  ./configure --prefix="$prefix" --with-ensurepip=no --enable-loadable-sqlite-extensions >&2
   make -j"$(nproc)" >&2
   make install >&2
 )

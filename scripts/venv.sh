@@ -35,9 +35,17 @@ case "$version" in
     # llama-stack 0.2.x's MCP client code predates mcp 2.
     deps=("llama-stack==$version" "maturin>=1.9.4,<2" pytest pytest-asyncio ruff openai jsonschema
       aiosqlite "sqlalchemy[asyncio]" fastapi uvicorn "mcp<2" opentelemetry-sdk opentelemetry-exporter-otlp-proto-http)
+    # `responses-rs serve` (the [server] extra: uvicorn with httptools, uvloop and websockets); its suite (tests/server/) runs in
+    # the 0.2.12 venv only, which is the one that installs httptools (tests/conftest.py).
+    if [ "$version" = 0.2.12 ]; then deps+=(httptools uvloop websockets); fi
     ;;
 esac
 deps_hash="$(printf '%s\n' "${deps[@]}" | sha256sum | cut -d' ' -f1)"
+# A venv made with another interpreter (e.g. an earlier build of python313.sh) is made anew.
+if [ -x "$venv/bin/python" ] && [ "$python" != python3 ] \
+  && ! grep -qxF "home = $(dirname "$python")" "$venv/pyvenv.cfg" 2>/dev/null; then
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi

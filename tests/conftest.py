@@ -4,6 +4,8 @@ Each virtual environment has one host installed: llama-stack (0.2.7, 0.2.12) or 
 conftest). The llama-stack fixtures (``llama_stack_conftest.py``) are loaded only where llama-stack is
 installed; elsewhere the llama-stack suites are not collected, and ``tests/host_ogx/`` is not collected where OGX is
 not installed. The suites that need no host (the test kit's chat server) run everywhere.
+``tests/server/`` (``responses-rs serve``) is collected where the server extra's HTTP parser (httptools) is installed:
+scripts/venv.sh installs it in the 0.2.12 venv only, so the suite runs once.
 """
 
 from __future__ import annotations
@@ -40,3 +42,5 @@ else:
     collect_ignore += LLAMA_STACK_SUITES
 if not HAVE_OGX:
     collect_ignore.append("host_ogx")
+if importlib.util.find_spec("httptools") is None or importlib.util.find_spec("uvicorn") is None:
+    collect_ignore.append("server")

@@ -149,6 +149,7 @@ class _Part:
         self.deltas: list[str] = []
         self.value_done: str | None = None  # from the part's .done event
         self.closed = False  # content_part.done seen
+        self.annotations: list[dict] = []  # from output_text.annotation.added events
 
 
 class _Item:
@@ -439,6 +440,8 @@ def validate_stream(
             joined = "".join(p.deltas)
             _check(d.get(field) == joined, f"{where}: {field} {d.get(field)!r} != concatenated deltas {joined!r}")
             p.value_done = d[field]
+        elif t == ANNOTATION_ADDED:
+            _annotation_added(where, d, st)
         elif t in ARGUMENT_EVENTS:
             item_type, step = ARGUMENT_EVENTS[t]
             _check(st.type == item_type, f"{where}: arguments {step} on a {st.type!r} item")
@@ -658,4 +661,33 @@ def _part_done(where: str, d: dict, st: _Item):
             f"{where}: content_part.done output_text part without annotations (a list): output_text parts must "
             "carry annotations",
         )
+        _check(
+            part.get("annotations") == p.annotations,
+            f"{where}: part annotations {part.get('annotations')!r} != the annotations added {p.annotations!r}",
+        )
     p.closed = True
+
+
+ANNOTATION_ADDED = "response.output_text.annotation.added"
+
+
+def _annotation_added(where: str, d: dict, st: _Item):
+    """An annotation of an open output_text part, before its ``output_text.done``: numbered in order, and a
+    citation's ``index`` within the text streamed so far (deltas come before the annotation of their text)."""
+    ci = d.get("content_index")
+    p = st.parts.get(ci)
+    _check(p is not None and not p.closed and p.value_done is None, f"{where}: content_index {ci} not open")
+    _check(p.kind == "output_text", f"{where}: annotation on a {p.kind} part")
+    _check(
+        d.get("annotation_index") == len(p.annotations),
+        f"{where}: annotation_index {d.get('annotation_index')!r}, expected {len(p.annotations)}",
+    )
+    annotation = d.get("annotation")
+    _check(isinstance(annotation, dict), f"{where}: annotation is not an object")
+    if "index" in annotation:
+        streamed = len("".join(p.deltas))
+        _check(
+            isinstance(annotation["index"], int) and 0 <= annotation["index"] <= streamed,
+            f"{where}: annotation index {annotation['index']!r} outside the {streamed} characters streamed so far",
+        )
+    p.annotations.append(annotation)

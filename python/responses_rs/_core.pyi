@@ -15,6 +15,17 @@ class InvalidRequest(ValueError):
 class InternalError(RuntimeError):
     """A Rust panic inside the core, turned into an ordinary exception."""
 
+class UpstreamError(RuntimeError):
+    """The model server's body is not a Chat Completions stream (framing, JSON, an error chunk)."""
+
+class ChunkedBody:
+    """`Transfer-Encoding: chunked` removed from an HTTP/1.1 body, fed as read from the socket."""
+
+    def __init__(self) -> None: ...
+    def feed(self, data: bytes, /) -> bytes: ...
+    @property
+    def done(self) -> bool: ...
+
 class EventFactory:
     """Builds stream event objects: `classes` maps each event `type` to its pydantic class."""
 
@@ -56,6 +67,7 @@ class Turn:
         options: dict[str, Any] | None = None,
         record_shape: str = "llama-stack-0.2.12",
         split_think: bool = False,
+        file_search_citations: bool = False,
     ) -> None: ...
     @property
     def response_id(self) -> str: ...
@@ -76,6 +88,13 @@ class Turn:
     def refuse(self, message: str) -> None: ...
     def chat_history(self) -> str: ...
     def drain(self) -> list[BaseModel]: ...
+    def feed_sse(self, data: bytes, /) -> bytes:
+        """Upstream SSE body bytes in (split anywhere), the client's SSE event bytes out."""
+    @property
+    def sse_done(self) -> bool: ...
+    def drain_sse(self) -> bytes: ...
+    def snapshot_json(self, status: str) -> str:
+        """The response so far (full shape) as `queued`, `in_progress` or `cancelled`."""
     def response_json(self) -> str: ...
 
 def check_request(

@@ -90,6 +90,9 @@ class TurnDriver:
     # without the conversation's oldest turn, as OGX's builtin does (the core decides; see
     # `Turn.truncate_and_retry`). Hosts that prime the first call (`prime=True`) leave it off.
     _truncate_on_context_length = False
+    # OGX's file_search: a fixed `file_search` tool, `file_citation` annotations from the model's
+    # `<|file-id|>` markers, `results` shown only when `include` asks (TurnConfig.file_search_citations).
+    _file_search_citations = False
     # The event `type` -> class map the core builds this host's events with.
     _event_classes: dict[str, Any] = {}
     _factory: EventFactory
@@ -259,6 +262,7 @@ class TurnDriver:
             options=options,
             record_shape=self._record_shape,
             split_think=self.split_think_tags,
+            file_search_citations=self._file_search_citations,
         )
 
     async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:

@@ -150,6 +150,15 @@ pub enum EventBody {
         item_id: String,
         output_index: usize,
     },
+    /// `response.output_text.annotation.added`: an annotation (a file citation) of an open
+    /// `output_text` part; `annotation_index` is its place in the part's `annotations`.
+    AnnotationAdded {
+        item_id: String,
+        output_index: usize,
+        content_index: usize,
+        annotation_index: usize,
+        annotation: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -175,6 +184,7 @@ impl Event {
             EventBody::Delta { kind, .. } => kind.delta_type(),
             EventBody::Done { kind, .. } => kind.done_type(),
             EventBody::Marker { marker, .. } => marker.type_name(),
+            EventBody::AnnotationAdded { .. } => "response.output_text.annotation.added",
         }
     }
 
@@ -187,7 +197,7 @@ impl Event {
             EventBody::ContentPart { part, .. } => part.text().map_or(0, str::len),
             EventBody::Delta { delta, .. } => delta.len(),
             EventBody::Done { text, .. } => text.len(),
-            EventBody::Marker { .. } => 0,
+            EventBody::Marker { .. } | EventBody::AnnotationAdded { .. } => 0,
         }
     }
 
@@ -272,6 +282,19 @@ impl Serialize for Event {
                 output_index,
                 ..
             } => {
+                map.serialize_entry("item_id", item_id)?;
+                map.serialize_entry("output_index", output_index)?;
+            }
+            EventBody::AnnotationAdded {
+                item_id,
+                output_index,
+                content_index,
+                annotation_index,
+                annotation,
+            } => {
+                map.serialize_entry("annotation", annotation)?;
+                map.serialize_entry("annotation_index", annotation_index)?;
+                map.serialize_entry("content_index", content_index)?;
                 map.serialize_entry("item_id", item_id)?;
                 map.serialize_entry("output_index", output_index)?;
             }

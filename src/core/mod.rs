@@ -1,6 +1,8 @@
 //! The pure core: no pyo3, no I/O. Everything here is tested by `cargo test` without Python.
 
 pub mod chat;
+pub mod chunk;
+pub mod citations;
 pub mod compaction;
 pub mod error;
 pub mod events;
@@ -10,6 +12,7 @@ pub mod output;
 pub mod request;
 pub mod response;
 pub mod round;
+pub mod sse;
 pub mod think;
 mod tool_calls;
 pub mod truncation;

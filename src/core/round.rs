@@ -19,6 +19,9 @@
 //! The common case, one message streamed piece by piece, touches only the last segment: no search,
 //! and no allocation but the growing text itself.
 
+use serde_json::Value;
+
+use super::citations::file_citation;
 use super::events::{DeltaKind, EventBody};
 use super::ids::new_id;
 use super::items::{Content, ContentPart, Item, Role};
@@ -89,6 +92,18 @@ pub struct RoundResult {
 struct Part {
     kind: DeltaKind,
     text: String,
+    /// An output text's annotations (file citations), in order.
+    annotations: Vec<Value>,
+}
+
+impl Part {
+    fn new(kind: DeltaKind, text: String) -> Part {
+        Part {
+            kind,
+            text,
+            annotations: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -146,6 +161,9 @@ pub struct Round {
     live: usize,
     /// Position of the call touched last: argument deltas hit the same call again and again.
     last_call: usize,
+    /// The file (id, filename) an output text that cites nothing is attributed to when it closes
+    /// (after a file search, as OGX's builtin does).
+    fallback_citation: Option<(String, String)>,
 }
 
 /// A call's arguments are complete when they parse as one JSON value (an object, for a function).
@@ -170,6 +188,67 @@ impl Round {
         self.segs.is_empty()
     }
 
+    /// Attribute every output text that closes without a citation to this file.
+    pub fn set_fallback_citation(&mut self, file_id: &str, filename: &str) {
+        self.fallback_citation = Some((file_id.to_owned(), filename.to_owned()));
+    }
+
+    /// A file citation at the current end of the output text: the annotation is recorded on the
+    /// part (its `index` is the part's length in characters so far) and, when the part is on the
+    /// wire, announced right away, after the delta that carried the text before it.
+    pub fn cite(&mut self, out: &mut Output, file_id: &str, filename: &str) {
+        let pos = self.text_segment(out, DeltaKind::OutputText);
+        let fallback = &self.fallback_citation;
+        let seg = &mut self.segs[pos];
+        let Body::Message(parts) = &mut seg.body else {
+            return;
+        };
+        let new_part = parts.last().map(|p| p.kind) != Some(DeltaKind::OutputText);
+        if new_part {
+            parts.push(Part::new(DeltaKind::OutputText, String::new()));
+        }
+        let part_index = parts.len() - 1;
+        let part = &mut parts[part_index];
+        let annotation = file_citation(file_id, filename, part.text.chars().count());
+        part.annotations.push(annotation.clone());
+        let annotation_index = part.annotations.len() - 1;
+        match seg.wire.clone() {
+            Wire::Open {
+                output_index,
+                item_id,
+            } => {
+                if new_part {
+                    if let Some(prev_index) = part_index.checked_sub(1) {
+                        close_part(
+                            out,
+                            &item_id,
+                            output_index,
+                            prev_index,
+                            &mut parts[prev_index],
+                            fallback,
+                        );
+                    }
+                    open_part(
+                        out,
+                        &item_id,
+                        output_index,
+                        part_index,
+                        DeltaKind::OutputText,
+                    );
+                }
+                out.emit(EventBody::AnnotationAdded {
+                    item_id: item_id.to_string(),
+                    output_index,
+                    content_index: part_index,
+                    annotation_index,
+                    annotation,
+                });
+            }
+            Wire::Pending if pos == self.live => self.advance(out),
+            Wire::Pending | Wire::Closed | Wire::Hidden => {}
+        }
+    }
+
     // -----------------------------------------------------------------------------------------
     // Text, refusal and reasoning pieces
 
@@ -179,6 +258,7 @@ impl Round {
             return;
         }
         let pos = self.text_segment(out, kind);
+        let fallback = &self.fallback_citation;
         let seg = &mut self.segs[pos];
         let (part_index, new_part) = match &mut seg.body {
             Body::Reasoning(text) => {
@@ -191,10 +271,7 @@ impl Round {
                     (parts.len() - 1, false)
                 }
                 _ => {
-                    parts.push(Part {
-                        kind,
-                        text: piece.to_owned(),
-                    });
+                    parts.push(Part::new(kind, piece.to_owned()));
                     (parts.len() - 1, true)
                 }
             },
@@ -208,9 +285,10 @@ impl Round {
                 if new_part {
                     // The message switches between output text and refusal: one part at a time.
                     if let (Body::Message(parts), Some(prev_index)) =
-                        (&seg.body, part_index.checked_sub(1))
+                        (&mut seg.body, part_index.checked_sub(1))
                     {
-                        close_part(out, &item_id, output_index, prev_index, &parts[prev_index]);
+                        let prev = &mut parts[prev_index];
+                        close_part(out, &item_id, output_index, prev_index, prev, fallback);
                     }
                     open_part(out, &item_id, output_index, part_index, kind);
                 }
@@ -438,6 +516,7 @@ impl Round {
     /// Announce segment `i` and replay what it buffered. False when it cannot open yet (a call
     /// whose name or id has not come).
     fn open(&mut self, out: &mut Output, i: usize) -> bool {
+        let fallback = &self.fallback_citation;
         let seg = &mut self.segs[i];
         let (prefix, item) = match &seg.body {
             Body::Reasoning(_) => (
@@ -482,7 +561,7 @@ impl Round {
         let item = with_id(item, &id);
         let output_index = out.open(item);
         let item_id: ItemId = id.into();
-        match &seg.body {
+        match &mut seg.body {
             Body::Reasoning(text) => {
                 open_part(out, &item_id, output_index, 0, DeltaKind::ReasoningText);
                 replay(
@@ -495,12 +574,21 @@ impl Round {
                 );
             }
             Body::Message(parts) => {
-                for (p, part) in parts.iter().enumerate() {
+                for p in 0..parts.len() {
                     if p > 0 {
-                        close_part(out, &item_id, output_index, p - 1, &parts[p - 1]);
+                        close_part(
+                            out,
+                            &item_id,
+                            output_index,
+                            p - 1,
+                            &mut parts[p - 1],
+                            fallback,
+                        );
                     }
+                    let part = &parts[p];
                     open_part(out, &item_id, output_index, p, part.kind);
                     replay(out, &item_id, output_index, p, part.kind, &part.text);
+                    replay_annotations(out, &item_id, output_index, p, &part.annotations);
                 }
             }
             Body::Call(call) => replay(
@@ -521,6 +609,7 @@ impl Round {
 
     /// Close segment `i`'s item (its open part first).
     fn close(&mut self, out: &mut Output, i: usize, ending: Ending) {
+        let fallback = &self.fallback_citation;
         let seg = &mut self.segs[i];
         let Wire::Open {
             output_index,
@@ -531,13 +620,10 @@ impl Round {
         };
         let status = Some(status_of(ending).to_owned());
         let id = item_id.to_string();
-        let item = match &seg.body {
+        let item = match &mut seg.body {
             Body::Reasoning(text) => {
-                let part = Part {
-                    kind: DeltaKind::ReasoningText,
-                    text: text.clone(),
-                };
-                close_part(out, &item_id, output_index, 0, &part);
+                let mut part = Part::new(DeltaKind::ReasoningText, text.clone());
+                close_part(out, &item_id, output_index, 0, &mut part, &None);
                 Item::Reasoning {
                     id,
                     summary: Vec::new(),
@@ -547,8 +633,9 @@ impl Round {
                 }
             }
             Body::Message(parts) => {
-                if let Some(last) = parts.last() {
-                    close_part(out, &item_id, output_index, parts.len() - 1, last);
+                let n = parts.len();
+                if let Some(last) = parts.last_mut() {
+                    close_part(out, &item_id, output_index, n - 1, last, fallback);
                 }
                 Item::Message {
                     content: Content::Parts(parts.iter().map(final_part).collect()),
@@ -674,7 +761,7 @@ fn final_part(part: &Part) -> ContentPart {
         },
         _ => ContentPart::OutputText {
             text: part.text.clone(),
-            annotations: Some(Vec::new()),
+            annotations: Some(part.annotations.clone()),
         },
     }
 }
@@ -695,7 +782,26 @@ fn open_part(
     });
 }
 
-fn close_part(out: &mut Output, item_id: &ItemId, output_index: usize, index: usize, part: &Part) {
+/// Close a content part. An output text that cites nothing gets the fallback citation first (at
+/// its end), announced before the part's `done` events.
+fn close_part(
+    out: &mut Output,
+    item_id: &ItemId,
+    output_index: usize,
+    index: usize,
+    part: &mut Part,
+    fallback: &Option<(String, String)>,
+) {
+    if let Some((file_id, filename)) = fallback {
+        if part.kind == DeltaKind::OutputText
+            && part.annotations.is_empty()
+            && !part.text.trim().is_empty()
+        {
+            let annotation = file_citation(file_id, filename, part.text.chars().count());
+            part.annotations.push(annotation);
+            replay_annotations(out, item_id, output_index, index, &part.annotations);
+        }
+    }
     out.emit(EventBody::Done {
         kind: part.kind,
         item_id: item_id.to_string(),
@@ -710,6 +816,25 @@ fn close_part(out: &mut Output, item_id: &ItemId, output_index: usize, index: us
         content_index: index,
         part: final_part(part),
     });
+}
+
+/// The annotations of a part that went live, each announced.
+fn replay_annotations(
+    out: &mut Output,
+    item_id: &ItemId,
+    output_index: usize,
+    index: usize,
+    annotations: &[Value],
+) {
+    for (annotation_index, annotation) in annotations.iter().enumerate() {
+        out.emit(EventBody::AnnotationAdded {
+            item_id: item_id.to_string(),
+            output_index,
+            content_index: index,
+            annotation_index,
+            annotation: annotation.clone(),
+        });
+    }
 }
 
 /// What a segment buffered before it went live, as one delta.

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::chat::ChatMessage;
+use super::citations::ogx_search_text;
 use super::error::{CoreError, Result};
 use super::events::{DeltaKind, EventBody, Marker};
 use super::ids::new_id;
@@ -212,7 +213,26 @@ impl Turn {
                 _ => String::new(),
             };
             let (results, text) = file_search_results(result, &query);
-            self.finish_execution(exec, Ok(text), Some(results));
+            if self.cfg.file_search_citations {
+                let text = ogx_search_text(&results, &query);
+                self.remember_cited_files(&results);
+                let shown = self
+                    .cfg
+                    .options
+                    .include
+                    .iter()
+                    .any(|i| i == "file_search_call.results");
+                if !shown {
+                    if let Some(index) = exec.output_index {
+                        self.hidden_results.push((index, results));
+                    }
+                    self.finish_execution(exec, Ok(text), None);
+                } else {
+                    self.finish_execution(exec, Ok(text), Some(results));
+                }
+            } else {
+                self.finish_execution(exec, Ok(text), Some(results));
+            }
         } else {
             // llama-stack's rule: a positive error_code or an error_message means the call failed.
             let message = result
@@ -239,6 +259,18 @@ impl Turn {
         }
         self.phase = Phase::Execute;
         Ok(())
+    }
+
+    /// The files a search returned become citable, best score first (a file keeps its first place).
+    fn remember_cited_files(&mut self, results: &[Value]) {
+        let mut ranked: Vec<&Value> = results.iter().collect();
+        let score = |r: &Value| r["score"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        for r in ranked {
+            let file_id = r["file_id"].as_str().unwrap_or("");
+            let filename = r["filename"].as_str().unwrap_or("unknown");
+            self.citation_files.add(file_id, filename);
+        }
     }
 
     /// Close a server-side call's item and tell the model what came of it.
@@ -319,7 +351,7 @@ impl Turn {
 
 /// Turn vector-store search pages into the `file_search_call` results and the text the model reads
 /// (the same text llama-stack 0.2.12 gives the model, so prompts tuned for it keep working).
-fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
+pub(super) fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
     let mut results = Vec::new();
     let pages: Vec<&Value> = match pages {
         Value::Array(pages) => pages.iter().collect(),
@@ -329,9 +361,15 @@ fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
         let data = page.get("data").and_then(Value::as_array);
         for hit in data.into_iter().flatten() {
             let text = content_text(hit.get("content").unwrap_or(&Value::Null));
+            // OGX's vector stores answer with the chunk's document id as `file_id` and keep the file's own
+            // id in `attributes.file_id`; an older store has the id only as `attributes.document_id`.
+            let file_id = attribute(hit, "file_id")
+                .or_else(|| nonempty(hit.get("file_id")))
+                .or_else(|| attribute(hit, "document_id"));
+            let filename = nonempty(hit.get("filename")).or_else(|| attribute(hit, "filename"));
             results.push(json!({
-                "file_id": hit.get("file_id").cloned().unwrap_or(Value::Null),
-                "filename": hit.get("filename").cloned().unwrap_or(Value::Null),
+                "file_id": file_id.cloned().unwrap_or(Value::Null),
+                "filename": filename.cloned().unwrap_or(Value::Null),
                 "score": hit.get("score").cloned().unwrap_or(Value::Null),
                 "attributes": hit.get("attributes").cloned().unwrap_or_else(|| json!({})),
                 "text": text,
@@ -360,4 +398,14 @@ fn file_search_results(pages: &Value, query: &str) -> (Vec<Value>, String) {
          Use them as supporting information only in answering this query.\n"
     ));
     (results, text)
+}
+
+/// `v` if it is a non-empty string.
+fn nonempty(v: Option<&Value>) -> Option<&Value> {
+    v.filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+}
+
+/// A search hit's attribute `name`, if it is a non-empty string.
+fn attribute<'a>(hit: &'a Value, name: &str) -> Option<&'a Value> {
+    nonempty(hit.get("attributes").and_then(|a| a.get(name)))
 }

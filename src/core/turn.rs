@@ -14,6 +14,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use serde_json::{json, Value};
 
 use super::chat::{self, ChatContent, ChatMessage, ToolCall, ToolCallFunction};
+use super::citations::{CitationFiles, CitationStream, Cited};
 use super::error::{CoreError, Result};
 use super::events::{DeltaKind, Event, EventBody, Marker, ResponseEventKind};
 use super::ids::{new_id, now_unix};
@@ -47,6 +48,12 @@ pub struct TurnConfig {
     pub options: RequestOptions,
     /// The record the host stores (llama-stack's own shape, or the full object).
     pub record_shape: Shape,
+    /// OGX's file_search: a fixed `file_search(query)` chat tool (no tool-group lookup), search
+    /// results given to the model with `cite as <|file-id|>` lines, citation markers in the answer
+    /// turned into `file_citation` annotations (see `citations.rs`), and the call's `results` in the
+    /// response only when `include` asks for `file_search_call.results` (always in the record).
+    /// Off: llama-stack 0.2.12's `knowledge_search` tool and text, results always shown.
+    pub file_search_citations: bool,
 }
 
 /// I/O the driver must perform next.
@@ -203,6 +210,13 @@ pub struct Turn {
     round_mark: (usize, u64),
     /// Inference calls refused for a too long context, each answered by dropping the oldest turn.
     truncations: u32,
+    /// The files this response's searches returned, best-scored first (citations).
+    pub(super) citation_files: CitationFiles,
+    /// Takes citation markers out of this round's text, once a search returned files.
+    cite: Option<CitationStream>,
+    /// File search results left out of the response (`include` did not ask for them), by output
+    /// index: the stored record keeps them.
+    pub(super) hidden_results: Vec<(usize, Vec<Value>)>,
 }
 
 impl Turn {
@@ -295,6 +309,9 @@ impl Turn {
             tool_calls_run: 0,
             round_mark: (0, 0),
             truncations: 0,
+            citation_files: CitationFiles::default(),
+            cite: None,
+            hidden_results: Vec::new(),
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
@@ -324,6 +341,23 @@ impl Turn {
                             name: "web_search",
                         });
                     }
+                }
+                Tool::FileSearch { .. } if turn.cfg.file_search_citations => {
+                    // OGX's builtin offers a fixed tool; no tool group is looked up.
+                    turn.chat_tools[i].push(chat::function_tool(
+                        "file_search",
+                        Some("Search files for relevant information"),
+                        Some(&json!({
+                            "type": "object",
+                            "properties": {"query": {"type": "string", "description": "The search query"}},
+                            "required": ["query"],
+                        })),
+                        None,
+                    ));
+                    turn.catalog
+                        .server_tools
+                        .entry("file_search".to_owned())
+                        .or_insert(CallKind::FileSearch(i));
                 }
                 Tool::FileSearch { .. } => turn.lookups.push(Lookup::ToolDef {
                     tool: i,
@@ -372,6 +406,18 @@ impl Turn {
     /// The finished response (completed, incomplete or failed), once there is one.
     pub fn final_response(&self) -> Option<&Response> {
         self.final_response.as_ref()
+    }
+
+    /// The response as it stands, in OpenAI's full shape, with `status` one of `queued`, `in_progress` or
+    /// `cancelled` (a background response seen before it ends, or cancelled); `None` for another status.
+    pub fn snapshot_json(&self, status: &str) -> Option<String> {
+        use super::response::status as s;
+        let status = [s::QUEUED, s::IN_PROGRESS, s::CANCELLED]
+            .into_iter()
+            .find(|known| *known == status)?;
+        let mut response = self.snapshot("in_progress", None);
+        response.status = status;
+        Some(response.to_json(Shape::Full))
     }
 
     /// Messages for the driver's log (each once): tools left out because the host cannot serve them.
@@ -483,6 +529,11 @@ impl Turn {
                     self.round = Round::new();
                     self.round_ending = Ending::Completed;
                     self.think = self.cfg.split_think.then(ThinkSplitter::default);
+                    self.cite = None;
+                    if let Some((file_id, filename)) = self.citation_files.top() {
+                        self.round.set_fallback_citation(file_id, filename);
+                        self.cite = Some(CitationStream::default());
+                    }
                     self.phase = Phase::Inferring;
                     let messages = serde_json::to_string(&self.messages)
                         .map_err(|e| CoreError::protocol(e.to_string()))?;
@@ -534,11 +585,7 @@ impl Turn {
                     self.final_response = Some(response);
                     if self.cfg.options.store {
                         self.phase = Phase::AwaitStore;
-                        let response = self
-                            .final_response
-                            .as_ref()
-                            .map(|r| r.to_json(self.cfg.record_shape))
-                            .unwrap_or_default();
+                        let response = self.record_json();
                         let input = serde_json::to_string(&self.stored_input)
                             .map_err(|e| CoreError::protocol(e.to_string()))?;
                         return Ok(Action::Store { response, input });
@@ -568,6 +615,23 @@ impl Turn {
                 }
             }
         }
+    }
+
+    /// The record to store: the final response, with the file search results `include` left out.
+    fn record_json(&self) -> String {
+        let Some(response) = &self.final_response else {
+            return String::new();
+        };
+        if self.hidden_results.is_empty() {
+            return response.to_json(self.cfg.record_shape);
+        }
+        let mut record = response.clone();
+        for (index, hidden) in &self.hidden_results {
+            if let Some(Item::FileSearchCall { results, .. }) = record.output.get_mut(*index) {
+                *results = Some(hidden.clone());
+            }
+        }
+        record.to_json(self.cfg.record_shape)
     }
 
     /// The answer to `GetToolDef`: llama-stack's `ToolDef` as JSON.
@@ -736,12 +800,48 @@ impl Turn {
         match (&mut self.think, kind) {
             (Some(think), DeltaKind::OutputText) => {
                 for (kind, piece) in think.split(text) {
-                    self.round.text(&mut self.out, kind, &piece);
+                    self.route(kind, &piece);
+                }
+            }
+            _ => self.route(kind, text),
+        }
+        Ok(())
+    }
+
+    /// Output text goes through the citation filter once a search returned files.
+    fn route(&mut self, kind: DeltaKind, text: &str) {
+        match (&mut self.cite, kind) {
+            (Some(cite), DeltaKind::OutputText) => {
+                for cited in cite.feed(text, &self.citation_files) {
+                    self.cited(cited);
                 }
             }
             _ => self.round.text(&mut self.out, kind, text),
         }
-        Ok(())
+    }
+
+    fn cited(&mut self, cited: Cited) {
+        match cited {
+            Cited::Text(text) => self.round.text(&mut self.out, DeltaKind::OutputText, &text),
+            Cited::Cite(file_id) => {
+                if let Some(filename) = self.citation_files.filename(&file_id) {
+                    let filename = filename.to_owned();
+                    self.round.cite(&mut self.out, &file_id, &filename);
+                }
+            }
+        }
+    }
+
+    /// The round's text ended: what the citation filter withheld is text after all.
+    fn flush_text(&mut self) {
+        if let Some(mut think) = self.think.take() {
+            for (kind, piece) in think.finish() {
+                self.route(kind, &piece);
+            }
+        }
+        if let Some(rest) = self.cite.as_mut().and_then(CitationStream::finish) {
+            self.round.text(&mut self.out, DeltaKind::OutputText, &rest);
+        }
     }
 
     /// The per-chunk fast path of `text_delta`: when the message is already being streamed and
@@ -753,7 +853,7 @@ impl Turn {
     }
 
     pub fn piece_direct(&mut self, kind: DeltaKind, text: &str) -> Result<Option<DirectDelta>> {
-        if self.phase == Phase::Inferring && self.think.is_none() {
+        if self.phase == Phase::Inferring && self.think.is_none() && self.cite.is_none() {
             if let Some(d) = self.round.text_direct(&mut self.out, kind, text) {
                 return Ok(Some(d));
             }
@@ -850,11 +950,7 @@ impl Turn {
     /// comes next.
     pub fn end_inference(&mut self) -> Result<()> {
         self.expect(Phase::Inferring, "end_inference")?;
-        if let Some(mut think) = self.think.take() {
-            for (kind, piece) in think.finish() {
-                self.round.text(&mut self.out, kind, &piece);
-            }
-        }
+        self.flush_text();
         let result = self
             .round
             .finish(&mut self.out, &self.catalog, self.round_ending);
@@ -956,6 +1052,7 @@ impl Turn {
             return;
         }
         if self.phase == Phase::Inferring {
+            self.flush_text();
             self.round
                 .finish(&mut self.out, &self.catalog, Ending::Incomplete);
         }

@@ -235,6 +235,7 @@ mod tests {
             send_response_format: false,
             extended_tools: true,
             split_think: false,
+            file_search_citations: false,
             options: RequestOptions::parse(&request).unwrap(),
             record_shape: Shape::Full,
         };

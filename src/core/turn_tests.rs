@@ -20,6 +20,7 @@ fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
         split_think: false,
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: Shape::LlamaStack0212,
+        file_search_citations: false,
     }
 }
 
@@ -1309,4 +1310,212 @@ fn a_leading_think_block_becomes_reasoning_when_asked() {
         response["output"][0]["content"][0]["text"],
         "<think>a</think>b"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// OGX's file_search: the fixed tool, citations and `include: ["file_search_call.results"]`
+
+/// A streamed OGX file_search turn: the model searches, then answers in `answer` pieces. Returns the
+/// events, the final response and the record stored.
+fn ogx_file_search(include: bool, answer: &[&str]) -> (Log, Value, Value) {
+    let mut request = json!({"model": "m"});
+    if include {
+        request["include"] = json!(["file_search_call.results"]);
+    }
+    let mut config = cfg_with(true, request);
+    config.file_search_citations = true;
+    let tools = json!([{"type": "file_search", "vector_store_ids": ["vs_1"]}]);
+    let mut turn = Turn::new(config, &json!("llamas?"), &tools).unwrap();
+    let mut log = Log::default();
+    // No tool-group lookup: the fixed `file_search` tool is offered at once.
+    let (_, offered) = infer(&mut turn, &mut log);
+    assert_eq!(offered.unwrap()[0]["function"]["name"], "file_search");
+    turn.tool_call_delta(
+        0,
+        Some("c1"),
+        Some("file_search"),
+        Some("{\"query\": \"llamas\"}"),
+    )
+    .unwrap();
+    turn.end_inference().unwrap();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::FileSearch { .. }
+    ));
+    let hit = |file: &str, name: &str, score: f64, text: &str| {
+        json!({"file_id": file, "filename": name, "score": score, "attributes": {},
+               "content": [{"type": "text", "text": text}]})
+    };
+    turn.tool_result(&json!([{"data": [
+        hit("file-b", "b.txt", 0.4, "Alpacas spit."),
+        hit("file-a", "a.txt", 0.9, "Llamas hum."),
+    ]}]))
+    .unwrap();
+    let (messages, _) = infer(&mut turn, &mut log);
+    let told = messages[2]["content"].as_str().unwrap();
+    assert!(
+        told.contains("[2] document_id: file-a, score: 0.9 cite as <|file-a|>\nLlamas hum.\n"),
+        "{told}"
+    );
+    for piece in answer {
+        turn.text_delta(piece).unwrap();
+    }
+    turn.end_inference().unwrap();
+    let mut stored = Value::Null;
+    loop {
+        match turn.next_action().unwrap() {
+            Action::Store { response, .. } => {
+                stored = serde_json::from_str(&response).unwrap();
+                turn.stored().unwrap();
+            }
+            Action::Done => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    log.take(&mut turn);
+    log.check_invariants();
+    let response = serde_json::to_value(turn.final_response().unwrap()).unwrap();
+    (log, response, stored)
+}
+
+/// Each `annotation.added` comes inside its open output_text part, in `annotation_index` order,
+/// after the deltas of the text before it; the list equals the part's final annotations.
+fn check_annotation_events(log: &Log, response: &Value) {
+    let part = &response["output"][1]["content"][0];
+    let mut text = String::new();
+    let mut seen = Vec::new();
+    for e in &log.events {
+        match e["type"].as_str().unwrap_or("") {
+            "response.content_part.added" => text.clear(),
+            "response.output_text.delta" => text.push_str(e["delta"].as_str().unwrap()),
+            "response.output_text.annotation.added" => {
+                assert_eq!(e["annotation_index"], json!(seen.len()));
+                assert_eq!(e["output_index"], 1);
+                assert_eq!(e["content_index"], 0);
+                assert_eq!(e["item_id"], response["output"][1]["id"]);
+                assert_eq!(e["annotation"]["index"], json!(text.chars().count()), "{e}");
+                seen.push(e["annotation"].clone());
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(Value::Array(seen), part["annotations"]);
+}
+
+#[test]
+fn ogx_file_search_citations_become_annotations_wherever_the_stream_splits() {
+    let answer = "Llamas hum <|file-a|>. Alpacas spit [file-b]! Not (file-zz).";
+    let mut rng = XorShift(0x5eed);
+    for round in 0..200 {
+        let pieces = random_pieces(&mut rng, answer);
+        let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+        let (log, response, _) = ogx_file_search(round % 2 == 0, &pieces);
+        let part = &response["output"][1]["content"][0];
+        assert_eq!(part["text"], "Llamas hum. Alpacas spit! Not (file-zz).");
+        assert_eq!(
+            part["annotations"],
+            json!([
+                {"type": "file_citation", "file_id": "file-a", "filename": "a.txt", "index": 10},
+                {"type": "file_citation", "file_id": "file-b", "filename": "b.txt", "index": 24},
+            ])
+        );
+        check_annotation_events(&log, &response);
+    }
+}
+
+#[test]
+fn ogx_file_search_results_show_only_when_included_and_are_always_stored() {
+    let (log, response, stored) = ogx_file_search(false, &["Hi <|file-a|>."]);
+    assert_eq!(response["output"][0]["type"], "file_search_call");
+    assert_eq!(response["output"][0]["results"], Value::Null);
+    let done = log
+        .events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    assert_eq!(done["item"]["results"], Value::Null);
+    let results = &stored["output"][0]["results"];
+    assert_eq!(results[1]["file_id"], "file-a");
+    assert_eq!(results[1]["text"], "Llamas hum.");
+
+    let (_, response, stored) = ogx_file_search(true, &["Hi <|file-a|>."]);
+    assert_eq!(
+        response["output"][0]["results"],
+        stored["output"][0]["results"]
+    );
+    assert_eq!(response["output"][0]["results"][0]["filename"], "b.txt");
+}
+
+#[test]
+fn ogx_file_search_text_that_cites_nothing_is_attributed_to_the_best_file() {
+    let (log, response, _) = ogx_file_search(false, &["Llamas ", "hum."]);
+    let part = &response["output"][1]["content"][0];
+    assert_eq!(part["text"], "Llamas hum.");
+    assert_eq!(
+        part["annotations"],
+        json!([{"type": "file_citation", "file_id": "file-a", "filename": "a.txt", "index": 11}])
+    );
+    check_annotation_events(&log, &response);
+    let types = log.types();
+    let at = |t: &str| types.iter().position(|x| *x == t).unwrap();
+    assert!(at("response.output_text.annotation.added") < at("response.output_text.done"));
+}
+
+#[test]
+fn llama_stack_file_search_has_no_citations() {
+    let tools = json!([{"type": "file_search", "vector_store_ids": ["vs_1"]}]);
+    let mut turn = Turn::new(cfg(false), &json!("x"), &tools).unwrap();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::GetToolDef { .. }
+    ));
+    turn.provide_tool_def(&json!({"name": "knowledge_search", "parameters": []}))
+        .unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.tool_call_delta(
+        0,
+        Some("c1"),
+        Some("knowledge_search"),
+        Some("{\"query\": \"q\"}"),
+    )
+    .unwrap();
+    turn.end_inference().unwrap();
+    turn.next_action().unwrap();
+    turn.tool_result(
+        &json!([{"data": [{"file_id": "file-a", "filename": "a", "score": 1.0,
+        "content": [{"type": "text", "text": "t"}]}]}]),
+    )
+    .unwrap();
+    infer(&mut turn, &mut log);
+    turn.text_delta("Cited <|file-a|>.").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    assert_eq!(
+        response["output"][1]["content"][0]["text"],
+        "Cited <|file-a|>."
+    );
+    assert_eq!(
+        response["output"][1]["content"][0]["annotations"],
+        json!([])
+    );
+    assert_eq!(response["output"][0]["results"][0]["file_id"], "file-a");
+}
+
+#[test]
+fn a_search_hit_names_the_file_of_its_attributes() {
+    // OGX's stores give the chunk's document id as `file_id`, the file's own id in the attributes.
+    let hit = json!({"file_id": "0b1c-doc", "filename": "", "score": 1.0,
+        "attributes": {"file_id": "file-real", "document_id": "0b1c-doc", "filename": "real.txt"},
+        "content": [{"type": "text", "text": "t"}]});
+    let (results, text) =
+        super::super::tool_calls::file_search_results(&json!([{"data": [hit]}]), "q");
+    assert_eq!(results[0]["file_id"], "file-real");
+    assert_eq!(results[0]["filename"], "real.txt");
+    assert!(text.contains("document_id: file-real"));
+    let old =
+        json!({"file_id": "", "score": 1.0, "attributes": {"document_id": "doc-1"}, "content": []});
+    let (results, _) = super::super::tool_calls::file_search_results(&json!({"data": [old]}), "q");
+    assert_eq!(results[0]["file_id"], "doc-1");
+    assert_eq!(results[0]["filename"], Value::Null);
 }

@@ -16,6 +16,7 @@ fn cfg(request: Value, max_rounds: u32, shape: Shape) -> TurnConfig {
         split_think: false,
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: shape,
+        file_search_citations: false,
     }
 }
 

@@ -4,6 +4,7 @@
 mod compaction;
 pub(crate) mod convert;
 mod events;
+mod sse;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -244,6 +245,8 @@ pub struct PyTurn {
     carry: [Option<u16>; 3],
     /// The delta class seen last and what it can carry.
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
+    /// The SSE framing of an upstream body fed as bytes (`feed_sse`).
+    sse: crate::core::sse::SseReader,
 }
 
 /// Profiles of the delta classes seen so far in this process (a handful: llama-stack's, openai's).
@@ -556,7 +559,7 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false))]
+        split_think=false, file_search_citations=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -576,6 +579,7 @@ impl PyTurn {
         options: Option<&Bound<'_, PyAny>>,
         record_shape: &str,
         split_think: bool,
+        file_search_citations: bool,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -612,6 +616,7 @@ impl PyTurn {
                 send_response_format,
                 extended_tools,
                 split_think,
+                file_search_citations,
                 options: opts,
                 record_shape,
             };
@@ -622,6 +627,7 @@ impl PyTurn {
                 hot: HotState::default(),
                 carry: [None; 3],
                 profile: None,
+                sse: crate::core::sse::SseReader::new(),
             })
         })
     }
@@ -957,9 +963,54 @@ impl PyTurn {
         guarded(|| self.turn.chat_history().map_err(to_py_err))
     }
 
+    /// A piece of the upstream's Chat Completions SSE body (de-chunked bytes, split anywhere): every
+    /// complete chunk in it goes into the turn, and the events they caused come back as the client's SSE
+    /// bytes (`event: TYPE\ndata: JSON\n\n` each; empty when none). No Python object per chunk.
+    /// Raises `UpstreamError` for a body that is not a chat stream (the caller then `fail`s the turn).
+    fn feed_sse<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        guarded(|| {
+            crate::core::chunk::feed_sse(&mut self.sse, &mut self.turn, data)
+                .map_err(|e| sse::UpstreamError::new_err(e.0))?;
+            self.drain_sse(py)
+        })
+    }
+
+    /// `data: [DONE]` was read from the upstream body.
+    #[getter]
+    fn sse_done(&self) -> bool {
+        self.sse.done()
+    }
+
+    /// Every event queued since the last call, as SSE bytes (see `feed_sse`).
+    fn drain_sse<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        guarded(|| {
+            let mut out = Vec::new();
+            while let Some(event) = self.turn.pop_event() {
+                crate::core::sse::write_event(&event, &mut out);
+            }
+            Ok(pyo3::types::PyBytes::new(py, &out))
+        })
+    }
+
     /// Every event queued since the last call, as a list.
     fn drain<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         guarded(|| self.queued_events(py, None))
+    }
+
+    /// The response as it stands (OpenAI's full shape) with `status` `queued`, `in_progress` or
+    /// `cancelled`: a background response before it ends, or cancelled.
+    fn snapshot_json(&self, status: &str) -> PyResult<String> {
+        guarded(|| {
+            self.turn.snapshot_json(status).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "status: '{status}' is not queued, in_progress or cancelled"
+                ))
+            })
+        })
     }
 
     /// The finished response as JSON (llama-stack's `OpenAIResponseObject` shape).
@@ -1006,6 +1057,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyTurn>()?;
     m.add_class::<EventFactory>()?;
+    sse::register(m)?;
     m.add_class::<compaction::PyCompaction>()?;
     m.add_function(wrap_pyfunction!(compaction::is_context_length_error, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compaction_text_segments, m)?)?;

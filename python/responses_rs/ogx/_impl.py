@@ -188,6 +188,7 @@ class OGXResponsesImpl(TurnDriver):
     _extended_tools = True
     _errors_in_stream = False  # OGX's router turns an exception raised before the stream into HTTP 4xx/5xx
     _record_shape = "full"
+    _file_search_citations = True
     _event_classes = EVENT_CLASSES
     _truncate_on_context_length = True  # the builtin's truncation.py, whatever `truncation` says
 

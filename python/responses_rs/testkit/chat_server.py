@@ -82,6 +82,12 @@ Endpoints
 ---------
 * ``GET /v1/models`` and ``GET /v1/models/{id}`` (OpenAI list / model shape).
 * ``POST /v1/chat/completions`` (streamed or not).
+* ``POST /v1/embeddings``: deterministic embeddings, not scripted (see ``embed``): each
+  input (a string or a list of strings) is a bag of its lowercased words, each word hashed
+  (CRC-32) to one of ``dimensions`` (default ``EMBEDDING_DIMENSION``) coordinates with a sign,
+  L2-normalised; so texts sharing words are near each other.  ``encoding_format`` ``float``
+  (default) or ``base64`` (little-endian float32, what the ``openai`` client asks for).  Any
+  ``model`` is accepted and echoed (``EMBEDDING_MODEL`` is the name the OGX run config registers).
 * Control endpoints for out-of-process use (e.g. when started via the CLI for
   an end-to-end ``llama stack run``): ``POST /__scripted__/script`` with
   ``{"turns": [...], "append": false}``, ``GET /__scripted__/requests`` and
@@ -99,15 +105,19 @@ and serves until killed.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import copy
 import json
+import re
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -117,10 +127,13 @@ from urllib.parse import unquote, urlsplit
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_MODEL",
+    "EMBEDDING_DIMENSION",
+    "EMBEDDING_MODEL",
     "READY_PREFIX",
     "ScriptedChatServer",
     "Turn",
     "TurnFn",
+    "embed",
     "main",
 ]
 
@@ -133,6 +146,21 @@ DEFAULT_CHUNK_SIZE = 4
 READY_PREFIX = "SCRIPTED_CHAT_SERVER"
 CONTROL_PREFIX = "/__scripted__"
 SYSTEM_FINGERPRINT = "fp_scripted"
+EMBEDDING_MODEL = "scripted-embedding"
+EMBEDDING_DIMENSION = 64
+_WORD = re.compile(r"[0-9a-z]+")
+
+
+def embed(text: str, dimensions: int = EMBEDDING_DIMENSION) -> list[float]:
+    """The deterministic embedding ``POST /v1/embeddings`` answers: a signed hashed bag of words."""
+    vector = [0.0] * dimensions
+    for word in _WORD.findall(text.lower()):
+        h = zlib.crc32(word.encode())
+        vector[h % dimensions] += -1.0 if (h >> 16) & 1 else 1.0
+    norm = sum(v * v for v in vector) ** 0.5
+    if norm == 0.0:  # no word: a fixed unit vector, so every input has a direction
+        vector[0], norm = 1.0, 1.0
+    return [v / norm for v in vector]
 
 
 class _AbortStream(Exception):
@@ -392,6 +420,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if path == "/chat/completions":
             self._chat_completions(body)
+        elif path == "/embeddings":
+            self._embeddings(body)
         elif path == f"{CONTROL_PREFIX}/script":
             turns = body.get("turns", [])
             owner.script(turns, append=bool(body.get("append", False)))
@@ -401,6 +431,39 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"pending": 0})
         else:
             self._send_error(404, f"Unknown path {self.path}", "invalid_request_error")
+
+    # -- embeddings ------------------------------------------------------------
+
+    def _embeddings(self, body: JSON) -> None:
+        inputs = body.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
+            self._send_error(400, "input: must be a string or a non-empty list of strings", "invalid_request_error")
+            return
+        dimensions = body.get("dimensions") or EMBEDDING_DIMENSION
+        encoding = body.get("encoding_format") or "float"
+        if not isinstance(dimensions, int) or dimensions < 1 or encoding not in ("float", "base64"):
+            self._send_error(400, "dimensions or encoding_format: unsupported value", "invalid_request_error")
+            return
+        data = []
+        for index, text in enumerate(inputs):
+            vector = embed(text, dimensions)
+            if encoding == "base64":
+                value: Any = base64.b64encode(struct.pack(f"<{dimensions}f", *vector)).decode("ascii")
+            else:
+                value = vector
+            data.append({"object": "embedding", "index": index, "embedding": value})
+        tokens = sum(max(1, len(t) // 4) for t in inputs)
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": str(body.get("model") or EMBEDDING_MODEL),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     # -- chat completions ----------------------------------------------------
 

@@ -1,0 +1,227 @@
+"""``responses-rs serve``: a standalone Open Responses server in front of an OpenAI-compatible Chat
+Completions server, on the same Rust core as the llama-stack and OGX providers.
+
+    responses-rs serve --upstream http://127.0.0.1:8000/v1 [--port 8080] [--data-dir DIR]
+    python -m responses_rs.server --upstream ...
+
+Every flag has an environment variable (``RESPONSES_RS_<FLAG>``; lists comma-separated). The endpoint is
+``http://HOST:PORT/v1/responses`` (the ``openai`` client's ``base_url`` is ``http://HOST:PORT/v1``).
+HTTP: uvicorn (httptools and uvloop when installed) with a raw ASGI app (``_app.py``); the upstream client is
+a small HTTP/1.1 client (``_upstream.py``); responses are stored in sqlite (``_store.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+
+READY_PREFIX = "RESPONSES_RS_SERVE"
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"RESPONSES_RS_{name}")
+    return value if value not in (None, "") else default
+
+
+def _list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="responses-rs serve",
+        description="An Open Responses server (POST /v1/responses, streamed or not; stored responses in sqlite) "
+        "in front of an OpenAI-compatible Chat Completions server. Each flag's environment variable is shown.",
+    )
+    p.add_argument(
+        "--upstream",
+        default=_env("UPSTREAM"),
+        help="base URL of the Chat Completions server, e.g. http://127.0.0.1:8000/v1 (RESPONSES_RS_UPSTREAM)",
+    )
+    p.add_argument("--upstream-key", default=_env("UPSTREAM_KEY"), help="its API key (RESPONSES_RS_UPSTREAM_KEY)")
+    p.add_argument(
+        "--model-alias",
+        action="append",
+        default=_list(_env("MODEL_ALIASES")),
+        metavar="ALIAS=MODEL",
+        help="a model name clients may use for an upstream model; repeatable (RESPONSES_RS_MODEL_ALIASES, a=b,c=d)",
+    )
+    p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="listen address (RESPONSES_RS_HOST)")
+    p.add_argument(
+        "--port", type=int, default=int(_env("PORT", "8080") or 8080), help="0: any free port (RESPONSES_RS_PORT)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR", str(Path.home() / ".local/share/responses-rs")),
+        help="where the sqlite store lives (RESPONSES_RS_DATA_DIR)",
+    )
+    p.add_argument("--db", default=_env("DB"), help="sqlite file (default DATA_DIR/responses.db) (RESPONSES_RS_DB)")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=_list(_env("API_KEYS")),
+        help="accept only requests with this bearer key; each key sees only what it stored; repeatable "
+        "(RESPONSES_RS_API_KEYS, comma-separated). None: no authentication",
+    )
+    p.add_argument(
+        "--upstream-timeout",
+        type=float,
+        default=float(_env("UPSTREAM_TIMEOUT", "300") or 300),
+        help="seconds for a connect or any read from the upstream (RESPONSES_RS_UPSTREAM_TIMEOUT)",
+    )
+    p.add_argument(
+        "--max-upstream",
+        type=int,
+        default=int(_env("MAX_UPSTREAM", "256") or 256),
+        help="concurrent upstream calls at most (RESPONSES_RS_MAX_UPSTREAM)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=int(_env("MAX_BODY_BYTES", str(32 << 20)) or 32 << 20),
+        help="largest request body (RESPONSES_RS_MAX_BODY_BYTES)",
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(_env("SHUTDOWN_TIMEOUT", "30") or 30),
+        help="on SIGTERM/SIGINT, seconds in-flight requests may still run; then streams end with response.failed "
+        "(RESPONSES_RS_SHUTDOWN_TIMEOUT)",
+    )
+    p.add_argument(
+        "--log-requests",
+        action="store_true",
+        default=_env("LOG_REQUESTS", "") not in ("", "0", "false"),
+        help="log one JSON line per response when it ends (id, status, model, ms, tokens, error) on the "
+        "responses_rs.server.requests logger (RESPONSES_RS_LOG_REQUESTS=1)",
+    )
+    p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(RESPONSES_RS_LOG_LEVEL)")
+    p.add_argument(
+        "--http",
+        choices=("auto", "httptools", "h11"),
+        default=_env("HTTP", "auto"),
+        help="uvicorn's HTTP parser; auto: httptools when installed (RESPONSES_RS_HTTP)",
+    )
+    p.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default=_env("LOOP", "auto"),
+        help="event loop; auto: uvloop when installed (RESPONSES_RS_LOOP)",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.upstream:
+        parser().error("--upstream (or RESPONSES_RS_UPSTREAM) is required")
+    aliases: dict[str, str] = {}
+    for entry in args.model_alias:
+        alias, sep, model = entry.partition("=")
+        if not sep or not alias or not model:
+            parser().error(f"--model-alias: expected ALIAS=MODEL, got {entry!r}")
+        aliases[alias] = model
+    try:
+        import uvicorn
+    except ImportError:
+        print("responses-rs serve needs uvicorn: pip install 'responses-rs[server]'", file=sys.stderr)
+        return 2
+
+    from ._app import App, Config
+    from ._store import Store
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_requests:
+        logging.getLogger("responses_rs.server.requests").setLevel(logging.INFO)
+    db = Path(args.db) if args.db else Path(args.data_dir) / "responses.db"
+    store = Store(db)
+    store.open()
+    try:
+        app = App(
+            Config(
+                upstream=args.upstream,
+                upstream_key=args.upstream_key,
+                aliases=aliases,
+                api_keys=args.api_key,
+                upstream_timeout=args.upstream_timeout,
+                max_upstream=args.max_upstream,
+                max_body_bytes=args.max_body_bytes,
+                log_requests=args.log_requests,
+            ),
+            store,
+        )
+    except ValueError as exc:
+        store.close()
+        parser().error(str(exc))
+    have = importlib.util.find_spec
+    config = uvicorn.Config(
+        app,
+        http=args.http if args.http != "auto" else "httptools" if have("httptools") else "h11",
+        loop="none",
+        lifespan="off",
+        access_log=False,
+        log_level=args.log_level.lower(),
+        timeout_graceful_shutdown=args.shutdown_timeout,
+    )
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets)
+            # Past the grace period uvicorn cancels the requests still running and returns at once (then
+            # re-raises the signal): let them end their streams with response.failed first.
+            running = [task for task in self.server_state.tasks if not task.done()]
+            if running:
+                await asyncio.wait(running, timeout=2)
+
+    server = Server(config)
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP (else Nagle and
+    # delayed ACKs add 40 ms to a streamed answer on the asyncio loop).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    port = sock.getsockname()[1]
+    host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
+
+    async def serve() -> None:
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            logging.getLogger("responses_rs.server").info(
+                "serving Open Responses at http://%s:%d/v1/responses (upstream %s, store %s)",
+                host,
+                port,
+                args.upstream,
+                db,
+            )
+            print(f"{READY_PREFIX} http://{host}:{port}/v1", flush=True)
+        await task
+
+    factory = None
+    if args.loop == "uvloop" or (args.loop == "auto" and have("uvloop")):
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(serve())
+    finally:
+        app.upstream.close()
+        store.close()
+    return 0
+
+
+def console_main() -> None:
+    """The ``responses-rs`` console script: ``responses-rs serve [flags]``."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] != "serve":
+        print("usage: responses-rs serve [--upstream URL] [flags]   (responses-rs serve --help)", file=sys.stderr)
+        raise SystemExit(2)
+    raise SystemExit(main(argv[1:]))

@@ -1,0 +1,772 @@
+"""The ASGI application of ``responses-rs serve``: a raw ASGI callable (no framework, no pydantic).
+
+Per streamed request the Python here does a fixed amount of work (parse the request JSON once, build a
+``Turn``, write the upstream request); per upstream *read* it makes one call into the core
+(``Turn.feed_sse``: SSE bytes in, the client's SSE event bytes out) and one ASGI ``send``. No Python object
+is built per chunk or per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
+from ._store import NotFound, Store
+from ._upstream import Response, Upstream, UpstreamFailure
+
+logger = logging.getLogger("responses_rs.server")
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Emit = Callable[[bytes], Awaitable[None]]
+
+# The core builds no event objects here (events leave as SSE bytes), so its factory has no classes.
+_FACTORY = EventFactory({})
+# Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
+_NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
+# Open Responses fields this server does not serve yet: refused naming the field.
+NOT_BUILT = ("prompt", "context_management")
+# Tool types the core runs on host collaborators this server has none of yet.
+SERVED_TOOLS = ("function",)
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+
+
+class ApiError(Exception):
+    """An answer with an Open Responses error body: ``{"error": {type, code, param, message}}``."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.param = param
+        self.code = code
+        self.type = {
+            401: "authentication_error",
+            404: "invalid_request_error",
+            413: "invalid_request_error",
+        }.get(status, "invalid_request_error" if status < 500 else "server_error")
+
+    def body(self) -> bytes:
+        error = {"type": self.type, "code": self.code, "param": self.param, "message": str(self)}
+        return json.dumps({"error": error}).encode()
+
+
+def invalid(message: str, code: str = "invalid_request") -> ApiError:
+    """A 400 for the core's `field: message` errors, `param` naming the field."""
+    field = message.split(": ", 1)[0] if ": " in message else None
+    if field is not None and (" " in field or len(field) > 200):
+        field = None
+    return ApiError(400, message, param=field, code=code)
+
+
+class Config:
+    def __init__(
+        self,
+        *,
+        upstream: str,
+        upstream_key: str | None = None,
+        aliases: dict[str, str] | None = None,
+        api_keys: list[str] | None = None,
+        upstream_timeout: float = 300.0,
+        max_upstream: int = 256,
+        max_body_bytes: int = 32 << 20,
+        log_requests: bool = False,
+    ) -> None:
+        self.upstream = upstream
+        self.upstream_key = upstream_key
+        self.aliases = aliases or {}
+        self.api_keys = api_keys or []
+        self.upstream_timeout = upstream_timeout
+        self.max_upstream = max_upstream
+        self.max_body_bytes = max_body_bytes
+        self.log_requests = log_requests
+
+
+class Request:
+    """A checked request, its turn built: what `_run` needs."""
+
+    __slots__ = (
+        "turn",
+        "model",
+        "temperature",
+        "owner",
+        "prefix",
+        "items",
+        "background",
+        "conversation",
+        "started",
+        "interrupted",
+    )
+
+    def __init__(
+        self,
+        turn: Turn,
+        model: str,
+        temperature: Any,
+        owner: str,
+        prefix: int,
+        items: list[Any],
+        background: bool = False,
+    ) -> None:
+        self.turn = turn
+        self.model = model  # the upstream's name for it
+        self.temperature = temperature
+        self.owner = owner
+        self.prefix = prefix  # items of the chain before this turn's own input
+        self.items = items  # the whole input: the chain, then this turn's input
+        self.background = background
+        self.conversation: str | None = None  # a conversation the response's items are appended to
+        self.started = time.perf_counter()
+        self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
+
+
+class BackgroundRun:
+    """A background response under way: its request and the task running it."""
+
+    __slots__ = ("request", "task")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.task: asyncio.Task[None] | None = None
+
+
+def _owner(key: str) -> str:
+    """What a stored row keeps of the API key that created it (never the key itself)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+class App:
+    def __init__(self, config: Config, store: Store) -> None:
+        self.config = config
+        self.store = store
+        self.upstream = Upstream(config.upstream, config.upstream_key, config.upstream_timeout)
+        self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
+        self._slots = asyncio.Semaphore(config.max_upstream)
+        self._background: dict[str, BackgroundRun] = {}
+
+    # ------------------------------------------------------------------------------------------
+    # ASGI
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            if scope["path"] == "/v1/responses":
+                from ._websocket import serve_websocket
+
+                await serve_websocket(self, scope, receive, send)
+            else:
+                await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            await self._route(scope, receive, send)
+        except ApiError as exc:
+            await _answer(send, exc.status, exc.body())
+        except Exception:
+            logger.exception("responses-rs serve: %s %s failed", scope.get("method"), scope.get("path"))
+            await _answer(send, 500, ApiError(500, "internal server error", code="server_error").body())
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path == "/health":
+            await _answer(send, 200, b'{"status":"ok"}')
+            return
+        owner = self._authorize(scope)
+        if path == "/v1/responses":
+            if method != "POST":
+                raise ApiError(405, f"{method} is not allowed on /v1/responses")
+            await self._create(await self._body(receive), owner, send, receive)
+            return
+        if path.startswith("/v1/responses/"):
+            rest = path[len("/v1/responses/") :]
+            response_id, _, sub = rest.partition("/")
+            run = self._background.get(response_id)
+            if run is not None and run.request.owner != owner:
+                run = None
+            if not sub and method == "GET":
+                if b"stream=true" in scope.get("query_string", b"").lower():
+                    raise ApiError(
+                        400,
+                        "stream: replaying a response's events is not supported by responses-rs serve (yet)",
+                        param="stream",
+                        code="unsupported_parameter",
+                    )
+                if run is not None:  # under way: as it stands
+                    await _answer(send, 200, run.request.turn.snapshot_json("in_progress").encode())
+                    return
+                stored = await self._stored(response_id, owner)
+                await _answer(send, 200, stored.response.encode())
+            elif sub == "cancel" and method == "POST":
+                await self._cancel(response_id, owner, send)
+            elif not sub and method == "DELETE":
+                if run is not None and run.task is not None:
+                    del self._background[response_id]
+                    run.task.cancel()
+                try:
+                    await self.store.delete(response_id, owner)
+                except NotFound:
+                    raise _not_found(response_id) from None
+                body = {"id": response_id, "object": "response.deleted", "deleted": True}
+                await _answer(send, 200, json.dumps(body).encode())
+            elif sub == "input_items" and method == "GET":
+                await self._input_items(response_id, owner, scope, send)
+            else:
+                raise ApiError(404, f"no route {method} {path}", code="not_found")
+            return
+        if path == "/v1/conversations" or path.startswith("/v1/conversations/"):
+            from . import _conversations
+
+            await _conversations.route(self, scope, receive, send, owner)
+            return
+        if path in ("/v1/models", "/v1/models/") and method == "GET":
+            await self._models(send)
+            return
+        raise ApiError(404, f"no route {method} {path}", code="not_found")
+
+    def _authorize(self, scope: Scope) -> str:
+        if not self._owners:
+            return ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                owner = self._owners.get(value)
+                if owner is not None:
+                    return owner
+                break
+        raise ApiError(401, "missing or unknown API key (Authorization: Bearer KEY)", code="invalid_api_key")
+
+    async def _body(self, receive: Receive) -> bytes:
+        parts = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError(400, "the client went away before sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.config.max_body_bytes:
+                raise ApiError(413, f"the request body is larger than {self.config.max_body_bytes} bytes")
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def _stored(self, response_id: str, owner: str) -> Any:
+        try:
+            return await self.store.get(response_id, owner)
+        except NotFound:
+            raise _not_found(response_id) from None
+
+    # ------------------------------------------------------------------------------------------
+    # POST /v1/responses
+
+    async def _create(self, raw: bytes, owner: str, send: Send, receive: Receive) -> None:
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise ApiError(400, f"the request body is not JSON: {exc}", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+        stream = body.get("stream") or False
+        if not isinstance(stream, bool):
+            raise ApiError(400, f"stream: must be a boolean, got {type(stream).__name__}", param="stream")
+        if body.get("background") is True and stream:
+            raise ApiError(
+                400,
+                "stream: a streamed background response is not supported by responses-rs serve (yet)",
+                param="stream",
+                code="unsupported_parameter",
+            )
+        request = await self._prepare(body, owner, stream)
+        if request.background:
+            await self._start_background(request, send)
+            return
+        if stream:
+
+            async def emit(out: bytes) -> None:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+
+            await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+            # A client that goes away stops the response (and its upstream call): nothing is stored.
+            watcher = asyncio.create_task(_on_disconnect(receive, request, asyncio.current_task()))
+            try:
+                await self._run(request, emit)
+            except asyncio.CancelledError:
+                pass  # the client went away, or shutdown: the stream has ended with response.failed
+            finally:
+                watcher.cancel()
+                with contextlib.suppress(Exception):  # the body ends properly in every case
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        failure = await self._run(request, None)
+        if failure is not None:
+            status, code, message = failure
+            raise ApiError(status, message, code=code)
+        await _answer(send, 200, request.turn.response_json().encode())
+
+    async def _prepare(
+        self, body: dict[str, Any], owner: str, stream: bool, cache: dict[str, list[Any]] | None = None
+    ) -> Request:
+        """Check the request and build its turn (reading the chain it continues): ApiError when refused.
+        `cache`: a WebSocket connection's store=false responses (id -> the items a continuation starts from)."""
+        store = body.get("store", True)
+        if not isinstance(store, bool):
+            raise ApiError(400, f"store: must be a boolean, got {type(store).__name__}", param="store")
+        for name in NOT_BUILT:
+            if body.get(name) not in (None, False):
+                raise ApiError(
+                    400, f"{name}: not supported by responses-rs serve (yet)", param=name, code="unsupported_parameter"
+                )
+        tools = body.get("tools")
+        if isinstance(tools, list):
+            for i, tool in enumerate(tools):
+                kind = tool.get("type") if isinstance(tool, dict) else None
+                if isinstance(kind, str) and kind not in SERVED_TOOLS:
+                    raise ApiError(
+                        400,
+                        f"tools[{i}].type: tool type '{kind}' is not served by responses-rs serve (yet)",
+                        param=f"tools[{i}].type",
+                        code="unsupported_parameter",
+                    )
+        model = body.get("model")
+        options = {k: v for k, v in body.items() if k not in _NAMED and v is not None}
+        previous_id = body.get("previous_response_id")
+        input = body.get("input")
+        prefix = 0
+        chain: list[Any] | None = None
+        conversation = None
+        if body.get("conversation") is not None:
+            from ._conversations import conversation_id
+
+            if previous_id is not None:
+                raise ApiError(
+                    400, "conversation: cannot be used together with previous_response_id", param="conversation"
+                )
+            conversation = conversation_id(body["conversation"])
+            try:
+                chain = await self.store.conversation_items(conversation, owner)
+            except NotFound:
+                raise ApiError(
+                    404, f"Conversation with id '{conversation}' not found.", param="conversation", code="not_found"
+                ) from None
+            prefix = len(chain)
+            if isinstance(input, str):
+                chain.append({"type": "message", "role": "user", "content": input})
+            elif isinstance(input, list):
+                chain.extend(input)
+            else:
+                raise ApiError(400, "input: must be a string or a list of items", param="input")
+            input = chain
+        try:
+            if previous_id is not None:
+                if not isinstance(previous_id, str) or not previous_id:
+                    raise ApiError(400, "previous_response_id: must be a string", param="previous_response_id")
+                # Refuse a bad field before the I/O of reading the chain.
+                check_request(
+                    model,
+                    tools,
+                    temperature=body.get("temperature"),
+                    instructions=body.get("instructions"),
+                    text=body.get("text"),
+                    options=options,
+                )
+                if previous_id in self._background:
+                    raise ApiError(
+                        400,
+                        f"previous_response_id: response '{previous_id}' is still in progress",
+                        param="previous_response_id",
+                    )
+                cached = cache.get(previous_id) if cache is not None else None
+                if cached is not None:
+                    chain = list(cached)
+                elif cache is not None and store is False:
+                    # A store=false chain lives only in its connection: no persisted fallback.
+                    raise _previous_not_found(previous_id)
+                else:
+                    try:
+                        chain = await self.store.chain_items(previous_id, owner, with_output=True)
+                    except NotFound:
+                        raise _previous_not_found(previous_id) from None
+                prefix = len(chain)
+                if isinstance(input, str):
+                    chain.append({"type": "message", "role": "user", "content": input})
+                elif isinstance(input, list):
+                    chain.extend(input)
+                else:
+                    raise ApiError(400, "input: must be a string or a list of items", param="input")
+                input = chain
+            turn = Turn(
+                _FACTORY,
+                model,
+                input,
+                tools,
+                temperature=body.get("temperature"),
+                emit_events=stream,
+                store=store,
+                instructions=body.get("instructions"),
+                text=body.get("text"),
+                previous_response_id=previous_id,
+                stream_inference=True,
+                send_response_format=True,
+                extended_tools=True,
+                options=options,
+                record_shape="full",
+            )
+        except InvalidRequest as exc:
+            raise invalid(str(exc)) from None
+        except (TypeError, ValueError) as exc:  # a field of the wrong Python type before the core saw it
+            raise invalid(str(exc)) from None
+        if chain is None:
+            chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
+        upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
+        request = Request(
+            turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
+        )
+        request.conversation = conversation
+        return request
+
+    async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
+        """`_drive`, and with `--log-requests` one JSON line per response when it ends (never per chunk)."""
+        if not self.config.log_requests:
+            return await self._drive(request, emit)
+        failure = None
+        try:
+            failure = await self._drive(request, emit)
+            return failure
+        finally:
+            _log_request(request, emit is not None, failure)
+
+    async def _drive(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
+        """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
+        failure ends the stream with `response.failed`. Not streamed, a failure comes back as
+        (status, code, message)."""
+        turn = request.turn
+        try:
+            while True:
+                action = turn.next_action()
+                if emit is not None:
+                    out = turn.drain_sse()
+                    if out:
+                        await emit(out)
+                kind = action[0]
+                if kind == "infer":
+                    await self._infer(turn, action, request.model, request.temperature, emit)
+                elif kind == "store":
+                    await self._store(request, action[1], action[2])
+                    turn.stored()
+                elif kind == "done":
+                    if request.conversation is not None:
+                        await self._append_to_conversation(request)
+                    if emit is not None:
+                        out = turn.drain_sse()
+                        if out:
+                            await emit(out)
+                    return None
+                else:  # the request's tools were checked: only function tools reach the core
+                    raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
+        except asyncio.CancelledError:
+            # The server is shutting down past its grace period (or a background response was cancelled):
+            # a stream still ends with its terminal event.
+            turn.fail(request.interrupted or "interrupted: the server is shutting down")
+            if emit is not None:
+                with contextlib.suppress(Exception):
+                    await emit(turn.drain_sse())
+            raise
+        except (UpstreamFailure, UpstreamError) as exc:
+            logger.warning("responses-rs serve: response %s failed: %s", turn.response_id, exc)
+            status = getattr(exc, "status", None)
+            # The upstream refusing the request itself (an unknown model, a context too long) is the client's to
+            # see as such; its refusing our key, or failing, is a bad gateway.
+            if isinstance(status, int) and 400 <= status < 500 and status not in (401, 403, 407):
+                failure = (status, "upstream_error", str(exc))
+            else:
+                failure = (502, "upstream_error", str(exc))
+            turn.fail(str(exc))
+        except InvalidRequest as exc:  # found bad only after I/O (a tool_choice naming a missing tool)
+            failure = (400, "invalid_request", str(exc))
+            turn.fail(str(exc), "invalid_request")
+        except Exception as exc:
+            logger.exception("responses-rs serve: response %s failed", turn.response_id)
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            failure = (500, "server_error", message)
+            turn.fail(message)
+        if emit is not None:
+            await emit(turn.drain_sse())
+            return None
+        return failure
+
+    async def _infer(self, turn: Turn, action: Any, model: str, temperature: Any, emit: Emit | None) -> None:
+        _, messages_json, tools_json, _stream, response_format, params = action
+        parts = [
+            '{"model":',
+            json.dumps(model),
+            ',"messages":',
+            messages_json,
+            ',"stream":true,"stream_options":{"include_usage":true}',
+        ]
+        if tools_json is not None:
+            parts += [',"tools":', tools_json]
+        if temperature is not None:
+            parts += [',"temperature":', json.dumps(temperature)]
+        if response_format is not None:
+            parts += [',"response_format":', json.dumps(response_format)]
+        for key, value in params.items():
+            parts += [",", json.dumps(key), ":", json.dumps(value)]
+        parts.append("}")
+        payload = "".join(parts).encode()
+        async with self._slots:
+            response = await self.upstream.request("POST", "/chat/completions", payload, accept="text/event-stream")
+            try:
+                if response.status != 200:
+                    raise _upstream_status(response.status, await response.body(1 << 20))
+                await _pump(turn, response, emit)
+            finally:
+                response.close()
+        turn.end_inference()
+
+    async def _store(self, request: Request, response_json: str, input_json: str | None) -> None:
+        """Write a response: the whole row, or (a background response, whose row was written when it started)
+        its new state. `input_json`: the whole input, of which the first `request.prefix` items are the chain's."""
+        meta = json.loads(response_json)
+        status = str(meta.get("status") or "")
+        if request.background:
+            await self.store.set_response(request.turn.response_id, status, response_json)
+            return
+        items = _stored_items(json.loads(input_json)[request.prefix :] if input_json else [])
+        await self.store.put(
+            id=request.turn.response_id,
+            owner=request.owner,
+            created_at=int(meta.get("created_at") or 0),
+            model=str(meta.get("model") or ""),
+            status=status,
+            previous_response_id=meta.get("previous_response_id"),
+            response=response_json,
+            input=json.dumps(items),
+        )
+
+    async def _append_to_conversation(self, request: Request) -> None:
+        """A response that ended well adds its input items and its output to its conversation."""
+        from ._conversations import with_ids
+
+        response = json.loads(request.turn.response_json())
+        if response.get("status") not in ("completed", "incomplete") or request.conversation is None:
+            return
+        items = [*request.items[request.prefix :], *(response.get("output") or [])]
+        await self.store.add_conversation_items(request.conversation, request.owner, with_ids(items))
+
+    # ------------------------------------------------------------------------------------------
+    # Background responses
+
+    async def _start_background(self, request: Request, send: Send) -> None:
+        """Write the queued response, run it in a task, answer with it at once."""
+        turn = request.turn
+        queued = turn.snapshot_json("queued")
+        meta = json.loads(queued)
+        await self.store.put(
+            id=turn.response_id,
+            owner=request.owner,
+            created_at=int(meta.get("created_at") or 0),
+            model=str(meta.get("model") or ""),
+            status="queued",
+            previous_response_id=meta.get("previous_response_id"),
+            response=queued,
+            input=json.dumps(_stored_items(request.items[request.prefix :])),
+        )
+        run = BackgroundRun(request)
+        self._background[turn.response_id] = run
+        run.task = asyncio.create_task(self._background_run(run), name=f"responses-rs {turn.response_id}")
+        await _answer(send, 200, queued.encode())
+
+    async def _background_run(self, run: BackgroundRun) -> None:
+        turn = run.request.turn
+        try:
+            if await self._run(run.request, None) is not None:
+                # It failed: stored failed, so that whoever polls learns why.
+                await self.store.set_response(turn.response_id, "failed", turn.response_json())
+        except asyncio.CancelledError:
+            pass  # cancelled: the cancel wrote the response's state
+        except Exception:
+            logger.exception("responses-rs serve: background response %s", turn.response_id)
+        finally:
+            if self._background.get(turn.response_id) is run:
+                del self._background[turn.response_id]
+
+    async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
+        run = self._background.get(response_id)
+        if run is not None and run.request.owner == owner:
+            del self._background[response_id]
+            if run.task is not None:
+                run.task.cancel()
+            cancelled = run.request.turn.snapshot_json("cancelled")
+            await self.store.set_response(response_id, "cancelled", cancelled)
+            await _answer(send, 200, cancelled.encode())
+            return
+        stored = await self._stored(response_id, owner)
+        if stored.status == "cancelled":
+            await _answer(send, 200, stored.response.encode())
+            return
+        if not json.loads(stored.response).get("background"):
+            raise ApiError(
+                409,
+                f"Cannot cancel response '{response_id}': only background responses can be cancelled",
+                code="conflict",
+            )
+        raise ApiError(409, f"Cannot cancel response '{response_id}' with status '{stored.status}'", code="conflict")
+
+    # ------------------------------------------------------------------------------------------
+    # The other routes
+
+    async def _input_items(self, response_id: str, owner: str, scope: Scope, send: Send) -> None:
+        query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise ApiError(400, f"order: must be 'asc' or 'desc', got {order!r}", param="order")
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            raise ApiError(400, "limit: must be an integer", param="limit") from None
+        if not 1 <= limit <= 100:
+            raise ApiError(400, f"limit: must be between 1 and 100, got {limit}", param="limit")
+        try:
+            items = await self.store.chain_items(response_id, owner, with_output=False)
+        except NotFound:
+            raise _not_found(response_id) from None
+        if order == "desc":
+            items.reverse()
+        after = query.get("after")
+        if after:
+            ids = [item.get("id") if isinstance(item, dict) else None for item in items]
+            if after not in ids:
+                raise ApiError(404, f"after: no input item with id '{after}'", param="after", code="not_found")
+            items = items[ids.index(after) + 1 :]
+        page = items[:limit]
+        body = {
+            "object": "list",
+            "data": page,
+            "first_id": page[0].get("id") if page else None,
+            "last_id": page[-1].get("id") if page else None,
+            "has_more": len(items) > limit,
+        }
+        await _answer(send, 200, json.dumps(body).encode())
+
+    async def _models(self, send: Send) -> None:
+        async with self._slots:
+            response = await self.upstream.request("GET", "/models")
+            try:
+                raw = await response.body(4 << 20)
+            finally:
+                response.close()
+        if response.status != 200:
+            raise _upstream_status(response.status, raw)
+        if not self.config.aliases:
+            await _answer(send, 200, raw)
+            return
+        listing = json.loads(raw)
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if isinstance(data, list):
+            for alias in self.config.aliases:
+                data.append({"id": alias, "object": "model", "created": 0, "owned_by": "responses-rs"})
+        await _answer(send, 200, json.dumps(listing).encode())
+
+
+async def _pump(turn: Turn, response: Response, emit: Emit | None) -> None:
+    """The hot path: upstream body bytes into the core, the client's SSE bytes out, one call per read."""
+    feed = turn.feed_sse
+    read = response.read
+    while True:
+        data = await read()
+        if not data:
+            return
+        out = feed(data)
+        if out and emit is not None:
+            await emit(out)
+        if turn.sse_done:
+            # The rest of the body (the chunked terminator) is read in the background: the connection is kept.
+            response.finish_later()
+            return
+
+
+def _upstream_status(status: int, raw: bytes) -> UpstreamFailure:
+    message = raw[:500].decode("utf-8", "replace")
+    try:
+        error = json.loads(raw).get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            message = error["message"]
+    except (ValueError, AttributeError):
+        pass
+    return UpstreamFailure(f"the model server answered HTTP {status}: {message}", status=status, body=raw)
+
+
+async def _on_disconnect(receive: Receive, request: Request, handler: asyncio.Task[Any] | None) -> None:
+    """Cancel the request's handler task when its client disconnects (the body was read: `receive` now waits for
+    that)."""
+    message = await receive()
+    if message["type"] == "http.disconnect" and handler is not None and not handler.done():
+        request.interrupted = "interrupted: the client disconnected"
+        handler.cancel()
+
+
+request_log = logging.getLogger("responses_rs.server.requests")
+
+
+def _log_request(request: Request, streamed: bool, failure: tuple[int, str, str] | None) -> None:
+    try:
+        response = json.loads(request.turn.response_json())
+    except Exception:  # cancelled before it ended: no final response
+        response = {"id": request.turn.response_id, "status": "cancelled"}
+    usage = response.get("usage") or {}
+    error = response.get("error") or {}
+    record = {
+        "event": "response",
+        "id": response.get("id"),
+        "status": response.get("status"),
+        "model": response.get("model"),
+        "stream": streamed,
+        "background": request.background,
+        "ms": round((time.perf_counter() - request.started) * 1000, 2),
+        "input_tokens": usage.get("input_tokens"),
+        "output_tokens": usage.get("output_tokens"),
+        "error": error.get("code"),
+        "http_status": failure[0] if failure else None,
+    }
+    request_log.info("%s", json.dumps(record))
+
+
+def _stored_items(items: list[Any]) -> list[Any]:
+    """Input items as stored: messages carry ids (input_items pages by them) and content parts, as OpenAI's do."""
+    for item in items:
+        if isinstance(item, dict) and item.get("type", "message") == "message":
+            if not item.get("id"):
+                item["id"] = "msg_" + uuid.uuid4().hex
+            if isinstance(item.get("content"), str):
+                kind = "output_text" if item.get("role") == "assistant" else "input_text"
+                item["content"] = [{"type": kind, "text": item["content"]}]
+    return items
+
+
+def _previous_not_found(previous_id: str) -> ApiError:
+    return ApiError(
+        404,
+        f"Previous response with id '{previous_id}' not found.",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
+
+
+def _not_found(response_id: str) -> ApiError:
+    return ApiError(404, f"Response with id '{response_id}' not found.", code="not_found")
+
+
+async def _answer(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

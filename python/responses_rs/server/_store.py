@@ -1,0 +1,357 @@
+"""The server's store: one sqlite file in the data directory, written off the event loop.
+
+Schema (``schema_version`` holds the number of migrations applied; ``MIGRATIONS`` run in order, each once,
+in one transaction with the version bump):
+
+- ``responses``: one row per finished response, written once when it ends. ``response`` is the full
+  response object (OpenAI's shape, output included); ``input`` holds only the input items this turn added
+  (a chained response's earlier items are its ancestors' rows): the chain is rebuilt by walking
+  ``previous_response_id``, so a chain's stored bytes grow linearly with its length.
+- ``owner`` scopes a row to the API key that created it (``''`` when the server has no keys).
+- A deleted response whose descendants still need its items is kept with ``deleted = 1``: invisible to
+  retrieve, input items, and as a ``previous_response_id``; only its input and output stay, for its descendants' chains.
+  A response without descendants is removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        status TEXT NOT NULL,
+        previous_response_id TEXT,
+        response TEXT NOT NULL,
+        input TEXT NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX responses_previous ON responses (previous_response_id);
+    CREATE INDEX responses_owner_created ON responses (owner, created_at);
+    """,
+    # 2: the Conversations API. Items keep their order in `seq`.
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        metadata TEXT NOT NULL
+    );
+    CREATE TABLE conversation_items (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        conversation_id TEXT NOT NULL,
+        item_id TEXT NOT NULL,
+        item TEXT NOT NULL
+    );
+    CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation_id, seq);
+    """,
+]
+
+
+class NotFound(LookupError):
+    """No such response (or not this owner's)."""
+
+
+class Stored:
+    """A stored response: its JSON text, and what the chain walk needs."""
+
+    __slots__ = ("id", "response", "input", "previous_response_id", "status")
+
+    def __init__(self, id: str, response: str, input: str, previous_response_id: str | None, status: str) -> None:
+        self.id = id
+        self.response = response
+        self.input = input
+        self.previous_response_id = previous_response_id
+        self.status = status
+
+
+class Store:
+    """sqlite in ``path``; every call runs on one worker thread (sqlite connections are not shared)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="responses-rs-store")
+        self._local = threading.local()
+        self._conn: sqlite3.Connection | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Create the file and apply migrations (synchronously: before serving)."""
+        self._executor.submit(self._open).result()
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path}: schema version {version} is newer than this responses-rs ({len(MIGRATIONS)})"
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (number,))
+            # Background responses a stopped server left under way can never end: they failed.
+            conn.execute(
+                "UPDATE responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
+                " '$.error', json_object('code', 'server_error', 'message',"
+                " 'the server stopped before the response ended')) WHERE status IN ('queued', 'in_progress')"
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn = conn
+
+    def close(self) -> None:
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        self._executor.submit(close).result()
+        self._executor.shutdown(wait=True)
+
+    async def _run(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is not open")
+        return self._conn
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    async def put(
+        self,
+        *,
+        id: str,
+        owner: str,
+        created_at: int,
+        model: str,
+        status: str,
+        previous_response_id: str | None,
+        response: str,
+        input: str,
+    ) -> None:
+        await self._run(self._put, (id, owner, created_at, model, status, previous_response_id, response, input))
+
+    def _put(self, row: tuple[Any, ...]) -> None:
+        # A background response is written when it starts (queued) and again when it ends.
+        self.conn.execute(
+            "INSERT INTO responses (id, owner, created_at, model, status, previous_response_id, response, input)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " status = excluded.status, response = excluded.response, input = excluded.input",
+            row,
+        )
+
+    async def set_response(self, id: str, status: str, response: str) -> None:
+        """A background response's new state (failed, cancelled)."""
+        await self._run(self._set_response, id, status, response)
+
+    def _set_response(self, id: str, status: str, response: str) -> None:
+        self.conn.execute("UPDATE responses SET status = ?, response = ? WHERE id = ?", (status, response, id))
+
+    async def delete(self, id: str, owner: str) -> None:
+        await self._run(self._delete, id, owner)
+
+    def _delete(self, id: str, owner: str) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                "SELECT 1 FROM responses WHERE id = ? AND owner = ? AND deleted = 0", (id, owner)
+            ).fetchone()
+            if row is None:
+                raise NotFound(id)
+            child = conn.execute("SELECT 1 FROM responses WHERE previous_response_id = ? LIMIT 1", (id,)).fetchone()
+            if child is None:
+                conn.execute("DELETE FROM responses WHERE id = ?", (id,))
+            else:
+                # Only what the descendants' chains read is kept: the output.
+                conn.execute(
+                    "UPDATE responses SET deleted = 1, response = json_object('output', json(json_extract(response,"
+                    " '$.output'))) WHERE id = ?",
+                    (id,),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(self, id: str, owner: str) -> Stored:
+        return await self._run(self._get, id, owner)
+
+    def _get(self, id: str, owner: str) -> Stored:
+        row = self.conn.execute(
+            "SELECT id, response, input, previous_response_id, status FROM responses"
+            " WHERE id = ? AND owner = ? AND deleted = 0",
+            (id, owner),
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return Stored(*row)
+
+    async def chain_items(self, id: str, owner: str, *, with_output: bool) -> list[Any]:
+        """Every item of the chain ending at response ``id``, oldest first: each response's new input, then
+        its output (the last one's output only ``with_output``). NotFound when ``id`` is not this owner's.
+        With ``with_output`` it is what a ``previous_response_id`` continues from; without, the response's
+        input as the model saw it (``input_items``)."""
+        return await self._run(self._chain_items, id, owner, with_output)
+
+    def _chain_items(self, id: str, owner: str, with_output: bool) -> list[Any]:
+        newest = self._get(id, owner)
+        rows: list[tuple[str, str]] = [(newest.input, newest.response)]
+        previous = newest.previous_response_id
+        seen = {newest.id}
+        while previous and previous not in seen:
+            seen.add(previous)
+            row = self.conn.execute(
+                "SELECT input, response, previous_response_id FROM responses WHERE id = ? AND owner = ?",
+                (previous, owner),
+            ).fetchone()
+            if row is None:
+                break  # removed by hand: the chain starts here
+            rows.append((row[0], row[1]))
+            previous = row[2]
+        items: list[Any] = []
+        for n, (input_json, response_json) in enumerate(reversed(rows)):
+            items.extend(json.loads(input_json))
+            if with_output or n < len(rows) - 1:
+                items.extend(json.loads(response_json).get("output") or [])
+        return items
+
+    async def stored_bytes(self) -> int:
+        """Bytes of stored JSON (responses and inputs), for the linear-growth check."""
+        return await self._run(
+            lambda: self.conn.execute(
+                "SELECT COALESCE(SUM(LENGTH(response) + LENGTH(input)), 0) FROM responses"
+            ).fetchone()[0]
+        )
+
+    # -- conversations -----------------------------------------------------------------------------
+
+    async def create_conversation(
+        self, id: str, owner: str, created_at: int, metadata: str, items: list[tuple[str, str]]
+    ) -> None:
+        await self._run(self._create_conversation, id, owner, created_at, metadata, items)
+
+    def _create_conversation(
+        self, id: str, owner: str, created_at: int, metadata: str, items: list[tuple[str, str]]
+    ) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT INTO conversations (id, owner, created_at, metadata) VALUES (?, ?, ?, ?)",
+                (id, owner, created_at, metadata),
+            )
+            conn.executemany(
+                "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
+                [(id, item_id, item) for item_id, item in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def get_conversation(self, id: str, owner: str) -> tuple[str, int, str]:
+        """(id, created_at, metadata JSON); NotFound when it is not this owner's."""
+        return await self._run(self._get_conversation, id, owner)
+
+    def _get_conversation(self, id: str, owner: str) -> tuple[str, int, str]:
+        row = self.conn.execute(
+            "SELECT id, created_at, metadata FROM conversations WHERE id = ? AND owner = ?", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return row
+
+    async def update_conversation(self, id: str, owner: str, metadata: str) -> None:
+        await self._run(self._update_conversation, id, owner, metadata)
+
+    def _update_conversation(self, id: str, owner: str, metadata: str) -> None:
+        cursor = self.conn.execute(
+            "UPDATE conversations SET metadata = ? WHERE id = ? AND owner = ?", (metadata, id, owner)
+        )
+        if cursor.rowcount == 0:
+            raise NotFound(id)
+
+    async def delete_conversation(self, id: str, owner: str) -> None:
+        await self._run(self._delete_conversation, id, owner)
+
+    def _delete_conversation(self, id: str, owner: str) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("DELETE FROM conversations WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
+                raise NotFound(id)
+            conn.execute("DELETE FROM conversation_items WHERE conversation_id = ?", (id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
+        await self._run(self._add_conversation_items, id, owner, items)
+
+    def _add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._get_conversation(id, owner)
+            conn.executemany(
+                "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
+                [(id, item_id, item) for item_id, item in items],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def conversation_items(self, id: str, owner: str) -> list[Any]:
+        """Every item of the conversation, oldest first; NotFound when it is not this owner's."""
+        return await self._run(self._conversation_items, id, owner)
+
+    def _conversation_items(self, id: str, owner: str) -> list[Any]:
+        self._get_conversation(id, owner)
+        rows = self.conn.execute(
+            "SELECT item FROM conversation_items WHERE conversation_id = ? ORDER BY seq", (id,)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    async def delete_conversation_item(self, id: str, owner: str, item_id: str) -> None:
+        await self._run(self._delete_conversation_item, id, owner, item_id)
+
+    def _delete_conversation_item(self, id: str, owner: str, item_id: str) -> None:
+        self._get_conversation(id, owner)
+        cursor = self.conn.execute(
+            "DELETE FROM conversation_items WHERE conversation_id = ? AND item_id = ?", (id, item_id)
+        )
+        if cursor.rowcount == 0:
+            raise NotFound(item_id)

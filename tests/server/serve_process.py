@@ -1,0 +1,66 @@
+"""Launch a real ``responses-rs serve`` process (the console script, or ``python -m responses_rs.server``) on a
+free port of 127.0.0.1 and wait for its ready line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from responses_rs.server import READY_PREFIX
+
+
+@dataclass
+class Serve:
+    base_url: str  # the openai client's base_url (ends in /v1)
+    pid: int
+    db: Path
+    log: list[str]
+
+
+@contextlib.contextmanager
+def serve_process(
+    upstream: str, data_dir: Path, *extra: str, console_script: bool = True, timeout: float = 30
+) -> Iterator[Serve]:
+    script = Path(sys.executable).parent / "responses-rs"
+    command = [str(script), "serve"] if console_script else [sys.executable, "-m", "responses_rs.server"]
+    command += ["--upstream", upstream, "--port", "0", "--data-dir", str(data_dir), "--log-level", "warning", *extra]
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    log: list[str] = []
+    ready = threading.Event()
+    base: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append(line.rstrip("\n"))
+            if line.startswith(READY_PREFIX) and not base:
+                base.append(line.split()[1])
+                ready.set()
+        ready.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(timeout) or not base:
+            raise RuntimeError("responses-rs serve did not start:\n" + "\n".join(log))
+        yield Serve(base_url=base[0], pid=proc.pid, db=data_dir / "responses.db", log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(5)
