@@ -29,6 +29,7 @@ from ogx_api import (
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
+    InvalidParameterError,
     ListResponseInputItemsRequest,
     ListResponsesRequest,
     OpenAIChatCompletionRequestWithExtraBody,
@@ -54,10 +55,42 @@ class _Usage(ogx_responses.OpenAIResponseUsage):
     input_tokens_details: _InputTokensDetails | None = None  # type: ignore[assignment]
 
 
+class McpCall(ogx_responses.OpenAIResponseOutputMessageMCPCall):
+    """OGX's mcp_call item with OpenAI's fields: `error` is openai-python's error object (OGX's class takes
+    a string), `status`, and `approval_request_id` for a call that ran on an approval."""
+
+    error: str | dict[str, Any] | None = None  # type: ignore[assignment]
+    status: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    approval_request_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+def _output_union() -> Any:
+    members = typing.get_args(typing.get_args(ogx_responses.OpenAIResponseOutput)[0])
+    swapped = tuple(McpCall if m is ogx_responses.OpenAIResponseOutputMessageMCPCall else m for m in members)
+    return Annotated[typing.Union[swapped], Field(discriminator="type")]  # noqa: UP007
+
+
+OutputItem = _output_union()
+
+
 class ResponseObject(OpenAIResponseObject):
-    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
+    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`) and
+    OpenAI's mcp_call item."""
 
     usage: _Usage | None = None  # type: ignore[assignment]
+    output: list[OutputItem]  # type: ignore[assignment, valid-type]
+
+
+def _record_json(response_json: str) -> str:
+    """The record as OGX's builtin writes it: an mcp_call's `error` is a string (the message)."""
+    if '"mcp_call"' not in response_json:
+        return response_json
+    response = json.loads(response_json)
+    for item in response.get("output", []):
+        error = item.get("error") if item.get("type") == "mcp_call" else None
+        if isinstance(error, dict):
+            item["error"] = error.get("message") or error.get("content") or json.dumps(error)
+    return json.dumps(response)
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -110,6 +143,15 @@ def _event_classes() -> dict[str, type[BaseModel]]:
             type(name, (base,), {"__annotations__": {"item_id": str, "output_index": int}, "__module__": __name__})
         )
 
+    # The output item events carry OpenAI's mcp_call item.
+    items = [
+        type(cls.__name__, (cls,), {"__annotations__": {"item": OutputItem}, "__module__": __name__})
+        for cls in (
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemAdded,
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemDone,
+        )
+    ]
+
     # The events that carry the response: ours, so its usage keeps every field.
     carriers = [
         type(cls.__name__, (cls,), {"__annotations__": {"response": ResponseObject}, "__module__": __name__})
@@ -123,6 +165,7 @@ def _event_classes() -> dict[str, type[BaseModel]]:
         ContentPartAdded,
         ContentPartDone,
         *markers,
+        *items,
         *carriers,
     ):
         classes[cls.model_fields["type"].default] = cls
@@ -147,6 +190,18 @@ def _dump(value: Any) -> Any:
     return value
 
 
+def _split_authorization(headers: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The MCP tool's headers without the ``Authorization`` header `_tools` put there, and its token."""
+    rest: dict[str, Any] = {}
+    authorization = None
+    for key, value in headers.items():
+        if key.lower() == "authorization" and isinstance(value, str):
+            authorization = value.removeprefix("Bearer ")
+        else:
+            rest[key] = value
+    return rest, authorization
+
+
 class OGXResponsesImpl(TurnDriver):
     """OGX 1.5's ``Responses`` protocol (``ogx_api.responses.api.Responses``) served by responses-rs."""
 
@@ -165,9 +220,11 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        connectors_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.connectors_api = connectors_api
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -204,10 +261,43 @@ class OGXResponsesImpl(TurnDriver):
             stream=bool(request.stream),
             temperature=request.temperature,
             text=_dump(request.text),
-            tools=_dump(request.tools),
+            tools=await self._tools(request.tools),
             max_infer_iters=request.max_infer_iters,
             options=options,
         )
+
+    async def _tools(self, tools: list[Any] | None) -> Any:
+        """The request's tools as the core takes them. An MCP tool's `authorization` (which OGX's
+        class leaves out of its dump) rides in its headers as ``Authorization: Bearer ...``, split out
+        again for OGX's MCP client; an ``Authorization`` header given by the client is refused, as the
+        builtin refuses it; a `connector_id` without `server_url` is resolved through OGX's
+        connectors API, as the builtin resolves it."""
+        dumped = _dump(tools)
+        if not tools:
+            return dumped
+        for i, (tool, data) in enumerate(zip(tools, dumped, strict=True)):
+            if getattr(tool, "type", None) != "mcp":
+                continue
+            headers = dict(data.get("headers") or {})
+            if any(key.lower() == "authorization" for key in headers):
+                raise InvalidParameterError(
+                    f"tools[{i}].headers",
+                    "Authorization",
+                    "Authorization credentials must be passed via the 'authorization' parameter, not 'headers'.",
+                )
+            if tool.authorization:
+                headers["Authorization"] = f"Bearer {tool.authorization}"
+                data["headers"] = headers
+            if tool.connector_id and not tool.server_url:
+                if self.connectors_api is None:
+                    raise InvalidParameterError(
+                        f"tools[{i}].connector_id", tool.connector_id, "this stack has no connectors API"
+                    )
+                from ogx_api.connectors.models import GetConnectorRequest
+
+                connector = await self.connectors_api.get_connector(GetConnectorRequest(connector_id=tool.connector_id))
+                data["server_url"] = connector.url
+        return dumped
 
     async def get_openai_response(self, request: RetrieveResponseRequest) -> OpenAIResponseObject:
         stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
@@ -274,7 +364,7 @@ class OGXResponsesImpl(TurnDriver):
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
-        response = OpenAIResponseObject.model_validate_json(response_json)
+        response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
         items = INPUT_ITEMS.validate_json(input_json)
         incremental = False
         if response.previous_response_id:
@@ -295,10 +385,20 @@ class OGXResponsesImpl(TurnDriver):
         return response
 
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client (``ogx.providers.utils.tools.mcp``), as the builtin lists a server."""
+        from ogx.providers.utils.tools.mcp import list_mcp_tools
+
+        headers, authorization = _split_authorization(headers)
+        return await list_mcp_tools(endpoint=endpoint, headers=headers, authorization=authorization)
 
     async def _invoke_mcp_tool(self, endpoint: str, headers: dict[str, Any], name: str, arguments: Any) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client, as the builtin calls a tool (an ``isError`` result has error_code 1)."""
+        from ogx.providers.utils.tools.mcp import invoke_mcp_tool
+
+        headers, authorization = _split_authorization(headers)
+        return await invoke_mcp_tool(
+            endpoint=endpoint, tool_name=name, kwargs=arguments, headers=headers, authorization=authorization
+        )
 
     async def _file_search(
         self,
