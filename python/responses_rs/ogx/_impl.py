@@ -9,6 +9,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   are OGX's classes with OpenAI's ``type``.
 - inference is OGX's ``openai_chat_completion(params)`` with one
   ``OpenAIChatCompletionRequestWithExtraBody`` (streamed, with usage, as the builtin calls it);
+- MCP servers are listed and called with OGX's MCP client (``ogx.providers.utils.tools.mcp``), with the
+  tool's ``authorization`` and ``connector_id`` handled as the builtin handles them (`_tools`); approvals and
+  listing reuse are the core's (``src/core/mcp.rs``);
 - records go to OGX's ``ResponsesStore``, once, when the response ends: the response object and its
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
