@@ -56,6 +56,9 @@ async def test_listing_and_a_call_through_ogx_client(
     call = response.output[1]
     assert (call.name, call.server_label, call.output, call.error) == ("add", "kit", "5", None)
     assert mcp.calls == [("add", {"a": 2, "b": 3})]
+    # One tools/list: the listing and the call share the request's MCP session (OGX's MCPSessionManager), so
+    # the MCP client does not list again to check the call's result.
+    assert mcp.listings == 1
     # The model got the result as the call's tool message.
     assert script.requests[1].messages[-1].content == "5"
 

@@ -21,9 +21,11 @@ checks); this module only says which classes, collaborators and store OGX has:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import typing
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from ogx_api import (
@@ -193,6 +195,27 @@ def _dump(value: Any) -> Any:
     return value
 
 
+# The request's MCP sessions (OGX's `MCPSessionManager`): one session per server for its listing and calls,
+# as the builtin keeps them per request (OGX's fix for its issue 4452).
+_MCP_SESSIONS: contextvars.ContextVar[Any] = contextvars.ContextVar("responses_rs_mcp_sessions", default=None)
+
+
+async def _with_mcp_sessions(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A stream whose MCP I/O shares one `MCPSessionManager`, closed when the stream ends."""
+    from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+    async with MCPSessionManager() as sessions:
+        token = _MCP_SESSIONS.set(sessions)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            try:
+                _MCP_SESSIONS.reset(token)
+            except ValueError:  # closed from another context: nothing of ours to restore there
+                pass
+
+
 def _split_authorization(headers: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
     """The MCP tool's headers without the ``Authorization`` header `_tools` put there, and its token."""
     rest: dict[str, Any] = {}
@@ -254,6 +277,21 @@ class OGXResponsesImpl(TurnDriver):
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
         for name in NOT_BUILT:
             options.pop(name, None)
+        if not any(getattr(tool, "type", None) == "mcp" for tool in request.tools or ()):
+            return await self._create_one(request, options)
+        if request.stream:
+            result = await self._create_one(request, options)
+            return _with_mcp_sessions(result) if not isinstance(result, BaseModel) else result
+        from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+        async with MCPSessionManager() as sessions:
+            token = _MCP_SESSIONS.set(sessions)
+            try:
+                return await self._create_one(request, options)
+            finally:
+                _MCP_SESSIONS.reset(token)
+
+    async def _create_one(self, request: CreateResponseRequest, options: dict[str, Any]) -> Any:
         return await self._create(
             _dump(request.input),
             request.model,
@@ -392,7 +430,9 @@ class OGXResponsesImpl(TurnDriver):
         from ogx.providers.utils.tools.mcp import list_mcp_tools
 
         headers, authorization = _split_authorization(headers)
-        return await list_mcp_tools(endpoint=endpoint, headers=headers, authorization=authorization)
+        return await list_mcp_tools(
+            endpoint=endpoint, headers=headers, authorization=authorization, session_manager=_MCP_SESSIONS.get()
+        )
 
     async def _invoke_mcp_tool(self, endpoint: str, headers: dict[str, Any], name: str, arguments: Any) -> Any:
         """OGX's MCP client, as the builtin calls a tool (an ``isError`` result has error_code 1)."""
@@ -400,7 +440,12 @@ class OGXResponsesImpl(TurnDriver):
 
         headers, authorization = _split_authorization(headers)
         return await invoke_mcp_tool(
-            endpoint=endpoint, tool_name=name, kwargs=arguments, headers=headers, authorization=authorization
+            endpoint=endpoint,
+            tool_name=name,
+            kwargs=arguments,
+            headers=headers,
+            authorization=authorization,
+            session_manager=_MCP_SESSIONS.get(),
         )
 
     async def _file_search(
