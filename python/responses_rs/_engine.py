@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _mcp
-from ._core import EventFactory, InvalidRequest, Turn, check_request, rejected_response
+from ._core import EventFactory, InvalidRequest, Turn, check_request, is_context_length_error, rejected_response
 
 logger = logging.getLogger("responses_rs")
 
@@ -83,6 +83,10 @@ class TurnDriver:
     # (llama-stack 0.2.x): a request that fails up front is then a stream ending in `response.failed`.
     _errors_in_stream = True
     _record_shape = "llama-stack-0.2.12"
+    # An inference call refused for a too long context (its error's `body` says so) is made again
+    # without the conversation's oldest turn, as OGX's builtin does (the core decides; see
+    # `Turn.truncate_and_retry`). Hosts that prime the first call (`prime=True`) leave it off.
+    _truncate_on_context_length = False
     # The event `type` -> class map the core builds this host's events with.
     _event_classes: dict[str, Any] = {}
     _factory: EventFactory
@@ -238,13 +242,18 @@ class TurnDriver:
             action = turn.next_action()
             kind = action[0]
             if kind == "infer":
-                result = await self._infer(action, model, temperature)
-                if action[3]:
-                    feed = turn.feed
-                    async for chunk in result:
-                        feed(chunk)
-                else:
-                    turn.feed_completion(result)
+                try:
+                    result = await self._infer(action, model, temperature)
+                    if action[3]:
+                        feed = turn.feed
+                        async for chunk in result:
+                            feed(chunk)
+                    else:
+                        turn.feed_completion(result)
+                except Exception as exc:
+                    if self._context_too_long(turn, exc):
+                        continue
+                    raise
                 turn.end_inference()
             elif kind == "store":
                 await self._store(turn.response_id, action[1], action[2])
@@ -280,21 +289,26 @@ class TurnDriver:
                     yield event
                 kind = action[0]
                 if kind == "infer":
-                    if result is None:
-                        result = await self._infer(action, model, temperature)
-                    if action[3]:  # a chunk stream: the per-chunk hot path
-                        feed = turn.feed
-                        async for chunk in result:
-                            event = feed(chunk)
-                            if event is None:
-                                continue
-                            if type(event) is list:
-                                for e in event:
-                                    yield e
-                            else:
-                                yield event
-                    else:
-                        turn.feed_completion(result)
+                    try:
+                        if result is None:
+                            result = await self._infer(action, model, temperature)
+                        if action[3]:  # a chunk stream: the per-chunk hot path
+                            feed = turn.feed
+                            async for chunk in result:
+                                event = feed(chunk)
+                                if event is None:
+                                    continue
+                                if type(event) is list:
+                                    for e in event:
+                                        yield e
+                                else:
+                                    yield event
+                        else:
+                            turn.feed_completion(result)
+                    except Exception as exc:
+                        if self._context_too_long(turn, exc):
+                            continue
+                        raise
                     turn.end_inference()
                 elif kind == "done":
                     for event in turn.drain():
@@ -310,6 +324,25 @@ class TurnDriver:
                 turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
             for event in turn.drain():
                 yield event
+
+    def _context_too_long(self, turn: Turn, exc: Exception) -> bool:
+        """Inference raised: if the host truncates and the error says the context is too long, the core
+        drops the oldest turn and asks for the call again (or, with nothing left to drop, fails the
+        turn with `context_length_exceeded`). False: an ordinary failure."""
+        if not self._truncate_on_context_length:
+            return False
+        body = getattr(exc, "body", None)
+        if not isinstance(body, dict) or not is_context_length_error(body):
+            return False
+        retrying = turn.truncate_and_retry()
+        if retrying is None:  # the call had already produced output
+            return False
+        logger.warning(
+            "responses-rs: response %s: the context is too long for the model; %s",
+            turn.response_id,
+            "retrying without the oldest turn" if retrying else "nothing more to drop",
+        )
+        return True
 
     async def _prime(self, turn: Turn, model: str, temperature: float | None) -> tuple[Any, Any]:
         """Perform the lookups and the first inference call now; their events stay queued in the turn.

@@ -162,7 +162,8 @@ pub fn items_to_messages(items: &[Item]) -> Result<Vec<ChatMessage>> {
 /// that is what makes `previous_response_id` work after such a response (llama-stack 0.2.12 fails there).
 /// `reasoning` items are skipped unless `opts.include_reasoning`, in which case their text rides on
 /// the next assistant message as `reasoning_content` (a reasoning item with no assistant message
-/// after it is dropped). Refusal parts become assistant text.
+/// after it is dropped). Refusal parts become assistant text. A `compaction` item becomes an
+/// assistant message carrying its summary.
 pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<Vec<ChatMessage>> {
     let mut messages: Vec<ChatMessage> = Vec::with_capacity(items.len());
     // Reasoning waiting for the assistant message it belongs to.
@@ -231,6 +232,14 @@ pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<V
                     }
                 }
             }
+            // The summary of compacted context is what the assistant knows of it (as OGX sends it).
+            Item::Compaction {
+                encrypted_content, ..
+            } => messages.push(ChatMessage::Assistant {
+                content: Some(ChatContent::Text(encrypted_content.clone())),
+                tool_calls: None,
+                reasoning_content: None,
+            }),
             Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpCall { .. }

@@ -173,6 +173,14 @@ pub enum Item {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         status: Option<String>,
     },
+    /// A summary of earlier context made by compaction (`/responses/compact` or `context_management`),
+    /// replayed as input. OGX keeps `encrypted_content` as plain text; the model gets it as an
+    /// assistant message. llama-stack 0.2.x has no such item.
+    #[serde(rename = "compaction")]
+    Compaction {
+        encrypted_content: String,
+        id: Option<String>,
+    },
 }
 
 impl Item {
@@ -180,7 +188,8 @@ impl Item {
         match self {
             Item::Message { id, .. }
             | Item::FunctionCall { id, .. }
-            | Item::FunctionCallOutput { id, .. } => id.as_deref(),
+            | Item::FunctionCallOutput { id, .. }
+            | Item::Compaction { id, .. } => id.as_deref(),
             Item::WebSearchCall { id, .. }
             | Item::FileSearchCall { id, .. }
             | Item::McpCall { id, .. }
@@ -414,13 +423,17 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
             },
         },
         "reasoning" => parse_reasoning(obj, path)?,
+        "compaction" => Item::Compaction {
+            encrypted_content: str_field(obj, "encrypted_content", path)?.to_owned(),
+            id: opt_str_field(obj, "id", path)?,
+        },
         other => {
             return Err(CoreError::invalid(
                 format!("{path}.type"),
                 format!(
                     "unknown input item type '{other}' (expected message, function_call, function_call_output, \
                      web_search_call, file_search_call, mcp_call, mcp_list_tools, mcp_approval_request, \
-                     mcp_approval_response or reasoning)"
+                     mcp_approval_response, reasoning or compaction)"
                 ),
             ))
         }

@@ -1,6 +1,7 @@
 //! The pure core: no pyo3, no I/O. Everything here is tested by `cargo test` without Python.
 
 pub mod chat;
+pub mod compaction;
 pub mod error;
 pub mod events;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod response;
 pub mod round;
 pub mod think;
 mod tool_calls;
+pub mod truncation;
 pub mod turn;
 
 pub use error::CoreError;

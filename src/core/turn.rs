@@ -203,6 +203,8 @@ pub struct Turn {
     pub(super) tool_calls_run: u64,
     /// MCP approvals answered in this request, acted on before the first inference.
     pub(super) answers: Vec<Answer>,
+    /// Inference calls refused for a too long context, each answered by dropping the oldest turn.
+    truncations: u32,
 }
 
 impl Turn {
@@ -214,6 +216,18 @@ impl Turn {
             // llama-stack gives a synthesised string message an id when it stores it.
             if let Some(Item::Message { id, .. }) = stored_input.first_mut() {
                 *id = Some(new_id("msg_"));
+            }
+        }
+        if cfg.record_shape != Shape::Full {
+            // llama-stack's records (and its input union) have no compaction item.
+            if let Some(i) = stored_input
+                .iter()
+                .position(|item| matches!(item, Item::Compaction { .. }))
+            {
+                return Err(CoreError::invalid(
+                    format!("input[{i}].type"),
+                    "item type 'compaction' is not supported by the llama-stack contract",
+                ));
             }
         }
         let tools = items::parse_tools(tools)?;
@@ -282,6 +296,7 @@ impl Turn {
             ),
             tool_calls_run: 0,
             answers: Vec::new(),
+            truncations: 0,
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
@@ -944,6 +959,36 @@ impl Turn {
         Ok(())
     }
 
+    /// Inference refused the call because the context is too long (the driver recognised the error
+    /// with `truncation::is_context_length_error`). As OGX's builtin does, whatever `truncation`
+    /// says: drop the oldest turn of the conversation and make the call again, at most `max_rounds`
+    /// calls in all. `Ok(true)`: the next action is that call. `Ok(false)`: nothing more can be
+    /// dropped, and the turn has failed with `context_length_exceeded` (`response.failed` queued).
+    /// An error: the round had already produced output, so it cannot be made again; the driver
+    /// fails the turn as for any other inference error.
+    pub fn truncate_and_retry(&mut self) -> Result<bool> {
+        self.expect(Phase::Inferring, "truncate_and_retry")?;
+        if !self.round.is_empty() || self.round_ending != Ending::Completed {
+            return Err(CoreError::protocol(
+                "the inference call already produced output: it cannot be retried",
+            ));
+        }
+        self.truncations += 1;
+        if self.truncations < self.cfg.max_rounds
+            && super::truncation::drop_oldest_turn(&mut self.messages)
+        {
+            // The refused call does not count as a round.
+            self.rounds_done = self.rounds_done.saturating_sub(1);
+            self.phase = Phase::Infer;
+            return Ok(true);
+        }
+        self.fail_with(
+            super::truncation::EXHAUSTED_CODE,
+            super::truncation::EXHAUSTED_MESSAGE,
+        );
+        Ok(false)
+    }
+
     /// The answer to `Store`.
     pub fn stored(&mut self) -> Result<()> {
         self.expect(Phase::AwaitStore, "stored")?;
@@ -987,3 +1032,7 @@ impl Turn {
 #[cfg(test)]
 #[path = "turn_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "turn_truncation_tests.rs"]
+mod truncation_tests;

@@ -1,6 +1,7 @@
 //! PyO3 glue: synchronous methods that move data in and out of the core. No awaiting happens here;
 //! the Python driver (`python/responses_rs/_driver.py`) performs every await the core asks for.
 
+mod compaction;
 pub(crate) mod convert;
 mod events;
 
@@ -904,6 +905,19 @@ impl PyTurn {
         guarded(|| self.turn.stored().map_err(to_py_err))
     }
 
+    /// Inference refused the call for a too long context: drop the oldest turn and call again.
+    /// True: the next action is that call; False: the turn failed (`context_length_exceeded`);
+    /// None: the call had already produced output and cannot be made again.
+    fn truncate_and_retry(&mut self) -> PyResult<Option<bool>> {
+        guarded(|| {
+            Ok(match self.turn.truncate_and_retry() {
+                Ok(retry) => Some(retry),
+                Err(CoreError::Protocol(_)) => None,
+                Err(other) => return Err(to_py_err(other)),
+            })
+        })
+    }
+
     /// End the turn as failed (inference or the store raised mid-stream); closes open items.
     #[pyo3(signature = (message, code="server_error"))]
     fn fail(&mut self, message: &str, code: &str) -> PyResult<()> {
@@ -962,6 +976,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyTurn>()?;
     m.add_class::<EventFactory>()?;
+    m.add_class::<compaction::PyCompaction>()?;
+    m.add_function(wrap_pyfunction!(compaction::is_context_length_error, m)?)?;
+    m.add_function(wrap_pyfunction!(compaction::compaction_text_segments, m)?)?;
     m.add("DriverProtocolError", py.get_type::<DriverProtocolError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from ogx_api import (
     CancelResponseRequest,
-    CompactResponseRequest,
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
@@ -203,7 +202,7 @@ async def test_unknown_previous_response_is_not_found(impl: Any, script: Script,
 
 @pytest.mark.parametrize(
     "field,value",
-    [("background", True), ("conversation", "conv_" + "0" * 48), ("context_management", [{"type": "compaction"}])],
+    [("background", True), ("conversation", "conv_" + "0" * 48)],
 )
 async def test_not_built_features_are_refused_naming_the_field(impl: Any, field: str, value: Any) -> None:
     request = CreateResponseRequest(input="x", model=MODEL, **{field: value})
@@ -211,15 +210,13 @@ async def test_not_built_features_are_refused_naming_the_field(impl: Any, field:
         await impl.create_openai_response(request)
 
 
-async def test_cancel_and_compact(impl: Any, script: Script) -> None:
+async def test_cancel(impl: Any, script: Script) -> None:
     script.turns.append("done")
     response, _ = await create(impl, input="x")
     with pytest.raises(ConflictError):
         await impl.cancel_openai_response(CancelResponseRequest(response_id=response.id))
     with pytest.raises(ResponseNotFoundError):
         await impl.cancel_openai_response(CancelResponseRequest(response_id="resp_nope"))
-    with pytest.raises(NotImplementedError, match="compact"):
-        await impl.compact_openai_response(CompactResponseRequest(model=MODEL, input="x"))
 
 
 async def test_mcp_tool_left_out_with_a_warning(impl: Any, script: Script, stream: bool, caplog: Any) -> None:

@@ -3,6 +3,8 @@
 python -m responses_rs.ogx run-config   # a complete OGX run config with responses-rs as the responses provider
 python -m responses_rs.ogx run-config --postgres   # the same with the SQL store (responses, conversations, ...) on
                                                    # PostgreSQL: POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD
+python -m responses_rs.ogx run-config --skills     # also OGX's (alpha) skills API and its inline::builtin provider,
+                                                   # for the responses `skills` field
 """
 
 from __future__ import annotations
@@ -37,11 +39,27 @@ _POSTGRES_SQL_BACKEND = (
     "      password: ${env.POSTGRES_PASSWORD:=ogx}\n"
 )
 
+# --skills: OGX's alpha skills API served (/v1alpha/skills) by its inline::builtin skills provider (metadata in the
+# kv store, bundles through the files API), so responses can name `skills` (without it: HTTP 503, as the builtin).
+_RESPONSES_API = "- responses      # also serves conversations and prompts\n"
+_SKILLS_API = "- skills         # OGX's alpha skills API (--skills)\n"
+_VECTOR_IO_PROVIDERS = "  vector_io:\n"
+_SKILLS_PROVIDER = (
+    "  skills:\n"
+    "  - provider_id: builtin\n"
+    "    provider_type: inline::builtin\n"
+    "    config:\n"
+    "      persistence:\n"
+    "        namespace: skills\n"
+    "        backend: kv_default\n"
+)
 
-def render_run_config(*, postgres: bool = False) -> str:
+
+def render_run_config(*, postgres: bool = False, skills: bool = False) -> str:
     """The packaged OGX example run config (``examples/ogx-builtin.yaml``) with responses-rs as the responses
     provider; the config block (OGX's ``BuiltinResponsesImplConfig``) is unchanged. ``postgres``: the SQL
-    backend on PostgreSQL (``POSTGRES_*`` env), so servers sharing the database share responses."""
+    backend on PostgreSQL (``POSTGRES_*`` env), so servers sharing the database share responses. ``skills``: OGX's
+    skills API and its builtin provider too."""
     text = EXAMPLE.read_text()
     if text.count(_BUILTIN_ENTRY) != 1:
         raise RuntimeError(f"{EXAMPLE.name}: expected one inline::builtin responses provider entry")
@@ -58,6 +76,12 @@ def render_run_config(*, postgres: bool = False) -> str:
             "# --postgres: the sql_default backend (all SQL stores) on PostgreSQL: POSTGRES_HOST (default localhost),\n"
             "# POSTGRES_PORT (5432), POSTGRES_DB (ogx), POSTGRES_USER (ogx), POSTGRES_PASSWORD (ogx).\n"
         )
+    if skills:
+        if text.count(_RESPONSES_API) != 1 or text.count(_VECTOR_IO_PROVIDERS) != 1:
+            raise RuntimeError(f"{EXAMPLE.name}: expected one responses api line and one vector_io providers entry")
+        text = text.replace(_RESPONSES_API, _RESPONSES_API + _SKILLS_API)
+        text = text.replace(_VECTOR_IO_PROVIDERS, _SKILLS_PROVIDER + _VECTOR_IO_PROVIDERS)
+        header += "# --skills: OGX's (alpha) skills API, served by its inline::builtin skills provider.\n"
     return header + text
 
 
@@ -70,9 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     run_config.add_argument(
         "--postgres", action="store_true", help="SQL stores on PostgreSQL (POSTGRES_HOST, _PORT, _DB, _USER, _PASSWORD)"
     )
+    run_config.add_argument(
+        "--skills", action="store_true", help="also OGX's (alpha) skills API, for the responses `skills` field"
+    )
     args = parser.parse_args(argv)
     if args.command == "run-config":
-        sys.stdout.write(render_run_config(postgres=args.postgres))
+        sys.stdout.write(render_run_config(postgres=args.postgres, skills=args.skills))
     return 0
 
 

@@ -16,6 +16,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
   (``_process_input_with_previous_response``), and this provider always does.
+- compaction (``compact_openai_response`` and ``context_management``) is ``_compaction``'s; an inference
+  call refused for a too long context is retried without the oldest turn (the driver's
+  ``_truncate_on_context_length``, the core's rule), as the builtin does whatever ``truncation`` says.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ogx_api import (
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
+    InternalServerError,
     InvalidParameterError,
     ListResponseInputItemsRequest,
     ListResponsesRequest,
@@ -47,7 +51,9 @@ from ogx_api import (
 from ogx_api import openai_responses as ogx_responses
 from pydantic import BaseModel, Field, TypeAdapter
 
+from .._core import check_request
 from .._engine import TurnDriver, event_factory
+from . import _compaction
 
 logger = logging.getLogger("responses_rs")
 
@@ -96,6 +102,16 @@ def _record_json(response_json: str) -> str:
         if isinstance(error, dict):
             item["error"] = error.get("message") or error.get("content") or json.dumps(error)
     return json.dumps(response)
+
+
+class CompactedResponse(ogx_responses.OpenAICompactedResponse):
+    """OGX's compacted response object, with OpenAI's whole usage."""
+
+    usage: _Usage  # type: ignore[assignment]
+
+
+class _History(list[Any]):
+    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -184,7 +200,7 @@ INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "skills", "guardrails", "context_management", "memory")
+NOT_BUILT = ("background", "conversation", "prompt", "guardrails")
 
 
 def _dump(value: Any) -> Any:
@@ -237,6 +253,7 @@ class OGXResponsesImpl(TurnDriver):
     _errors_in_stream = False  # OGX's router turns an exception raised before the stream into HTTP 4xx/5xx
     _record_shape = "full"
     _event_classes = EVENT_CLASSES
+    _truncate_on_context_length = True  # the builtin's truncation.py, whatever `truncation` says
 
     def __init__(
         self,
@@ -247,10 +264,12 @@ class OGXResponsesImpl(TurnDriver):
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
         connectors_api: Any = None,
+        skills_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
         self.connectors_api = connectors_api
+        self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -292,8 +311,15 @@ class OGXResponsesImpl(TurnDriver):
                 _MCP_SESSIONS.reset(token)
 
     async def _create_one(self, request: CreateResponseRequest, options: dict[str, Any]) -> Any:
-        return await self._create(
-            _dump(request.input),
+        from ._request import request_driver
+
+        # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
+        driver = await request_driver(self, request)
+        input = _dump(request.input)
+        if request.context_management:
+            input = await driver._auto_compact(request, input, options)
+        response = await driver._create(
+            input,
             request.model,
             prime=False,
             instructions=request.instructions,
@@ -306,6 +332,37 @@ class OGXResponsesImpl(TurnDriver):
             max_infer_iters=request.max_infer_iters,
             options=options,
         )
+        if isinstance(response, OpenAIResponseObject) and response.status == "failed":
+            # Not streamed, failed without an exception (the context could not be made short enough):
+            # the builtin raises its message as a 500.
+            raise InternalServerError(response.error.message if response.error else "the response failed")
+        return response
+
+    async def _auto_compact(self, request: CreateResponseRequest, input: Any, options: dict[str, Any]) -> Any:
+        """``context_management``: the history (the previous response's chain and the new input), compacted
+        when it is past the threshold; a ``_History`` the turn takes as it is."""
+        # A bad field is refused before any I/O (reading the previous response, the summarization call).
+        check_request(
+            request.model,
+            _dump(request.tools),
+            temperature=request.temperature,
+            instructions=request.instructions,
+            text=_dump(request.text),
+            options=options,
+        )
+        history, previous = await self._history(input, request.previous_response_id)
+        compacted = await _compaction.maybe_auto_compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            context_management=request.context_management or [],
+            previous_usage=previous.usage if previous is not None else None,
+        )
+        if compacted is not None:
+            return _History(compacted)
+        return _History(history) if previous is not None else input
 
     async def _tools(self, tools: list[Any] | None) -> Any:
         """The request's tools as the core takes them. An MCP tool's `authorization` (which OGX's
@@ -363,8 +420,29 @@ class OGXResponsesImpl(TurnDriver):
             f"Response {request.response_id} cannot be cancelled: it is {stored.status}, not a background response"
         )
 
-    async def compact_openai_response(self, request: CompactResponseRequest) -> Any:
-        raise NotImplementedError("compact_openai_response: not supported by responses-rs (yet)")
+    async def compact_openai_response(self, request: CompactResponseRequest) -> CompactedResponse:
+        """The history (``previous_response_id``'s chain, then ``input``; or ``input`` alone) summarized by one
+        inference call: every user message, then one ``compaction`` item. Stored as a completed response, so
+        its id continues a chain."""
+        input = _dump(request.input)
+        if request.previous_response_id:
+            history, _ = await self._history([] if input is None else input, request.previous_response_id)
+        elif input is not None:
+            history = input
+        else:
+            raise InvalidParameterError(
+                "input, previous_response_id", None, "Either 'input' or 'previous_response_id' must be provided."
+            )
+        compaction = await _compaction.compact(
+            self.inference_api,
+            self.responses_store,
+            self.config,
+            history,
+            model=request.model,
+            instructions=request.instructions,
+            prompt_cache_key=request.prompt_cache_key,
+        )
+        return CompactedResponse.model_validate_json(compaction.compacted_json())
 
     # ------------------------------------------------------------------------------------------
     # Host hooks (see responses_rs._engine.TurnDriver)
@@ -375,8 +453,16 @@ class OGXResponsesImpl(TurnDriver):
     async def _prepend_previous_response(
         self, input: str | list[Any], previous_response_id: str | None = None
     ) -> str | list[Any]:
+        if isinstance(input, _History):
+            return list(input)
+        history, _ = await self._history(input, previous_response_id)
+        return history
+
+    async def _history(self, input: str | list[Any], previous_response_id: str | None) -> tuple[str | list[Any], Any]:
+        """The previous response's input and output, then ``input``; and the previous response (None without
+        one: ``input`` alone)."""
         if not previous_response_id:
-            return input
+            return input, None
         previous = await self.responses_store.get_response_object(previous_response_id)  # ResponseNotFoundError: 404
         if previous.status in ("queued", "in_progress"):
             raise ValueError(
@@ -388,7 +474,7 @@ class OGXResponsesImpl(TurnDriver):
             items.append({"type": "message", "role": "user", "content": input})
         else:
             items.extend(input)
-        return items
+        return items, previous
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
         _, messages_json, tools_json, stream, response_format, params = action
@@ -416,9 +502,13 @@ class OGXResponsesImpl(TurnDriver):
             except Exception:  # deleted meanwhile: keep the whole input in this row
                 logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
             else:
-                prefix = len(previous.input) + len(previous.output)
-                if prefix <= len(items):
-                    items = items[prefix:]
+                chain = [*previous.input, *previous.output]
+                # Only when this input really continues the chain: a compacted one is stored whole.
+                if len(chain) <= len(items) and all(
+                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
+                    for mine, theirs in zip(items, chain, strict=False)
+                ):
+                    items = items[len(chain) :]
                     incremental = True
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental

@@ -1,0 +1,136 @@
+"""What one OGX create request adds to the provider before its turn: the previous response read once, the skills
+in effect (``._skills``) and the memory context (``._memory``).
+
+A request with none of them is served by the provider itself, untouched. Any other gets a `RequestDriver`: the
+same collaborators and store (a copy of the provider's attributes, made per request) whose hooks add the skills'
+and the memory's system messages to every inference call and echo the skills on every response object, event
+and stored row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from ogx_api import ResponseNotFoundError
+
+from ._impl import OGXResponsesImpl
+from ._memory import insert_after_leading_system, memory_config, memory_context
+from ._skills import effective_skills, skill_instructions
+
+if TYPE_CHECKING:
+    from responses_rs._core import Turn
+
+
+async def _read_previous(request: Any, responses_store: Any) -> Any:
+    """The ``previous_response_id`` response (input reconstructed, as the turn reads it), or None (no previous
+    response, or none stored under that id: the turn reports that itself, after checking the request's fields)."""
+    if not request.previous_response_id:
+        return None
+    try:
+        return await responses_store.get_response_object(request.previous_response_id)
+    except ResponseNotFoundError:
+        return None
+
+
+class _PreviousRead:
+    """The responses store, with the previous response already read: the first ``get_response_object`` of it
+    (reconstructed input, the default) answers that object, so the turn does not read it again. Everything else,
+    the read before storing included, goes to the store."""
+
+    def __init__(self, store: Any, previous: Any) -> None:
+        self._responses_store = store
+        self._previous = previous
+
+    async def get_response_object(self, response_id: str, reconstruct_input: bool = True) -> Any:
+        previous, self._previous = self._previous, None
+        if previous is not None and reconstruct_input and response_id == previous.id:
+            return previous
+        return await self._responses_store.get_response_object(response_id, reconstruct_input=reconstruct_input)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._responses_store, name)
+
+
+class RequestDriver(OGXResponsesImpl):
+    """The provider for one request that builds on a previous response, has skills in effect or recalls memory."""
+
+    def __init__(
+        self,
+        base: OGXResponsesImpl,
+        *,
+        previous: Any,
+        skills: list[str] | None,
+        skills_text: str | None,
+        memory_text: str | None,
+        after_instructions: bool,
+    ) -> None:
+        self.__dict__.update(base.__dict__)
+        if previous is not None:
+            self.responses_store = _PreviousRead(base.responses_store, previous)
+        self._skills = skills
+        self._skill_message = None if skills_text is None else {"role": "system", "content": skills_text}
+        self._skill_index = 1 if after_instructions else 0
+        self._memory_message = None if memory_text is None else {"role": "system", "content": memory_text}
+
+    def _response_object(self, response_json: str) -> Any:
+        response = super()._response_object(response_json)
+        if self._skills is not None:
+            response.skills = list(self._skills)
+        return response
+
+    async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
+        if self._skill_message is not None or self._memory_message is not None:
+            messages = json.loads(action[1])
+            if self._skill_message is not None:
+                messages.insert(self._skill_index, self._skill_message)
+            if self._memory_message is not None:
+                insert_after_leading_system(messages, self._memory_message)
+            action = (action[0], json.dumps(messages), *action[2:])
+        return await super()._infer(action, model, temperature)
+
+    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
+        if self._skills is not None:
+            response = json.loads(response_json)
+            response["skills"] = self._skills
+            response_json = json.dumps(response)
+        return await super()._store(response_id, response_json, input_json)
+
+    def _stream(  # type: ignore[override]
+        self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None = None
+    ) -> AsyncIterator[Any]:
+        events = super()._stream(turn, model, temperature, primed)
+        return events if self._skills is None else self._echo_skills(events)
+
+    async def _echo_skills(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                response = getattr(event, "response", None)
+                if response is not None:
+                    response.skills = list(self._skills or ())
+                yield event
+
+
+async def request_driver(base: OGXResponsesImpl, request: Any) -> OGXResponsesImpl:
+    """``base`` itself for a request with no previous response, no skills and memory off, else a `RequestDriver`
+    for it. In the builtin's order: the previous response (when it is missing, ``base`` serves the request and
+    reports it, after checking the request's fields), the skills, the memory context."""
+    memory = memory_config(base)
+    if request.skills is None and not request.previous_response_id and memory is None:
+        return base
+    previous = await _read_previous(request, base.responses_store)
+    if request.previous_response_id and previous is None:
+        return base
+    skills = effective_skills(request, previous)
+    skills_text = None if skills is None else await skill_instructions(getattr(base, "skills_api", None), skills)
+    memory_text = None if memory is None else await memory_context(base, memory, request)
+    return RequestDriver(
+        base,
+        previous=previous,
+        skills=skills,
+        skills_text=skills_text,
+        memory_text=memory_text,
+        after_instructions=request.instructions is not None,
+    )
