@@ -17,6 +17,7 @@ fn cfg(shape: Shape) -> TurnConfig {
         split_think: false,
         options: RequestOptions::parse(&json!({"model": "m"})).unwrap(),
         record_shape: shape,
+        file_search_citations: false,
     }
 }
 
