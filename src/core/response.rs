@@ -417,7 +417,10 @@ impl Serialize for LegacyItems<'_> {
         let mut seq = serializer.serialize_seq(None)?;
         for item in self.0 {
             match item {
-                Item::Reasoning { .. } => {}
+                // llama-stack 0.2.x has no such items (and refuses the tools that make them).
+                Item::Reasoning { .. }
+                | Item::McpApprovalRequest { .. }
+                | Item::McpApprovalResponse { .. } => {}
                 Item::Message {
                     content: Content::Parts(parts),
                     role,
@@ -554,6 +557,7 @@ impl Serialize for FullItem<'_> {
                 error,
                 output,
                 status,
+                approval_request_id,
             } => {
                 let status = match (status, error, output) {
                     (Some(s), _, _) => s.as_str(),
@@ -570,6 +574,9 @@ impl Serialize for FullItem<'_> {
                 map.serialize_entry("error", &error.as_deref().map(mcp_error_object))?;
                 map.serialize_entry("output", output)?;
                 map.serialize_entry("status", status)?;
+                if let Some(approval_request_id) = approval_request_id {
+                    map.serialize_entry("approval_request_id", approval_request_id)?;
+                }
                 map.end()
             }
             Item::WebSearchCall { id, status, action } => {

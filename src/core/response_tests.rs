@@ -40,6 +40,7 @@ fn rich_output() -> Vec<Item> {
             error: Some("boom".into()),
             output: None,
             status: None,
+            approval_request_id: None,
         },
         Item::FileSearchCall {
             id: "fs_1".into(),
@@ -190,6 +191,7 @@ fn full_items_are_openai_shaped() {
         error: None,
         output: Some("ok".into()),
         status: None,
+        approval_request_id: None,
     });
     r.output.push(Item::McpCall {
         id: "mcp_3".into(),
@@ -199,6 +201,7 @@ fn full_items_are_openai_shaped() {
         error: Some("HTTP 502 Bad Gateway".into()),
         output: None,
         status: Some("failed".into()),
+        approval_request_id: None,
     });
     let v = serde_json::to_value(&r).unwrap();
     let out = &v["output"];

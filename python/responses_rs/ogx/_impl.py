@@ -9,6 +9,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   are OGX's classes with OpenAI's ``type``.
 - inference is OGX's ``openai_chat_completion(params)`` with one
   ``OpenAIChatCompletionRequestWithExtraBody`` (streamed, with usage, as the builtin calls it);
+- MCP servers are listed and called with OGX's MCP client (``ogx.providers.utils.tools.mcp``), with the
+  tool's ``authorization`` and ``connector_id`` handled as the builtin handles them (`_tools`); approvals and
+  listing reuse are the core's (``src/core/mcp.rs``);
 - records go to OGX's ``ResponsesStore``, once, when the response ends: the response object and its
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
@@ -29,9 +32,11 @@ checks); this module only says which classes, collaborators and store OGX has:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import typing
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from ogx_api import (
@@ -74,10 +79,42 @@ class _Usage(ogx_responses.OpenAIResponseUsage):
     input_tokens_details: _InputTokensDetails | None = None  # type: ignore[assignment]
 
 
+class McpCall(ogx_responses.OpenAIResponseOutputMessageMCPCall):
+    """OGX's mcp_call item with OpenAI's fields: `error` is openai-python's error object (OGX's class takes
+    a string), `status`, and `approval_request_id` for a call that ran on an approval."""
+
+    error: str | dict[str, Any] | None = None  # type: ignore[assignment]
+    status: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    approval_request_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+def _output_union() -> Any:
+    members = typing.get_args(typing.get_args(ogx_responses.OpenAIResponseOutput)[0])
+    swapped = tuple(McpCall if m is ogx_responses.OpenAIResponseOutputMessageMCPCall else m for m in members)
+    return Annotated[typing.Union[swapped], Field(discriminator="type")]  # noqa: UP007
+
+
+OutputItem = _output_union()
+
+
 class ResponseObject(OpenAIResponseObject):
-    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
+    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`) and
+    OpenAI's mcp_call item."""
 
     usage: _Usage | None = None  # type: ignore[assignment]
+    output: list[OutputItem]  # type: ignore[assignment, valid-type]
+
+
+def _record_json(response_json: str) -> str:
+    """The record as OGX's builtin writes it: an mcp_call's `error` is a string (the message)."""
+    if '"mcp_call"' not in response_json:
+        return response_json
+    response = json.loads(response_json)
+    for item in response.get("output", []):
+        error = item.get("error") if item.get("type") == "mcp_call" else None
+        if isinstance(error, dict):
+            item["error"] = error.get("message") or error.get("content") or json.dumps(error)
+    return json.dumps(response)
 
 
 class CompactedResponse(ogx_responses.OpenAICompactedResponse):
@@ -140,6 +177,15 @@ def _event_classes() -> dict[str, type[BaseModel]]:
             type(name, (base,), {"__annotations__": {"item_id": str, "output_index": int}, "__module__": __name__})
         )
 
+    # The output item events carry OpenAI's mcp_call item.
+    items = [
+        type(cls.__name__, (cls,), {"__annotations__": {"item": OutputItem}, "__module__": __name__})
+        for cls in (
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemAdded,
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemDone,
+        )
+    ]
+
     # The events that carry the response: ours, so its usage keeps every field.
     carriers = [
         type(cls.__name__, (cls,), {"__annotations__": {"response": ResponseObject}, "__module__": __name__})
@@ -153,6 +199,7 @@ def _event_classes() -> dict[str, type[BaseModel]]:
         ContentPartAdded,
         ContentPartDone,
         *markers,
+        *items,
         *carriers,
     ):
         classes[cls.model_fields["type"].default] = cls
@@ -180,6 +227,39 @@ def _dump(value: Any) -> Any:
     return value
 
 
+# The request's MCP sessions (OGX's `MCPSessionManager`): one session per server for its listing and calls,
+# as the builtin keeps them per request (OGX's fix for its issue 4452).
+_MCP_SESSIONS: contextvars.ContextVar[Any] = contextvars.ContextVar("responses_rs_mcp_sessions", default=None)
+
+
+async def _with_mcp_sessions(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A stream whose MCP I/O shares one `MCPSessionManager`, closed when the stream ends."""
+    from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+    async with MCPSessionManager() as sessions:
+        token = _MCP_SESSIONS.set(sessions)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            try:
+                _MCP_SESSIONS.reset(token)
+            except ValueError:  # closed from another context: nothing of ours to restore there
+                pass
+
+
+def _split_authorization(headers: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The MCP tool's headers without the ``Authorization`` header `_tools` put there, and its token."""
+    rest: dict[str, Any] = {}
+    authorization = None
+    for key, value in headers.items():
+        if key.lower() == "authorization" and isinstance(value, str):
+            authorization = value.removeprefix("Bearer ")
+        else:
+            rest[key] = value
+    return rest, authorization
+
+
 class OGXResponsesImpl(TurnDriver):
     """OGX 1.5's ``Responses`` protocol (``ogx_api.responses.api.Responses``) served by responses-rs."""
 
@@ -200,12 +280,14 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        connectors_api: Any = None,
         skills_api: Any = None,
         conversations_api: Any = None,
         prompts_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.connectors_api = connectors_api
         self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.conversations_api = conversations_api
         self.prompts_api = prompts_api
@@ -253,6 +335,23 @@ class OGXResponsesImpl(TurnDriver):
                 options={"previous_response_id": request.previous_response_id, **options},
             )
             prepare, prompted = await self._context(request)
+        if not any(getattr(tool, "type", None) == "mcp" for tool in request.tools or ()):
+            return await self._create_one(request, options, prepare, prompted)
+        if request.stream:
+            result = await self._create_one(request, options, prepare, prompted)
+            return _with_mcp_sessions(result) if not isinstance(result, BaseModel) else result
+        from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+        async with MCPSessionManager() as sessions:
+            token = _MCP_SESSIONS.set(sessions)
+            try:
+                return await self._create_one(request, options, prepare, prompted)
+            finally:
+                _MCP_SESSIONS.reset(token)
+
+    async def _create_one(
+        self, request: CreateResponseRequest, options: dict[str, Any], prepare: Any = None, prompted: bool = False
+    ) -> Any:
         from ._request import request_driver
 
         # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
@@ -272,7 +371,7 @@ class OGXResponsesImpl(TurnDriver):
             stream=bool(request.stream),
             temperature=request.temperature,
             text=_dump(request.text),
-            tools=_dump(request.tools),
+            tools=await self._tools(request.tools),
             max_infer_iters=request.max_infer_iters,
             options=options,
             prepare=prepare,
@@ -358,6 +457,39 @@ class OGXResponsesImpl(TurnDriver):
             if not page.has_more or not page.data:
                 return items
             after = page.data[-1].id
+
+    async def _tools(self, tools: list[Any] | None) -> Any:
+        """The request's tools as the core takes them. An MCP tool's `authorization` (which OGX's
+        class leaves out of its dump) rides in its headers as ``Authorization: Bearer ...``, split out
+        again for OGX's MCP client; an ``Authorization`` header given by the client is refused, as the
+        builtin refuses it; a `connector_id` without `server_url` is resolved through OGX's
+        connectors API, as the builtin resolves it."""
+        dumped = _dump(tools)
+        if not tools:
+            return dumped
+        for i, (tool, data) in enumerate(zip(tools, dumped, strict=True)):
+            if getattr(tool, "type", None) != "mcp":
+                continue
+            headers = dict(data.get("headers") or {})
+            if any(key.lower() == "authorization" for key in headers):
+                raise InvalidParameterError(
+                    f"tools[{i}].headers",
+                    "Authorization",
+                    "Authorization credentials must be passed via the 'authorization' parameter, not 'headers'.",
+                )
+            if tool.authorization:
+                headers["Authorization"] = f"Bearer {tool.authorization}"
+                data["headers"] = headers
+            if tool.connector_id and not tool.server_url:
+                if self.connectors_api is None:
+                    raise InvalidParameterError(
+                        f"tools[{i}].connector_id", tool.connector_id, "this stack has no connectors API"
+                    )
+                from ogx_api.connectors.models import GetConnectorRequest
+
+                connector = await self.connectors_api.get_connector(GetConnectorRequest(connector_id=tool.connector_id))
+                data["server_url"] = connector.url
+        return dumped
 
     async def get_openai_response(self, request: RetrieveResponseRequest) -> OpenAIResponseObject:
         stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
@@ -453,7 +585,7 @@ class OGXResponsesImpl(TurnDriver):
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
-        response = OpenAIResponseObject.model_validate_json(response_json)
+        response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
         items = INPUT_ITEMS.validate_json(input_json)
         incremental = False
         if response.previous_response_id:
@@ -514,10 +646,27 @@ class OGXResponsesImpl(TurnDriver):
         )
 
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client (``ogx.providers.utils.tools.mcp``), as the builtin lists a server."""
+        from ogx.providers.utils.tools.mcp import list_mcp_tools
+
+        headers, authorization = _split_authorization(headers)
+        return await list_mcp_tools(
+            endpoint=endpoint, headers=headers, authorization=authorization, session_manager=_MCP_SESSIONS.get()
+        )
 
     async def _invoke_mcp_tool(self, endpoint: str, headers: dict[str, Any], name: str, arguments: Any) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client, as the builtin calls a tool (an ``isError`` result has error_code 1)."""
+        from ogx.providers.utils.tools.mcp import invoke_mcp_tool
+
+        headers, authorization = _split_authorization(headers)
+        return await invoke_mcp_tool(
+            endpoint=endpoint,
+            tool_name=name,
+            kwargs=arguments,
+            headers=headers,
+            authorization=authorization,
+            session_manager=_MCP_SESSIONS.get(),
+        )
 
     async def _file_search(
         self,
