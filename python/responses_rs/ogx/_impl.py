@@ -273,22 +273,22 @@ class OGXResponsesImpl(TurnDriver):
         body.update(params)
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
+    async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
+        return await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
+
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
+        """One ResponsesStore write. A chained response's row holds only this turn's input, as the builtin
+        stores it (``incremental``): the chain before it is the previous response's (reconstructed) input
+        and its output, the first ``history_items`` items, which the driver counted when it read them, so
+        the previous response is not read again here."""
         response = OpenAIResponseObject.model_validate_json(response_json)
-        items = INPUT_ITEMS.validate_json(input_json)
-        incremental = False
-        if response.previous_response_id:
-            # Store only this turn's input, as the builtin does: the chain before it is the previous
-            # response's (reconstructed) input and its output.
-            try:
-                previous = await self.responses_store.get_response_object(response.previous_response_id)
-            except Exception:  # deleted meanwhile: keep the whole input in this row
-                logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
-            else:
-                prefix = len(previous.input) + len(previous.output)
-                if prefix <= len(items):
-                    items = items[prefix:]
-                    incremental = True
+        incremental = bool(response.previous_response_id) and history_items > 0
+        if incremental:  # only this turn's items are validated: the chain before them grows every turn
+            raw = json.loads(input_json)
+            incremental = history_items <= len(raw)
+            items = INPUT_ITEMS.validate_python(raw[history_items:] if incremental else raw)
+        else:
+            items = INPUT_ITEMS.validate_json(input_json)
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental
         )
