@@ -111,7 +111,11 @@ class CompactedResponse(ogx_responses.OpenAICompactedResponse):
 
 
 class _History(list[Any]):
-    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
+    """An input that already holds the previous response's chain (read, and compacted, before the turn).
+    ``history_items``: how many leading items are the previous response's input and output (0 when compacted:
+    the row is then stored whole)."""
+
+    history_items = 0
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -363,7 +367,11 @@ class OGXResponsesImpl(TurnDriver):
         )
         if compacted is not None:
             return _History(compacted)
-        return _History(history) if previous is not None else input
+        if previous is None:
+            return input
+        chain = _History(history)
+        chain.history_items = len(previous.input) + len(previous.output)
+        return chain
 
     async def _tools(self, tools: list[Any] | None) -> Any:
         """The request's tools as the core takes them. An MCP tool's `authorization` (which OGX's
@@ -491,26 +499,22 @@ class OGXResponsesImpl(TurnDriver):
         body.update(params)
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
+    async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
+        return await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
+
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
+        """One ResponsesStore write. A chained response's row holds only this turn's input, as the builtin
+        stores it (``incremental``): the chain before it is the previous response's (reconstructed) input
+        and its output, the first ``history_items`` items, which the driver counted when it read them, so
+        the previous response is not read again here."""
         response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
-        items = INPUT_ITEMS.validate_json(input_json)
-        incremental = False
-        if response.previous_response_id:
-            # Store only this turn's input, as the builtin does: the chain before it is the previous
-            # response's (reconstructed) input and its output.
-            try:
-                previous = await self.responses_store.get_response_object(response.previous_response_id)
-            except Exception:  # deleted meanwhile: keep the whole input in this row
-                logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
-            else:
-                chain = [*previous.input, *previous.output]
-                # Only when this input really continues the chain: a compacted one is stored whole.
-                if len(chain) <= len(items) and all(
-                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
-                    for mine, theirs in zip(items, chain, strict=False)
-                ):
-                    items = items[len(chain) :]
-                    incremental = True
+        incremental = bool(response.previous_response_id) and history_items > 0
+        if incremental:  # only this turn's items are validated: the chain before them grows every turn
+            raw = json.loads(input_json)
+            incremental = history_items <= len(raw)
+            items = INPUT_ITEMS.validate_python(raw[history_items:] if incremental else raw)
+        else:
+            items = INPUT_ITEMS.validate_json(input_json)
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental
         )
