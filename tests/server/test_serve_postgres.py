@@ -230,8 +230,8 @@ def test_background_cancelled_through_the_other_server(
     started = a.responses.create(model=MODEL, input="Go on and on", background=True)
     assert started.status == "queued"
     chat_server.wait_for_requests(1)
-    # B sees it queued, and refuses to continue it while it runs.
-    assert b.responses.retrieve(started.id).status in ("queued", "in_progress")
+    # B sees it in progress (A marked its row when the run started), and refuses to continue it while it runs.
+    assert b.responses.retrieve(started.id).status == "in_progress"
     with pytest.raises(openai.BadRequestError) as refused:
         b.responses.create(model=MODEL, input="next", previous_response_id=started.id)
     assert refused.value.body["param"] == "previous_response_id"
@@ -250,6 +250,26 @@ def test_background_cancelled_through_the_other_server(
     assert a.responses.cancel(started.id).status == "cancelled"  # idempotent, on either server
     assert b.responses.cancel(started.id).status == "cancelled"
     assert a.responses.retrieve(started.id).status == "cancelled"
+
+
+def test_a_background_response_deleted_through_the_other_server_stops(
+    clients: list[openai.OpenAI], chat_server: ScriptedChatServer, database: str, replicas: tuple[Serve, Serve]
+) -> None:
+    a, b = clients
+    chat_server.script([{"text": "word " * 16, "chunk_size": 1, "delay": 0.05}])  # about 4 s
+    started = a.responses.create(model=MODEL, input="Go on", background=True)
+    chat_server.wait_for_requests(1)
+    deleted_at = time.monotonic()
+    b.responses.delete(started.id)
+    log = replicas[0].log
+    while not any(started.id in line for line in log) and time.monotonic() - deleted_at < 2.5:
+        time.sleep(0.05)
+    assert any(started.id in line for line in log), log[-5:]
+    time.sleep(max(0.0, 4.5 - (time.monotonic() - deleted_at)))  # past the model's end: its end wrote nothing
+    assert status_in_db(database, started.id) is None
+    for c in clients:
+        with pytest.raises(openai.NotFoundError):
+            c.responses.retrieve(started.id)
 
 
 def test_background_completes_and_is_read_from_the_other_server(clients: list[openai.OpenAI], chat_server) -> None:
@@ -339,3 +359,51 @@ def test_a_long_chain_stored_bytes_grow_linearly(
     assert len(chat_server.requests[-1]["messages"]) == 2 * turns - 1
     # Linear: the per-turn bytes at the end are those at the start (up to the digits of growing token counts).
     assert 0.9 < last / first < 1.1, (first, last)
+
+
+def test_concurrent_chains_and_appends_on_both_servers_lose_nothing(
+    clients: list[openai.OpenAI], database: str
+) -> None:
+    """Eight chains at once, each turn on the other server, and both servers appending to one conversation at
+    once (the scripted model answers "ok: " and the question): every response and every item is there."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    conversation = clients[0].conversations.create()
+
+    def chain(c: int) -> list[str]:
+        previous = None
+        ids = []
+        for n in range(5):
+            kwargs = {"previous_response_id": previous} if previous else {}
+            response = clients[(c + n) % 2].responses.create(model=MODEL, input=f"chain {c} turn {n}", **kwargs)
+            assert response.output_text == f"ok: chain {c} turn {n}"
+            previous = response.id
+            ids.append(response.id)
+        return ids
+
+    def append(c: int) -> None:
+        for n in range(3):
+            clients[(c + n) % 2].conversations.items.create(
+                conversation.id, items=[{"type": "message", "role": "user", "content": f"note {c}.{n}"}]
+            )
+
+    with ThreadPoolExecutor(12) as pool:
+        chains = list(pool.map(chain, range(8)))
+        list(pool.map(append, range(4)))
+    for c, ids in enumerate(chains):
+        items = clients[c % 2].responses.input_items.list(ids[-1], order="asc", limit=100).data
+        texts = [item.content[0].text for item in items]
+        expected = []
+        for n in range(5):
+            expected.append(f"chain {c} turn {n}")
+            if n < 4:
+                expected.append(f"ok: chain {c} turn {n}")
+        assert texts == expected
+    rows = _run(_sql(database, "SELECT COUNT(*) AS n FROM responses WHERE id = ANY($1::text[])", sum(chains, [])))
+    assert rows[0]["n"] == 40
+    notes = [i.content[0].text for i in clients[1].conversations.items.list(conversation.id, limit=100).data]
+    assert sorted(notes) == sorted(f"note {c}.{n}" for c in range(4) for n in range(3))
+    # Each writer's own appends stay in its order.
+    for c in range(4):
+        mine = [t for t in reversed(notes) if t.startswith(f"note {c}.")]
+        assert mine == [f"note {c}.{n}" for n in range(3)]

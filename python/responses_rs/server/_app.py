@@ -604,6 +604,10 @@ class App:
     async def _background_run(self, run: BackgroundRun) -> None:
         turn = run.request.turn
         try:
+            # Under way: what another server on the same database answers for it from now on (this one answers
+            # with the response as it stands).
+            if not await self.store.set_response(turn.response_id, "in_progress", turn.snapshot_json("in_progress")):
+                return  # cancelled or deleted (through another server) before it started
             if await self._run(run.request, None) is not None:
                 # It failed: stored failed, so that whoever polls learns why.
                 await self.store.set_response(turn.response_id, "failed", turn.response_json())
