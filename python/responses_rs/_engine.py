@@ -9,10 +9,9 @@ back. A host contract is a subclass that supplies its classes and collaborators 
 - `_response_object(json)`: the host's response class, validated from the core's response JSON;
 - `_prepend_previous_response(input, previous_response_id)`: the stored chain, read from the host's store;
 - `_infer(action, model, temperature)`: one chat completion call on the host's inference API;
-- `_store(response_id, response_json, input_json)`: write the finished response;
+- `_store(response_id, response_json, input_json)`: write the finished response (or `_store_turn(turn, ...)`,
+  which also sees `turn.history_items`, the leading input items that came from the previous response);
 - `_file_search(...)`: search vector stores (a host without one may leave it unimplemented);
-- `_store_turn(turn, action)`: the store action with the turn at hand (default: `_store`), for a host that keeps
-  more per response (OGX: the conversation's items and chat history);
 - `_moderate(text)`: guardrails' moderation call (see `responses_rs._guardrails`);
 - the contract switches below (`_stream_inference`, `_record_shape`, ...).
 
@@ -45,6 +44,16 @@ def event_factory(classes: dict[str, Any]) -> EventFactory:
         known = (classes, EventFactory(classes))
         _factories[id(classes)] = known
     return known[1]
+
+
+def _history_items(fresh: Any, merged: Any) -> int:
+    """How many leading items of `merged` (what `_prepend_previous_response` returned for the request's own
+    input `fresh`) came from the previous response."""
+    if not isinstance(merged, list):
+        return 0
+    if merged is not fresh and hasattr(fresh, "history_items"):  # a host's input that already holds the chain
+        return int(fresh.history_items)
+    return max(0, len(merged) - (1 if isinstance(fresh, str) else len(fresh or ())))
 
 
 class PreviousResponseNotFound(ValueError):
@@ -123,6 +132,12 @@ class TurnDriver:
         """Write the finished response; return the response object written, if one was built."""
         raise NotImplementedError
 
+    async def _store_turn(self, turn: Turn, response_json: str, input_json: str) -> Any:
+        """The store action of `turn`: `_store` by default. A host that also needs to know which leading
+        input items came from the previous response (`turn.history_items`), or keeps more per response (OGX: the
+        conversation's items and chat history), overrides this one."""
+        return await self._store(turn.response_id, response_json, input_json)
+
     async def _file_search(
         self,
         query: str,
@@ -132,11 +147,6 @@ class TurnDriver:
         ranking_options: Any,
     ) -> list[Any]:
         raise NotImplementedError("this host has no file search")
-
-    async def _store_turn(self, turn: Turn, action: Any) -> Any:
-        """The store action of `turn` (a host that keeps more than the response, per conversation say,
-        reads the turn here); by default `_store`."""
-        return await self._store(turn.response_id, action[1], action[2])
 
     async def _moderate(self, text: str) -> str | None:
         """Guardrails: check `text` with the host's moderation service; the violation message, or None."""
@@ -193,6 +203,7 @@ class TurnDriver:
                 check_request(
                     model, tools, temperature=temperature, instructions=instructions, text=text, options=options
                 )
+            fresh = input
             input = await self._prepend_previous_response(input, previous_response_id)
             turn = self._new_turn(
                 input,
@@ -207,6 +218,7 @@ class TurnDriver:
                 tools,
                 max_infer_iters,
                 options,
+                history_items=_history_items(fresh, input) if previous_response_id else 0,
             )
             if prepare is not None:
                 prepare(turn)
@@ -239,6 +251,7 @@ class TurnDriver:
         tools: Any,
         max_infer_iters: int | None,
         options: dict[str, Any] | None,
+        history_items: int = 0,
     ) -> Turn:
         # Every field is checked by the core, which names the field it refuses (ValueError).
         return Turn(
@@ -263,6 +276,7 @@ class TurnDriver:
             record_shape=self._record_shape,
             split_think=self.split_think_tags,
             file_search_citations=self._file_search_citations,
+            history_items=history_items,
         )
 
     async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:
@@ -285,7 +299,7 @@ class TurnDriver:
                     raise
                 turn.end_inference()
             elif kind == "store":
-                await self._store_turn(turn, action)
+                await self._store_turn(turn, action[1], action[2])
                 turn.stored()
             elif kind == "done":
                 return self._response_object(turn.response_json())
@@ -399,7 +413,7 @@ class TurnDriver:
         only its own call (or, for a lookup, is left out of what the model is offered); the store's
         exceptions pass through and fail the response."""
         if action[0] == "store":
-            await self._store_turn(turn, action)
+            await self._store_turn(turn, action[1], action[2])
             turn.stored()
             return
         try:

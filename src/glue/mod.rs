@@ -247,6 +247,10 @@ pub struct PyTurn {
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
     /// The SSE framing of an upstream body fed as bytes (`feed_sse`).
     sse: crate::core::sse::SseReader,
+    /// How many leading input items came from the previous response (its input, then its output):
+    /// the driver says so when it builds the turn, so a host that stores each turn's own input
+    /// (OGX's incremental rows) need not read the previous response again to find where it starts.
+    history_items: usize,
 }
 
 /// Profiles of the delta classes seen so far in this process (a handful: llama-stack's, openai's).
@@ -559,7 +563,7 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false, file_search_citations=false))]
+        split_think=false, file_search_citations=false, history_items=0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -580,6 +584,7 @@ impl PyTurn {
         record_shape: &str,
         split_think: bool,
         file_search_citations: bool,
+        history_items: usize,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -628,6 +633,7 @@ impl PyTurn {
                 carry: [None; 3],
                 profile: None,
                 sse: crate::core::sse::SseReader::new(),
+                history_items,
             })
         })
     }
@@ -635,6 +641,12 @@ impl PyTurn {
     #[getter]
     fn response_id(&self) -> &str {
         self.turn.response_id()
+    }
+
+    /// The leading input items that came from the previous response (given when the turn was built).
+    #[getter]
+    fn history_items(&self) -> usize {
+        self.history_items
     }
 
     /// What to do next, as a tuple whose first element names the action.

@@ -124,7 +124,11 @@ class CompactedResponse(ogx_responses.OpenAICompactedResponse):
 
 
 class _History(list[Any]):
-    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
+    """An input that already holds the previous response's chain (read, and compacted, before the turn).
+    ``history_items``: how many leading items are the previous response's input and output (0 when compacted:
+    the row is then stored whole)."""
+
+    history_items = 0
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -407,7 +411,11 @@ class OGXResponsesImpl(TurnDriver):
         )
         if compacted is not None:
             return _History(compacted)
-        return _History(history) if previous is not None else input
+        if previous is None:
+            return input
+        chain = _History(history)
+        chain.history_items = len(previous.input) + len(previous.output)
+        return chain
 
     async def _context(self, request: CreateResponseRequest) -> tuple[Any, bool]:
         """Read what `conversation` and `prompt` bring (OGX's conversations and prompts APIs): the function
@@ -584,37 +592,13 @@ class OGXResponsesImpl(TurnDriver):
         body.update(params)
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
-        response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
-        items = INPUT_ITEMS.validate_json(input_json)
-        incremental = False
-        if response.previous_response_id:
-            # Store only this turn's input, as the builtin does: the chain before it is the previous
-            # response's (reconstructed) input and its output.
-            try:
-                previous = await self.responses_store.get_response_object(response.previous_response_id)
-            except Exception:  # deleted meanwhile: keep the whole input in this row
-                logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
-            else:
-                chain = [*previous.input, *previous.output]
-                # Only when this input really continues the chain: a compacted one is stored whole.
-                if len(chain) <= len(items) and all(
-                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
-                    for mine, theirs in zip(items, chain, strict=False)
-                ):
-                    items = items[len(chain) :]
-                    incremental = True
-        await self.responses_store.store_response_object(
-            response_object=response, input=items, messages=[], incremental_input=incremental
-        )
-        return response
-
-    async def _store_turn(self, turn: Turn, action: Any) -> Any:
-        response = await self._store(turn.response_id, action[1], action[2])
-        conversation = json.loads(action[1]).get("conversation") if '"conversation":' in action[1] else None
+    async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
+        """The response's row; with `conversation`, then its items and chat history (see `_sync_conversation`)."""
+        response = await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
+        conversation = json.loads(response_json).get("conversation") if '"conversation":' in response_json else None
         if isinstance(conversation, dict) and conversation.get("id"):
             try:
-                await self._sync_conversation(conversation["id"], action[2], response, turn)
+                await self._sync_conversation(conversation["id"], input_json, response, turn)
             except Exception:
                 # Nothing half-written: without its conversation items the response goes too.
                 try:
@@ -622,6 +606,24 @@ class OGXResponsesImpl(TurnDriver):
                 except Exception:
                     logger.warning("responses-rs: could not delete %s", turn.response_id, exc_info=True)
                 raise
+        return response
+
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
+        """One ResponsesStore write. A chained response's row holds only this turn's input, as the builtin
+        stores it (``incremental``): the chain before it is the previous response's (reconstructed) input
+        and its output, the first ``history_items`` items, which the driver counted when it read them, so
+        the previous response is not read again here."""
+        response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
+        incremental = bool(response.previous_response_id) and history_items > 0
+        if incremental:  # only this turn's items are validated: the chain before them grows every turn
+            raw = json.loads(input_json)
+            incremental = history_items <= len(raw)
+            items = INPUT_ITEMS.validate_python(raw[history_items:] if incremental else raw)
+        else:
+            items = INPUT_ITEMS.validate_json(input_json)
+        await self.responses_store.store_response_object(
+            response_object=response, input=items, messages=[], incremental_input=incremental
+        )
         return response
 
     async def _sync_conversation(self, conversation_id: str, input_json: str, response: Any, turn: Turn) -> None:

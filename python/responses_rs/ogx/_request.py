@@ -91,12 +91,12 @@ class RequestDriver(OGXResponsesImpl):
             action = (action[0], json.dumps(messages), *action[2:])
         return await super()._infer(action, model, temperature)
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
         if self._skills is not None:
             response = json.loads(response_json)
             response["skills"] = self._skills
             response_json = json.dumps(response)
-        return await super()._store(response_id, response_json, input_json)
+        return await super()._store(response_id, response_json, input_json, history_items=history_items)
 
     def _stream(  # type: ignore[override]
         self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None = None
