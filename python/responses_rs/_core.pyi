@@ -99,6 +99,8 @@ class Turn:
     def snapshot_json(self, status: str) -> str:
         """The response so far (full shape) as `queued`, `in_progress` or `cancelled`."""
     def response_json(self) -> str: ...
+    def stored_input_json(self) -> str:
+        """The input the record stores (what the final `store` action carries), available from the start."""
 
 def check_request(
     model: Any,

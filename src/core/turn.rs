@@ -447,6 +447,12 @@ impl Turn {
         Some(response.to_json(Shape::Full))
     }
 
+    /// The input the record stores (JSON), as the final `Store` action gives it: for a record written
+    /// before the response ends (a background response's `queued` row).
+    pub fn stored_input_json(&self) -> Result<String> {
+        serde_json::to_string(&self.stored_input).map_err(|e| CoreError::protocol(e.to_string()))
+    }
+
     /// Messages for the driver's log (each once): tools left out because the host cannot serve them.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)

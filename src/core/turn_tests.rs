@@ -499,6 +499,39 @@ fn store_false_never_asks_to_store() {
 }
 
 #[test]
+fn a_background_record_written_before_the_end_has_the_final_input_and_id() {
+    let config = cfg_with(
+        false,
+        json!({"model": "m", "background": true, "metadata": {"k": "v"}}),
+    );
+    let mut turn = Turn::new(config, &json!("hi"), &Value::Null).unwrap();
+    let queued: Value = serde_json::from_str(&turn.snapshot_json("queued").unwrap()).unwrap();
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["background"], true);
+    assert_eq!(queued["metadata"], json!({"k": "v"}));
+    assert_eq!(queued["output"], json!([]));
+    let early_input = turn.stored_input_json().unwrap();
+    assert!(
+        early_input.contains("\"hi\"") && early_input.contains("msg_"),
+        "{early_input}"
+    );
+
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.text_delta("yo").unwrap();
+    turn.end_inference().unwrap();
+    match turn.next_action().unwrap() {
+        Action::Store { response, input } => {
+            assert_eq!(input, early_input);
+            let response: Value = serde_json::from_str(&response).unwrap();
+            assert_eq!(response["id"], queued["id"]);
+            assert_eq!(response["created_at"], queued["created_at"]);
+        }
+        other => panic!("expected Store, got {other:?}"),
+    }
+}
+
+#[test]
 fn string_input_is_stored_with_an_id_and_sent_as_text() {
     let mut turn = Turn::new(cfg(false), &json!("hi"), &Value::Null).unwrap();
     let mut log = Log::default();

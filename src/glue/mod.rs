@@ -1025,6 +1025,12 @@ impl PyTurn {
         })
     }
 
+    /// The input the record stores (JSON), as the final `store` action gives it (a background
+    /// response's `queued` row is written before it ends).
+    fn stored_input_json(&self) -> PyResult<String> {
+        guarded(|| self.turn.stored_input_json().map_err(to_py_err))
+    }
+
     /// The finished response as JSON (llama-stack's `OpenAIResponseObject` shape).
     fn response_json(&self) -> PyResult<String> {
         guarded(|| {
