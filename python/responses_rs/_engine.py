@@ -13,13 +13,16 @@ back. A host contract is a subclass that supplies its classes and collaborators 
   which also sees `turn.history_items`, the leading input items that came from the previous response);
 - `_file_search(...)`: search vector stores (a host without one may leave it unimplemented);
 - `_moderate(text)`: guardrails' moderation call (see `responses_rs._guardrails`);
-- the contract switches below (`_stream_inference`, `_record_shape`, ...).
+- the contract switches below (`_stream_inference`, `_record_shape`, ...);
+- for background mode, `_background_insert`, `_background_status`, `_background_update` (its record).
 
 This module imports no host: llama-stack's contract is `responses_rs._driver`, OGX's `responses_rs.ogx`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -194,6 +197,7 @@ class TurnDriver:
         options: dict[str, Any] | None = None,
         prepare: Callable[[Turn], None] | None = None,
         guardrails: bool = False,
+        background: bool = False,
     ) -> Any:
         """`prepare(turn)` adds host context to the new turn before it starts (conversation history, a
         prompt template); `guardrails` checks input and output with `_moderate` (see `_guarded`)."""
@@ -227,6 +231,8 @@ class TurnDriver:
                 code = "previous_response_not_found" if isinstance(exc, PreviousResponseNotFound) else "invalid_request"
                 return self._rejected_stream(model, code, str(exc), previous_response_id)
             raise
+        if background:
+            return await self._start_background(turn, model, temperature)
         if guardrails:
             if stream:
                 return self._guarded(turn, model, temperature)
@@ -446,3 +452,270 @@ class TurnDriver:
     async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
         """Write the finished response; return the response object written, if one was built."""
         raise NotImplementedError
+
+    # ------------------------------------------------------------------------------------------
+    # Background mode (`background: true`). Create answers at once with the `queued` record; the turn
+    # runs in a task of its own, and its stored record goes queued -> in_progress -> completed /
+    # incomplete / failed, or cancelled. Nothing else is written while it runs. A host serves it with
+    # three hooks on its store (below) and cancels with `_background_lock` and `_stop_background`.
+
+    # At most this many run at once (read at the first run); more wait `queued`, at most
+    # `background_max_queued` of them (OGX's builtin: 10 workers, a queue of 100).
+    background_max_running = 10
+    background_max_queued = 100
+    # A background response still running after this many seconds fails (OGX's builtin: 300).
+    background_timeout = 300.0
+    # How often a running response re-reads its record: cancelled (or deleted) through another
+    # server on the same store, it stops within this many seconds.
+    background_poll_interval = 1.0
+    # How long shutdown() waits for its running responses to record that they were stopped.
+    background_shutdown_grace = 5.0
+
+    async def _background_insert(self, turn: Turn, response_json: str, input_json: str) -> Any:
+        """Store the `queued` record (response and input, as `_store_turn` gets them); return the response
+        object for the caller."""
+        raise NotImplementedError("background: this host does not run background responses")
+
+    async def _background_status(self, response_id: str) -> str | None:
+        """The stored record's status, or None when there is no record (deleted)."""
+        raise NotImplementedError
+
+    async def _background_update(self, response_id: str, response_json: str) -> None:
+        """Replace the stored record's response object; its input stays."""
+        raise NotImplementedError
+
+    async def _background_stored(self, turn: Turn, response_json: str, input_json: str) -> None:
+        """After the record of a response that ended (completed or incomplete) is written."""
+        return None
+
+    def _background_scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        """What a background run holds open while it runs (a request's own resources), if anything."""
+        return contextlib.nullcontext()
+
+    def _background_runs(self) -> BackgroundRuns:
+        runs: BackgroundRuns | None = getattr(self, "_background_state", None)
+        if runs is None:
+            runs = BackgroundRuns()
+            self._background_state = runs
+        return runs
+
+    def _background_lock(self, response_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held around every status change of one background response in this process."""
+        return self._background_runs().lock(response_id)
+
+    def _stop_background(self, response_id: str, reason: str = "cancelled") -> bool:
+        """Stop the response's run in this process, if it has one (its record is the caller's)."""
+        run = self._background_runs().runs.get(response_id)
+        if run is None:
+            return False
+        run.stop_reason = reason
+        run.task.cancel()
+        return True
+
+    async def _shutdown_background(self) -> None:
+        """Stop every background response of this process; each one still queued or running is
+        recorded `failed` (the client polling it learns it will not finish)."""
+        runs: BackgroundRuns | None = getattr(self, "_background_state", None)
+        if runs is None or not runs.runs:
+            return
+        stopped = list(runs.runs.values())
+        for response_id in list(runs.runs):
+            self._stop_background(response_id, "shutdown")
+        await asyncio.wait([run.task for run in stopped], timeout=self.background_shutdown_grace)
+        for run in stopped:
+            if not run.entered:  # cancelled before its first step: its coroutine never ran to say so
+                try:
+                    await self._background_end(run.turn, _SHUT_DOWN, "server_error")
+                except Exception:
+                    logger.exception(
+                        "responses-rs: background response %s: recording the shutdown", run.turn.response_id
+                    )
+
+    async def _start_background(self, turn: Turn, model: str, temperature: float | None) -> Any:
+        runs = self._background_runs()
+        if runs.waiting() >= self.background_max_queued:
+            raise ValueError(f"Background response queue is full (max {self.background_max_queued}). Try again later.")
+        queued = await self._background_insert(turn, turn.snapshot_json("queued"), turn.stored_input_json())
+        # The task inherits this request's context (the caller's identity, for the store's access checks).
+        run = _BackgroundRun(turn)
+        runs.add(run, asyncio.create_task(self._run_background(run, model, temperature)))
+        return queued
+
+    async def _background_write(self, response_id: str, expected: tuple[str, ...], response_json: str) -> bool:
+        """Write the record if its stored status is one of `expected` (not cancelled, not deleted)."""
+        async with self._background_lock(response_id):
+            if await self._background_status(response_id) not in expected:
+                return False
+            await self._background_update(response_id, response_json)
+            return True
+
+    async def _background_end(self, turn: Turn, message: str, code: str) -> None:
+        """Record a background response that will not finish as `failed` (items so far closed)."""
+        turn.fail(message, code)
+        await self._background_write(turn.response_id, ("queued", "in_progress"), turn.response_json())
+
+    async def _run_background(self, run: _BackgroundRun, model: str, temperature: float | None) -> None:
+        run.entered = True
+        turn = run.turn
+        response_id = turn.response_id
+        try:
+            async with self._background_runs().slots(self.background_max_running):
+                run.running = True
+                started = await self._background_write(response_id, ("queued",), turn.snapshot_json("in_progress"))
+                if started:  # not cancelled (nor deleted) while queued
+                    await self._supervise_background(run, turn, model, temperature)
+        except asyncio.CancelledError:
+            # Cancelled: the record says so already. Shut down: say it will not finish.
+            if run.stop_reason == "shutdown":
+                try:
+                    await self._background_end(turn, _SHUT_DOWN, "server_error")
+                except Exception:
+                    logger.exception("responses-rs: background response %s: recording the shutdown", response_id)
+        except Exception:
+            logger.exception("responses-rs: background response %s", response_id)
+
+    async def _supervise_background(
+        self, run: _BackgroundRun, turn: Turn, model: str, temperature: float | None
+    ) -> None:
+        """Drive the turn in a child task; meanwhile re-read the record every `background_poll_interval`
+        (a cancel through another server stops it) and enforce `background_timeout`."""
+        response_id = turn.response_id
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.background_timeout
+        drive = asyncio.create_task(self._drive_background(turn, model, temperature))
+        try:
+            while True:
+                left = deadline - loop.time()
+                done, _ = await asyncio.wait({drive}, timeout=max(0.0, min(self.background_poll_interval, left)))
+                if done:
+                    drive.result()
+                    return
+                if loop.time() >= deadline:
+                    await _stop_task(drive)
+                    message = f"Background response timed out after {self.background_timeout:g}s"
+                    await self._background_end(turn, message, "processing_error")
+                    return
+                try:
+                    status = await self._background_status(response_id)
+                except Exception as exc:
+                    logger.warning("responses-rs: background response %s: reading its status: %s", response_id, exc)
+                    continue
+                if status is None or status == "cancelled":
+                    run.stop_reason = status or "deleted"
+                    logger.info("responses-rs: background response %s stopped: %s", response_id, run.stop_reason)
+                    await _stop_task(drive)
+                    return
+        finally:
+            await _stop_task(drive)
+
+    async def _drive_background(self, turn: Turn, model: str, temperature: float | None) -> None:
+        """The turn, as `_complete` drives it; the record is written once, when it ends. A failure ends
+        it `failed`, recorded (the client polls for it)."""
+        response_id = turn.response_id
+        try:
+            async with self._background_scope():
+                await self._drive_background_turn(turn, model, temperature)
+        except Exception as exc:
+            if isinstance(exc, InvalidRequest):
+                turn.fail(str(exc), "invalid_request")
+            else:
+                logger.exception("responses-rs: background response %s failed", response_id)
+                turn.fail(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+            await self._background_write(response_id, ("in_progress",), turn.response_json())
+
+    async def _drive_background_turn(self, turn: Turn, model: str, temperature: float | None) -> None:
+        """The turn, as `_complete` drives it; the record is written once, when it ends."""
+        response_id = turn.response_id
+        while True:
+            action = turn.next_action()
+            kind = action[0]
+            if kind == "infer":
+                result = await self._infer(action, model, temperature)
+                if action[3]:
+                    feed = turn.feed
+                    try:
+                        async for chunk in result:
+                            feed(chunk)
+                    finally:
+                        aclose = getattr(result, "aclose", None)
+                        if aclose is not None:
+                            await aclose()  # a cancelled run closes its inference stream now
+                else:
+                    turn.feed_completion(result)
+                turn.end_inference()
+            elif kind == "store":
+                if await self._background_write(response_id, ("in_progress",), action[1]):
+                    await self._background_stored(turn, action[1], action[2])
+                turn.stored()
+            elif kind == "done":
+                return
+            else:
+                await self._perform(turn, action)
+
+
+_SHUT_DOWN = "The server shut down before the background response finished"
+
+
+class _BackgroundRun:
+    """One background response queued or running in this process."""
+
+    __slots__ = ("entered", "running", "stop_reason", "task", "turn")
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.task: asyncio.Task[None]
+        self.entered = False  # its task has begun (a task cancelled before that never runs its code)
+        self.running = False  # it holds a slot: no longer queued
+        self.stop_reason: str | None = None
+
+
+class BackgroundRuns:
+    """A driver's background responses in this process: their tasks, the slots that bound how many
+    run at once, and one lock per response id for its status changes."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, _BackgroundRun] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
+
+    def slots(self, max_running: int) -> asyncio.Semaphore:
+        """The slots a run holds while it runs (`max_running` of them, fixed at the first run)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(max_running)
+        return self._slots
+
+    def add(self, run: _BackgroundRun, task: asyncio.Task[None]) -> None:
+        response_id = run.turn.response_id
+        run.task = task
+        self.runs[response_id] = run
+        task.add_done_callback(lambda _: self.runs.pop(response_id, None))
+
+    def waiting(self) -> int:
+        """How many are queued (waiting for a slot)."""
+        return sum(1 for run in self.runs.values() if not run.running)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, response_id: str) -> AsyncIterator[None]:
+        entry = self._locks.get(response_id)
+        if entry is None:
+            entry = self._locks[response_id] = (asyncio.Lock(), [0])
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if entry[1][0] == 0:
+                del self._locks[response_id]
+
+
+async def _stop_task(task: asyncio.Task[Any]) -> None:
+    """Cancel a child task and wait until it has ended (its exception, if any, is logged by it)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+        return
+    task.cancel()
+    await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()

@@ -27,11 +27,16 @@ checks); this module only says which classes, collaborators and store OGX has:
 - ``prompt``: the template from OGX's prompts API, rendered by the core (``Turn.apply_prompt``);
   ``guardrails``: OGX's ``run_guardrails`` on the configured ``moderation_endpoint``
   (``responses_rs._guardrails``).
+- ``background: true``: the record is inserted ``queued`` and returned at once, set ``in_progress`` when
+  the run starts, and replaced by the final response when it ends (or by ``cancel``: ``cancelled``), in
+  the builtin's format, so either provider retrieves and cancels the other's (see
+  ``responses_rs._engine``, background mode).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
@@ -57,6 +62,7 @@ from ogx_api import (
     OpenAIResponseInput,
     OpenAIResponseObject,
     OpenAIResponseObjectStream,
+    ResponseNotFoundError,
     RetrieveResponseRequest,
     ServiceNotEnabledError,
 )
@@ -65,7 +71,7 @@ from ogx_api.conversations.models import ConversationItem
 from pydantic import BaseModel, Field, TypeAdapter
 
 from .._core import Turn, check_request
-from .._engine import TurnDriver, event_factory
+from .._engine import BackgroundRuns, TurnDriver, event_factory
 from . import _compaction
 
 logger = logging.getLogger("responses_rs")
@@ -218,7 +224,7 @@ CONVERSATION_ITEMS = TypeAdapter(list[ConversationItem])
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background",)
+NOT_BUILT: tuple[str, ...] = ()
 # Read here, not by the core: left out of the core's options.
 _HOST_ONLY = ("guardrails",)
 
@@ -301,12 +307,15 @@ class OGXResponsesImpl(TurnDriver):
         self.vector_io_api = vector_io_api
         self.responses_store = responses_store
         self._factory = event_factory(EVENT_CLASSES)
+        # Made now, so a request's own driver (._request copies these attributes) shares it: its background
+        # runs are the provider's (cancel, shutdown).
+        self._background_state = BackgroundRuns()
 
     async def initialize(self) -> None:
         return None
 
     async def shutdown(self) -> None:
-        return None
+        await self._shutdown_background()
 
     # ------------------------------------------------------------------------------------------
     # The Responses protocol
@@ -315,6 +324,10 @@ class OGXResponsesImpl(TurnDriver):
         for name in NOT_BUILT:
             if getattr(request, name, None):
                 raise NotImplementedError(f"{name}: not supported by responses-rs (yet)")
+        if request.background and request.stream:
+            raise ValueError("OGX does not yet support 'stream' and 'background' together.")  # as the builtin
+        if request.background and request.guardrails:
+            raise NotImplementedError("background with guardrails: not supported by responses-rs (yet)")
         extra = request.model_extra or {}
         if "extra_body" in extra:
             raise NotImplementedError("extra_body: not supported by responses-rs (yet)")
@@ -340,6 +353,8 @@ class OGXResponsesImpl(TurnDriver):
             )
             prepare, prompted = await self._context(request)
         if not any(getattr(tool, "type", None) == "mcp" for tool in request.tools or ()):
+            return await self._create_one(request, options, prepare, prompted)
+        if request.background:  # its run opens its own sessions (_background_scope)
             return await self._create_one(request, options, prepare, prompted)
         if request.stream:
             result = await self._create_one(request, options, prepare, prompted)
@@ -380,6 +395,7 @@ class OGXResponsesImpl(TurnDriver):
             options=options,
             prepare=prepare,
             guardrails=bool(request.guardrails),
+            background=bool(request.background),
         )
         if isinstance(response, OpenAIResponseObject) and response.status == "failed":
             # Not streamed, failed without an exception (the context could not be made short enough):
@@ -515,12 +531,26 @@ class OGXResponsesImpl(TurnDriver):
         return await self.responses_store.delete_response_object(request.response_id)
 
     async def cancel_openai_response(self, request: CancelResponseRequest) -> OpenAIResponseObject:
-        # Only background responses can be cancelled (OGX's builtin: ConflictError for the others), and
-        # responses-rs runs none: every stored response is finished.
-        stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
-        raise ConflictError(
-            f"Response {request.response_id} cannot be cancelled: it is {stored.status}, not a background response"
-        )
+        """As the builtin: a queued or running background response is recorded `cancelled` (its record
+        as it stood, status changed) and its run stopped: here at once, on another server sharing the
+        store when it next reads the record. Cancelling again returns it; a response that is not a
+        background one, or has ended, is a ConflictError (409)."""
+        response_id = request.response_id
+        async with self._background_lock(response_id):
+            stored = await self.responses_store.get_response_object(response_id, reconstruct_input=False)
+            if stored.status == "cancelled":
+                return stored.to_response_object()
+            if not stored.background:
+                raise ConflictError(
+                    f"Cannot cancel response '{response_id}': only background responses can be cancelled"
+                )
+            if stored.status in ("completed", "failed", "incomplete"):
+                raise ConflictError(f"Cannot cancel response '{response_id}' with status '{stored.status}'")
+            stored.status = "cancelled"
+            await self.responses_store.update_response_object(stored)
+            self._stop_background(response_id)
+            updated = await self.responses_store.get_response_object(response_id, reconstruct_input=False)
+        return updated.to_response_object()
 
     async def compact_openai_response(self, request: CompactResponseRequest) -> CompactedResponse:
         """The history (``previous_response_id``'s chain, then ``input``; or ``input`` alone) summarized by one
@@ -646,6 +676,47 @@ class OGXResponsesImpl(TurnDriver):
             text,
             headers=getattr(self.config, "moderation_headers", None),
         )
+
+    # Background mode: the record is inserted `queued` (in the request's context, so it carries the
+    # caller's owner and access attributes as the builtin's does) by `_store`, as a finished one is
+    # written, then only updated, which keeps them. The updates' response object is `_response_object`'s
+    # (a request driver's echoes, skills say, included).
+
+    def _background_record(self, response_json: str) -> OpenAIResponseObject:
+        response = self._response_object(response_json)
+        return OpenAIResponseObject.model_validate_json(_record_json(response.model_dump_json()))
+
+    async def _background_insert(self, turn: Any, response_json: str, input_json: str) -> Any:
+        await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
+        return self._response_object(response_json)
+
+    async def _background_stored(self, turn: Any, response_json: str, input_json: str) -> None:
+        """With `conversation`, the ended response's items and chat history go to it (as `_store_turn`)."""
+        conversation = json.loads(response_json).get("conversation") if '"conversation":' in response_json else None
+        if isinstance(conversation, dict) and conversation.get("id"):
+            await self._sync_conversation(conversation["id"], input_json, self._background_record(response_json), turn)
+
+    @contextlib.asynccontextmanager
+    async def _background_scope(self) -> AsyncIterator[None]:
+        """A background run's MCP I/O shares one `MCPSessionManager`, as a request's does."""
+        from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+        async with MCPSessionManager() as sessions:
+            token = _MCP_SESSIONS.set(sessions)
+            try:
+                yield
+            finally:
+                _MCP_SESSIONS.reset(token)
+
+    async def _background_status(self, response_id: str) -> str | None:
+        try:
+            stored = await self.responses_store.get_response_object(response_id, reconstruct_input=False)
+        except ResponseNotFoundError:
+            return None
+        return stored.status
+
+    async def _background_update(self, response_id: str, response_json: str) -> None:
+        await self.responses_store.update_response_object(self._background_record(response_json))
 
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
         """OGX's MCP client (``ogx.providers.utils.tools.mcp``), as the builtin lists a server."""
