@@ -1,7 +1,8 @@
 """Two real ``ogx run`` servers with responses-rs as their responses provider on one PostgreSQL database
 (``python -m responses_rs.ogx run-config --postgres``; each server keeps its own sqlite kv store): a chain
 alternating between the servers continues with the whole history, and every response, its input items and the
-list are the same on both. The official openai client, the project's scripted Chat Completions server.
+list are the same on both; a background response running on one is cancelled through the other. The official
+openai client, the project's scripted Chat Completions server.
 
 PostgreSQL: ``RESPONSES_RS_POSTGRES`` (a ``postgresql://user:password@host:port/db`` URL whose user may create
 databases; ``scripts/test.sh`` starts one with ``scripts/postgres.sh``), else this suite starts its own with
@@ -13,6 +14,7 @@ import asyncio
 import glob
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -168,3 +170,35 @@ def test_chain_alternating_between_two_servers_on_one_database(clients: list[ope
     assert last.output_text == "Still here."
     assert len(chat_server.requests[-1]["messages"]) == 2 * TURNS + 1
     assert sorted(listed_ids(clients[1])) == sorted(ids[1:] + [last.id])
+
+
+def test_background_response_cancelled_through_the_other_server(clients: list[openai.OpenAI], chat_server) -> None:
+    """A background response runs on server A; server B, which has no task for it, cancels it through the
+    shared record; A never overwrites the cancellation (that A also stops its run on reading the record is
+    checked in test_ogx_background.py)."""
+    a, b = clients
+    # 20 chunks, 0.15 s before each event: about three seconds, unless stopped.
+    chat_server.script({"text": "z" * 40, "chunk_size": 2, "delay": 0.15})
+    queued = a.responses.create(model=MODEL, input="Slowly, please", background=True)
+    assert queued.status == "queued"
+    chat_server.wait_for_requests(1)
+    deadline = time.monotonic() + 30
+    while (running := b.responses.retrieve(queued.id)).status == "queued":  # B sees A's progress
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert running.status == "in_progress"
+    cancelled = b.responses.cancel(queued.id)
+    assert cancelled.status == "cancelled" and cancelled.id == queued.id
+    time.sleep(4)  # past the end of the scripted stream: A would have written its result by now
+    for client in clients:
+        stored = client.responses.retrieve(queued.id)
+        assert stored.status == "cancelled" and stored.output == []
+    # A background response made on B and finished is read on A, which refuses to cancel it.
+    chat_server.script({"text": "quick"})
+    done = b.responses.create(model=MODEL, input="Quick one", background=True)
+    while (done := a.responses.retrieve(done.id)).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline + 10
+        time.sleep(0.05)
+    assert done.status == "completed" and done.output_text == "quick" and done.background is True
+    with pytest.raises(openai.ConflictError):
+        a.responses.cancel(done.id)
