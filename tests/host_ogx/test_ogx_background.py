@@ -425,3 +425,19 @@ async def test_ours_reads_and_cancels_the_builtins(ours: Any, model: SlowModel, 
             await ours.cancel_openai_response(CancelResponseRequest(response_id=finished.id))
     finally:
         await stop_builtin(builtin)
+
+
+async def test_a_chained_background_response_is_the_providers_to_cancel(ours: Any, model: SlowModel) -> None:
+    """A request building on a previous response is served by its own driver (``ogx._request``): its background
+    run is still the provider's, so cancel (and shutdown) reach it."""
+    model.gate.set()
+    model.answers += ["a0", "never finished"]
+    first = await ours.create_openai_response(CreateResponseRequest(model=MODEL, input="q0"))
+    model.gate.clear()
+    queued = await background(ours, input="q1", previous_response_id=first.id)
+    await wait_for_status(ours, queued.id, "in_progress")
+    await until(lambda: len(model.requests) == 2)
+    assert queued.id in ours._background_runs().runs
+    assert (await ours.cancel_openai_response(CancelResponseRequest(response_id=queued.id))).status == "cancelled"
+    await until(lambda: model.closed_early == 1)
+    await until(lambda: not ours._background_runs().runs)
