@@ -441,3 +441,23 @@ async def test_a_chained_background_response_is_the_providers_to_cancel(ours: An
     assert (await ours.cancel_openai_response(CancelResponseRequest(response_id=queued.id))).status == "cancelled"
     await until(lambda: model.closed_early == 1)
     await until(lambda: not ours._background_runs().runs)
+
+
+async def test_background_mcp_tool_shares_one_session(impl: Any, script: Any) -> None:
+    """A background run holds its own MCP session manager (the request's is gone when create returns): the
+    listing and the call share it, one tools/list at the testkit's MCP server."""
+    from ogx_helpers import ToolCall
+
+    from responses_rs.testkit.mcp_server import MCPTestServer
+
+    with MCPTestServer() as mcp:
+        script.turns += [[ToolCall("add", {"a": 2, "b": 3})], "five"]
+        tool = {"type": "mcp", "server_label": "kit", "server_url": mcp.url, "require_approval": "never"}
+        queued = await background(impl, input="2+3?", tools=[tool])
+        assert queued.status == "queued" and [t.type for t in queued.tools] == ["mcp"]
+        done = await wait_for_status(impl, queued.id, "completed", "failed")
+        await impl.shutdown()
+    assert done.status == "completed", done.error
+    assert [item.type for item in done.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert done.output[1].output == "5" and mcp.calls == [("add", {"a": 2, "b": 3})]
+    assert mcp.listings == 1
