@@ -286,6 +286,7 @@ async def test_shutdown_records_what_will_not_finish(db_path: str, model: SlowMo
     model.answers += ["running", "waiting"]
     running = await background(impl)
     await wait_for_status(impl, running.id, "in_progress")
+    await until(lambda: model.requests)
     waiting = await background(impl)
     await impl.shutdown()
     assert not impl._background_runs().runs and model.closed_early == 1
@@ -328,7 +329,7 @@ async def test_a_running_response_is_no_previous_response(ours: Any, model: Slow
 async def test_owner_and_access_attributes_are_the_creators(ours: Any, model: SlowModel, db_path: str) -> None:
     alice = User(principal="alice", attributes={"teams": ["a"]})
     bob = User(principal="bob", attributes={"teams": ["b"]})
-    model.answers += ["for alice", "alice again"]
+    model.answers += ["for alice", "for alice"]  # the two runs may reach the model in either order
     with RequestProviderDataContext(None, user=alice):
         queued = await background(ours)
         running = await background(ours)
@@ -371,6 +372,7 @@ async def test_deleted_while_running_stops_and_stays_deleted(ours: Any, model: S
     model.answers.append("long answer here")
     queued = await background(ours)
     await wait_for_status(ours, queued.id, "in_progress")
+    await until(lambda: model.requests)
     await ours.delete_openai_response(DeleteResponseRequest(response_id=queued.id))
     await until(lambda: model.closed_early == 1)
     await until(lambda: not ours._background_runs().runs)
@@ -384,6 +386,7 @@ async def test_builtin_reads_and_cancels_ours(ours: Any, model: SlowModel, db_pa
         model.answers += ["slow one", "fast one"]
         running = await background(ours)
         await wait_for_status(builtin, running.id, "in_progress")
+        await until(lambda: model.requests)
         cancelled = await builtin.cancel_openai_response(CancelResponseRequest(response_id=running.id))
         assert cancelled.status == "cancelled"
         await until(lambda: model.closed_early == 1)
