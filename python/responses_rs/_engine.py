@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import json
 import logging
@@ -484,8 +485,9 @@ class TurnDriver:
         """Replace the stored record's response object; its input stays."""
         raise NotImplementedError
 
-    async def _background_stored(self, turn: Turn, response_json: str, input_json: str) -> None:
-        """After the record of a response that ended (completed or incomplete) is written."""
+    async def _background_ending(self, turn: Turn, response_json: str, input_json: str) -> None:
+        """Just before the record of a response that ended (completed or incomplete) is written, unless it
+        was cancelled: a failure here fails the response instead."""
         return None
 
     def _background_scope(self) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -541,11 +543,16 @@ class TurnDriver:
         runs.add(run, asyncio.create_task(self._run_background(run, model, temperature)))
         return queued
 
-    async def _background_write(self, response_id: str, expected: tuple[str, ...], response_json: str) -> bool:
-        """Write the record if its stored status is one of `expected` (not cancelled, not deleted)."""
+    async def _background_write(
+        self, response_id: str, expected: tuple[str, ...], response_json: str, before: Any = None
+    ) -> bool:
+        """Write the record if its stored status is one of `expected` (not cancelled, not deleted); `before()`
+        is awaited first, under the same lock (what must be done before a poller sees the response ended)."""
         async with self._background_lock(response_id):
             if await self._background_status(response_id) not in expected:
                 return False
+            if before is not None:
+                await before()
             await self._background_update(response_id, response_json)
             return True
 
@@ -644,8 +651,13 @@ class TurnDriver:
                     turn.feed_completion(result)
                 turn.end_inference()
             elif kind == "store":
-                if await self._background_write(response_id, ("in_progress",), action[1]):
-                    await self._background_stored(turn, action[1], action[2])
+                _, response_json, input_json = action
+                await self._background_write(
+                    response_id,
+                    ("in_progress",),
+                    response_json,
+                    before=functools.partial(self._background_ending, turn, response_json, input_json),
+                )
                 turn.stored()
             elif kind == "done":
                 return

@@ -29,6 +29,7 @@ from ogx_api import (
     RetrieveResponseRequest,
 )
 from ogx_helpers import MODEL, _chunks
+from test_ogx_conversations import conversations, full_impl, moderation, prompts  # noqa: F401  (fixtures)
 
 from responses_rs.ogx.provider import API_DEPENDENCIES
 from responses_rs.ogx.provider import get_provider_impl as our_provider_impl
@@ -464,3 +465,29 @@ async def test_background_mcp_tool_shares_one_session(impl: Any, script: Any) ->
     assert [item.type for item in done.output] == ["mcp_list_tools", "mcp_call", "message"]
     assert done.output[1].output == "5" and mcp.calls == [("add", {"a": 2, "b": 3})]
     assert mcp.listings == 1
+
+
+async def test_background_in_a_conversation_extends_it_when_it_ends(
+    full_impl: Any,  # noqa: F811  (the fixtures imported above)
+    conversations: Any,  # noqa: F811
+    store: Any,
+    script: Any,
+) -> None:
+    """The queued record does not touch the conversation; the ended response's items and chat history go to
+    it, as a foreground response's do."""
+    from ogx_api import CreateConversationRequest, ListItemsRequest
+
+    conv = await conversations.create_conversation(CreateConversationRequest())
+    script.turns += ["Hello Ada"]
+    queued = await full_impl.create_openai_response(
+        CreateResponseRequest(model=MODEL, input="My name is Ada", conversation=conv.id, background=True)
+    )
+    assert queued.status == "queued"
+    done = await wait_for_status(full_impl, queued.id, "completed", "failed")
+    await full_impl.shutdown()
+    assert done.status == "completed" and text_of(done) == "Hello Ada"
+    items = (await conversations.list_items(ListItemsRequest(conversation_id=conv.id, order="asc"))).data
+    texts = [(i.role, i.content if isinstance(i.content, str) else "".join(p.text for p in i.content)) for i in items]
+    assert texts == [("user", "My name is Ada"), ("assistant", "Hello Ada")]
+    assert items[1].id == done.output[0].id
+    assert len(await store.get_conversation_messages(conv.id)) == 2

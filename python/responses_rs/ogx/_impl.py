@@ -690,8 +690,9 @@ class OGXResponsesImpl(TurnDriver):
         await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
         return self._response_object(response_json)
 
-    async def _background_stored(self, turn: Any, response_json: str, input_json: str) -> None:
-        """With `conversation`, the ended response's items and chat history go to it (as `_store_turn`)."""
+    async def _background_ending(self, turn: Any, response_json: str, input_json: str) -> None:
+        """With `conversation`, the ended response's items and chat history go to it (as `_store_turn`), before
+        its record says it ended."""
         conversation = json.loads(response_json).get("conversation") if '"conversation":' in response_json else None
         if isinstance(conversation, dict) and conversation.get("id"):
             await self._sync_conversation(conversation["id"], input_json, self._background_record(response_json), turn)
