@@ -73,6 +73,36 @@ def test_create_streamed_and_not_chain_retrieve_list_and_delete(client: openai.O
     assert third.output_text == "Still here."
 
 
+def test_a_chain_of_five_alternating_streamed_and_not(client: openai.OpenAI, chat_server) -> None:
+    """Five chained turns, streamed and not in turn: each turn's model call carries the whole chain in order,
+    and the last response's input items list every earlier input and output (newest first)."""
+    chat_server.script([{"text": f"answer {turn}"} for turn in range(5)])
+    previous = None
+    for turn in range(5):
+        kwargs = {"model": MODEL, "input": f"question {turn}", "previous_response_id": previous}
+        if turn % 2:
+            response = streamed(client, **kwargs)
+        else:
+            response = client.responses.create(**kwargs)
+        assert response.output_text == f"answer {turn}" and response.previous_response_id == previous
+        sent = [(m["role"], m["content"]) for m in chat_server.requests[-1]["messages"]]
+        expected = []
+        for earlier in range(turn):
+            expected += [("user", f"question {earlier}"), ("assistant", f"answer {earlier}")]
+        expected.append(("user", f"question {turn}"))
+        assert [(role, content if isinstance(content, str) else content[0]["text"]) for role, content in sent] == (
+            expected
+        )
+        previous = response.id
+    items = client.responses.input_items.list(previous, limit=100).data
+    texts = [item.content if isinstance(item.content, str) else item.content[0].text for item in items]
+    chain = []
+    for turn in range(4):
+        chain += [f"question {turn}", f"answer {turn}"]
+    chain.append("question 4")
+    assert texts == chain[::-1]
+
+
 def test_function_tool_round_trip_streamed(client: openai.OpenAI, chat_server) -> None:
     tool = {
         "type": "function",
