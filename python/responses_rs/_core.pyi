@@ -68,6 +68,7 @@ class Turn:
         record_shape: str = "llama-stack-0.2.12",
         split_think: bool = False,
         file_search_citations: bool = False,
+        developer_role: str = "developer",
     ) -> None: ...
     @property
     def response_id(self) -> str: ...

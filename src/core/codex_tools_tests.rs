@@ -251,3 +251,25 @@ fn codex_types_are_refused_in_llama_stack_records_and_bad_ones_name_the_field() 
     let err = items::parse_input(&json!([{"type": "custom_tool_call", "name": "p"}])).unwrap_err();
     assert_eq!(err.to_string(), "input[0].call_id: is required");
 }
+
+#[test]
+fn developer_messages_go_as_system_when_the_upstream_wants_it() {
+    let input = json!([
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "rules"}]},
+        {"type": "message", "role": "user", "content": "go"},
+    ]);
+    let mut config = full_cfg();
+    config.developer_as_system = true;
+    let mut turn = Turn::new(config, &input, &json!([])).unwrap();
+    let mut log = Log::default();
+    let (messages, _) = infer(&mut turn, &mut log);
+    assert_eq!(messages[0]["role"], "system");
+    assert_eq!(messages[0]["content"][0]["text"], "rules");
+    assert_eq!(messages[1]["role"], "user");
+    // The stored input keeps the developer role.
+    turn.end_inference().unwrap();
+    finish(&mut turn, &mut log);
+    let mut turn = Turn::new(full_cfg(), &input, &json!([])).unwrap();
+    let (messages, _) = infer(&mut turn, &mut Log::default());
+    assert_eq!(messages[0]["role"], "developer");
+}

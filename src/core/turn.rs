@@ -54,6 +54,9 @@ pub struct TurnConfig {
     /// response only when `include` asks for `file_search_call.results` (always in the record).
     /// Off: llama-stack 0.2.12's `knowledge_search` tool and text, results always shown.
     pub file_search_citations: bool,
+    /// Send `developer` messages to the model as `system` messages, for chat servers that do not know
+    /// the developer role (Codex CLI sends its instructions as developer messages).
+    pub developer_as_system: bool,
 }
 
 /// I/O the driver must perform next.
@@ -316,6 +319,15 @@ impl Turn {
                 content: ChatContent::Text(text.clone()),
             }),
             _ => messages.extend(chat::items_to_messages(&stored_input)?),
+        }
+        if cfg.developer_as_system {
+            for message in &mut messages {
+                if let ChatMessage::Developer { content } = message {
+                    *message = ChatMessage::System {
+                        content: std::mem::replace(content, ChatContent::Text(String::new())),
+                    };
+                }
+            }
         }
         if cfg.send_response_format {
             cfg.options.response_format()?;

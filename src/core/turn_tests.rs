@@ -21,6 +21,7 @@ fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: Shape::LlamaStack0212,
         file_search_citations: false,
+        developer_as_system: false,
     }
 }
 

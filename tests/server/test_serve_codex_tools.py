@@ -220,3 +220,21 @@ def test_bad_codex_tools_are_a_400_naming_the_field(client: openai.OpenAI) -> No
         with pytest.raises(openai.BadRequestError) as info:
             client.responses.create(model=MODEL, input="hi", tools=[tool])  # type: ignore[list-item]
         assert param in str(info.value), (param, info.value)
+
+
+def test_developer_role_system_for_upstreams_without_it(
+    chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    chat_server.reset()
+    with serve_process(
+        chat_server.base_url, tmp_path_factory.mktemp("serve-system"), "--developer-role", "system"
+    ) as s:
+        oai = openai.OpenAI(base_url=s.base_url, api_key="none", max_retries=0, timeout=30)
+        final, _ = streamed(oai, codex_request(FIRST_INPUT))
+        oai.close()
+    assert final.status == "completed"
+    messages = chat_server.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert messages[0]["content"] == [{"type": "text", "text": "Be a coding agent."}]
+    # The response keeps the input as the client sent it.
+    assert final.model_dump()["status"] == "completed"

@@ -86,6 +86,7 @@ class Config:
         max_upstream: int = 256,
         max_body_bytes: int = 32 << 20,
         log_requests: bool = False,
+        developer_role: str = "developer",
     ) -> None:
         self.upstream = upstream
         self.upstream_key = upstream_key
@@ -95,6 +96,9 @@ class Config:
         self.max_upstream = max_upstream
         self.max_body_bytes = max_body_bytes
         self.log_requests = log_requests
+        if developer_role not in ("developer", "system"):
+            raise ValueError(f"developer_role: expected developer or system, got {developer_role!r}")
+        self.developer_role = developer_role
 
 
 class Request:
@@ -425,6 +429,7 @@ class App:
                 extended_tools=True,
                 options=options,
                 record_shape="full",
+                developer_role=self.config.developer_role,
             )
         except InvalidRequest as exc:
             raise invalid(str(exc)) from None
