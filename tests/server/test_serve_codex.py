@@ -81,7 +81,11 @@ def test_codex_exec_runs_a_shell_command_through_serve(
         seen["tool"] = name
         command = f"echo {MARKER} > proof.txt && cat proof.txt"
         value: Any = command if argument == "cmd" else ["bash", "-lc", command]
-        return {"tool_calls": [{"name": name, "arguments": {argument: value}, "id": "call_shell_1"}]}
+        # Reasoning first: the output Codex replays (store: false) then starts with a reasoning item.
+        return {
+            "reasoning": "Run the command, then report.",
+            "tool_calls": [{"name": name, "arguments": {argument: value}, "id": "call_shell_1"}],
+        }
 
     def answer_with_the_output(body: dict[str, Any]) -> dict[str, Any]:
         outputs = [m for m in body["messages"] if m.get("role") == "tool"]
@@ -173,4 +177,5 @@ def test_codex_exec_runs_a_shell_command_through_serve(
     second = requests[1]
     calls = [c for m in second["messages"] if m.get("tool_calls") for c in m["tool_calls"]]
     assert calls and calls[-1]["id"] == "call_shell_1" and calls[-1]["function"]["name"] == seen["tool"]
+    assert second["messages"][: len(first["messages"])] == first["messages"]
     print(f"codex tools offered upstream: {len(names)}; shell tool: {seen['tool']}", file=sys.stderr)
