@@ -6,7 +6,7 @@
 #   LLAMA_STACK_VERSIONS=0.2.7 scripts/test.sh    # one version
 #   OGX_VERSIONS= scripts/test.sh                 # no OGX run (OGX needs Python 3.13: scripts/python313.sh builds it)
 #   PYTEST_ARGS="-k stream" scripts/test.sh       # pass options to pytest
-#   RESPONSES_RS_POSTGRES=postgresql://u:pw@host:port/db scripts/test.sh   # an existing PostgreSQL for the OGX suite
+#   RESPONSES_RS_POSTGRES=postgresql://u:pw@host:port/db scripts/test.sh   # an existing PostgreSQL for the PostgreSQL tests
 #                                                 # (otherwise scripts/postgres.sh starts and stops a throwaway one)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -20,6 +20,15 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features python -- -D warnings
 cargo test
 
+# The PostgreSQL tests (two servers on one database: the OGX suite's, and `responses-rs serve`'s in the 0.2.12 venv)
+# need a PostgreSQL: a throwaway one from scripts/postgres.sh (installs Debian's postgresql when missing, which needs
+# root), unless RESPONSES_RS_POSTGRES already names one.
+if { [ -n "$ogx_versions" ] || [[ " $versions " == *" 0.2.12 "* ]]; } && [ -z "${RESPONSES_RS_POSTGRES:-}" ]; then
+  echo "== PostgreSQL (scripts/postgres.sh)"
+  trap 'scripts/postgres.sh stop || true' EXIT
+  pg_env="$(scripts/postgres.sh start </dev/null | tail -n 1)"
+  export "${pg_env:?scripts/postgres.sh printed no connection line}"
+fi
 status=0
 for version in $versions; do
   echo "== llama-stack $version"
@@ -29,15 +38,6 @@ for version in $versions; do
   # shellcheck disable=SC2086
   "$venv/bin/python" -m pytest tests -q -p no:cacheprovider ${PYTEST_ARGS:-} || status=$?
 done
-# The OGX suite's PostgreSQL test (two servers on one database) needs a PostgreSQL: a throwaway one from
-# scripts/postgres.sh (installs Debian's postgresql when missing, which needs root), unless RESPONSES_RS_POSTGRES
-# already names one.
-if [ -n "$ogx_versions" ] && [ -z "${RESPONSES_RS_POSTGRES:-}" ]; then
-  echo "== PostgreSQL (scripts/postgres.sh)"
-  trap 'scripts/postgres.sh stop || true' EXIT
-  pg_env="$(scripts/postgres.sh start </dev/null | tail -n 1)"
-  export "${pg_env:?scripts/postgres.sh printed no connection line}"
-fi
 for version in $ogx_versions; do
   echo "== OGX $version"
   venv="$(scripts/venv.sh "ogx-$version" | tail -n 1)"

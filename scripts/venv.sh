@@ -37,7 +37,8 @@ case "$version" in
       aiosqlite "sqlalchemy[asyncio]" fastapi uvicorn "mcp<2" opentelemetry-sdk opentelemetry-exporter-otlp-proto-http)
     # `responses-rs serve` (the [server] extra: uvicorn with httptools, uvloop and websockets); its suite (tests/server/) runs in
     # the 0.2.12 venv only, which is the one that installs httptools (tests/conftest.py).
-    if [ "$version" = 0.2.12 ]; then deps+=(httptools uvloop websockets); fi
+    # asyncpg: its PostgreSQL store (the [postgres] extra).
+    if [ "$version" = 0.2.12 ]; then deps+=(httptools uvloop websockets asyncpg); fi
     ;;
 esac
 deps_hash="$(printf '%s\n' "${deps[@]}" | sha256sum | cut -d' ' -f1)"

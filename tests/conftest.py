@@ -24,6 +24,7 @@ LLAMA_STACK_SUITES = [
     "conftest_0212.py",
     "test_command_line.py",
     "test_glue.py",
+    "test_mcp_0212.py",
     "test_open_responses_schema.py",
     "test_responses_0212.py",
     "test_responses_027.py",

@@ -62,6 +62,7 @@ EXCLUDED_ITEM_TYPES: dict[str, str] = {
     "file_search_call": "OpenAI's built-in file search item; the spec has no file search tool",
     "mcp_call": "OpenAI's remote MCP tool call item; the spec has no MCP tool",
     "mcp_list_tools": "OpenAI's remote MCP tool listing item; the spec has no MCP tool",
+    "mcp_approval_request": "OpenAI's request for approval of a remote MCP tool call; the spec has no MCP tool",
     "custom_tool_call": "OpenAI's call of a custom (free-form input) tool; the spec has no custom tool",
     "tool_search_call": "OpenAI's client-executed tool search call; the spec has no tool search",
 }

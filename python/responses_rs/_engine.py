@@ -9,8 +9,10 @@ back. A host contract is a subclass that supplies its classes and collaborators 
 - `_response_object(json)`: the host's response class, validated from the core's response JSON;
 - `_prepend_previous_response(input, previous_response_id)`: the stored chain, read from the host's store;
 - `_infer(action, model, temperature)`: one chat completion call on the host's inference API;
-- `_store(response_id, response_json, input_json)`: write the finished response;
+- `_store(response_id, response_json, input_json)`: write the finished response (or `_store_turn(turn, ...)`,
+  which also sees `turn.history_items`, the leading input items that came from the previous response);
 - `_file_search(...)`: search vector stores (a host without one may leave it unimplemented);
+- `_moderate(text)`: guardrails' moderation call (see `responses_rs._guardrails`);
 - the contract switches below (`_stream_inference`, `_record_shape`, ...).
 
 This module imports no host: llama-stack's contract is `responses_rs._driver`, OGX's `responses_rs.ogx`.
@@ -22,7 +24,7 @@ import inspect
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from . import _mcp
@@ -42,6 +44,16 @@ def event_factory(classes: dict[str, Any]) -> EventFactory:
         known = (classes, EventFactory(classes))
         _factories[id(classes)] = known
     return known[1]
+
+
+def _history_items(fresh: Any, merged: Any) -> int:
+    """How many leading items of `merged` (what `_prepend_previous_response` returned for the request's own
+    input `fresh`) came from the previous response."""
+    if not isinstance(merged, list):
+        return 0
+    if merged is not fresh and hasattr(fresh, "history_items"):  # a host's input that already holds the chain
+        return int(fresh.history_items)
+    return max(0, len(merged) - (1 if isinstance(fresh, str) else len(fresh or ())))
 
 
 class PreviousResponseNotFound(ValueError):
@@ -120,6 +132,12 @@ class TurnDriver:
         """Write the finished response; return the response object written, if one was built."""
         raise NotImplementedError
 
+    async def _store_turn(self, turn: Turn, response_json: str, input_json: str) -> Any:
+        """The store action of `turn`: `_store` by default. A host that also needs to know which leading
+        input items came from the previous response (`turn.history_items`), or keeps more per response (OGX: the
+        conversation's items and chat history), overrides this one."""
+        return await self._store(turn.response_id, response_json, input_json)
+
     async def _file_search(
         self,
         query: str,
@@ -129,6 +147,10 @@ class TurnDriver:
         ranking_options: Any,
     ) -> list[Any]:
         raise NotImplementedError("this host has no file search")
+
+    async def _moderate(self, text: str) -> str | None:
+        """Guardrails: check `text` with the host's moderation service; the violation message, or None."""
+        raise NotImplementedError("this host has no moderation service")
 
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
         """An MCP server's tool listing (default: llama-stack's MCP client helpers)."""
@@ -170,18 +192,24 @@ class TurnDriver:
         tools: Any,
         max_infer_iters: int | None,
         options: dict[str, Any] | None = None,
+        prepare: Callable[[Turn], None] | None = None,
+        guardrails: bool = False,
     ) -> Any:
+        """`prepare(turn)` adds host context to the new turn before it starts (conversation history, a
+        prompt template); `guardrails` checks input and output with `_moderate` (see `_guarded`)."""
         try:
             if previous_response_id:
                 # Refuse a bad field before the I/O of reading the previous response.
                 check_request(
                     model, tools, temperature=temperature, instructions=instructions, text=text, options=options
                 )
+            fresh = input
             input = await self._prepend_previous_response(input, previous_response_id)
             turn = self._new_turn(
                 input,
                 model,
-                stream,
+                # Guardrails read the events (text deltas) even when the request is not streamed.
+                stream or guardrails,
                 store,
                 instructions,
                 previous_response_id,
@@ -190,12 +218,21 @@ class TurnDriver:
                 tools,
                 max_infer_iters,
                 options,
+                history_items=_history_items(fresh, input) if previous_response_id else 0,
             )
+            if prepare is not None:
+                prepare(turn)
         except ValueError as exc:
             if stream and self._errors_in_stream:
                 code = "previous_response_not_found" if isinstance(exc, PreviousResponseNotFound) else "invalid_request"
                 return self._rejected_stream(model, code, str(exc), previous_response_id)
             raise
+        if guardrails:
+            if stream:
+                return self._guarded(turn, model, temperature)
+            async for _ in self._guarded(turn, model, temperature, raise_errors=True):
+                pass
+            return self._response_object(turn.response_json())
         if not stream:
             return await self._complete(turn, model, temperature)
         primed = await self._prime(turn, model, temperature) if prime else None
@@ -214,6 +251,7 @@ class TurnDriver:
         tools: Any,
         max_infer_iters: int | None,
         options: dict[str, Any] | None,
+        history_items: int = 0,
     ) -> Turn:
         # Every field is checked by the core, which names the field it refuses (ValueError).
         return Turn(
@@ -238,6 +276,7 @@ class TurnDriver:
             record_shape=self._record_shape,
             split_think=self.split_think_tags,
             file_search_citations=self._file_search_citations,
+            history_items=history_items,
         )
 
     async def _complete(self, turn: Turn, model: str, temperature: float | None) -> Any:
@@ -260,7 +299,7 @@ class TurnDriver:
                     raise
                 turn.end_inference()
             elif kind == "store":
-                await self._store(turn.response_id, action[1], action[2])
+                await self._store_turn(turn, action[1], action[2])
                 turn.stored()
             elif kind == "done":
                 return self._response_object(turn.response_json())
@@ -329,6 +368,14 @@ class TurnDriver:
             for event in turn.drain():
                 yield event
 
+    def _guarded(
+        self, turn: Turn, model: str, temperature: float | None, *, raise_errors: bool = False
+    ) -> AsyncIterator[Any]:
+        """A response under guardrails (see `responses_rs._guardrails`)."""
+        from ._guardrails import guarded
+
+        return guarded(self, turn, model, temperature, raise_errors=raise_errors)
+
     def _context_too_long(self, turn: Turn, exc: Exception) -> bool:
         """Inference raised: if the host truncates and the error says the context is too long, the core
         drops the oldest turn and asks for the call again (or, with nothing left to drop, fails the
@@ -366,7 +413,7 @@ class TurnDriver:
         only its own call (or, for a lookup, is left out of what the model is offered); the store's
         exceptions pass through and fail the response."""
         if action[0] == "store":
-            await self._store(turn.response_id, action[1], action[2])
+            await self._store_turn(turn, action[1], action[2])
             turn.stored()
             return
         try:

@@ -268,7 +268,9 @@ pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<V
             Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpCall { .. }
-            | Item::McpListTools { .. } => {}
+            | Item::McpListTools { .. }
+            | Item::McpApprovalRequest { .. }
+            | Item::McpApprovalResponse { .. } => {}
         }
     }
     Ok(messages)

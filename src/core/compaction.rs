@@ -209,7 +209,9 @@ pub fn text_segments(items: &[Item]) -> Vec<&str> {
             Item::Compaction {
                 encrypted_content, ..
             } => segments.push(encrypted_content),
-            Item::FunctionCall { arguments, .. } | Item::McpCall { arguments, .. } => {
+            Item::FunctionCall { arguments, .. }
+            | Item::McpCall { arguments, .. }
+            | Item::McpApprovalRequest { arguments, .. } => {
                 if !arguments.is_empty() {
                     segments.push(arguments)
                 }
@@ -227,6 +229,7 @@ pub fn text_segments(items: &[Item]) -> Vec<&str> {
             | Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpListTools { .. }
+            | Item::McpApprovalResponse { .. }
             | Item::Reasoning { .. } => {}
         }
     }

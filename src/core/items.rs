@@ -169,12 +169,34 @@ pub enum Item {
         /// `error`/`output` where a status is written (see `response::Shape::Full`).
         #[serde(default, skip_serializing)]
         status: Option<String>,
+        /// The `mcp_approval_request` this call ran on (OpenAI's field): written in OpenAI's shape only.
+        #[serde(default, skip_serializing)]
+        approval_request_id: Option<String>,
     },
     #[serde(rename = "mcp_list_tools")]
     McpListTools {
         id: String,
         server_label: String,
         tools: Vec<Value>,
+    },
+    /// A call to an MCP tool that needs the user's approval: it was not run (OpenAI's
+    /// `McpApprovalRequest`). llama-stack 0.2.x has no such item.
+    #[serde(rename = "mcp_approval_request")]
+    McpApprovalRequest {
+        id: String,
+        arguments: String,
+        name: String,
+        server_label: String,
+    },
+    /// The user's answer to an `mcp_approval_request` (an input item only).
+    #[serde(rename = "mcp_approval_response")]
+    McpApprovalResponse {
+        approval_request_id: String,
+        approve: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The model's reasoning. `summary` holds `{"type": "summary_text", "text"}` parts as given;
     /// `content` holds `reasoning_text` parts. llama-stack 0.2.x has no such item.
@@ -214,7 +236,9 @@ impl Item {
             | Item::FileSearchCall { id, .. }
             | Item::McpCall { id, .. }
             | Item::McpListTools { id, .. }
+            | Item::McpApprovalRequest { id, .. }
             | Item::Reasoning { id, .. } => Some(id),
+            Item::McpApprovalResponse { id, .. } => id.as_deref(),
         }
     }
 
@@ -278,7 +302,7 @@ pub(crate) fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<Stri
     })
 }
 
-fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
+pub(crate) fn parse_content_part(value: &Value, path: &str) -> Result<ContentPart> {
     if let Value::String(s) = value {
         // llama-stack accepts bare strings among parts and treats them as text.
         return Ok(ContentPart::InputText { text: s.clone() });
@@ -445,6 +469,28 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
             error: parse_mcp_error(obj.get("error"), path)?,
             output: opt_str_field(obj, "output", path)?,
             status: opt_str_field(obj, "status", path)?,
+            approval_request_id: opt_str_field(obj, "approval_request_id", path)?,
+        },
+        "mcp_approval_request" => Item::McpApprovalRequest {
+            id: str_field(obj, "id", path)?.to_owned(),
+            arguments: opt_str_field(obj, "arguments", path)?.unwrap_or_default(),
+            name: str_field(obj, "name", path)?.to_owned(),
+            server_label: str_field(obj, "server_label", path)?.to_owned(),
+        },
+        "mcp_approval_response" => Item::McpApprovalResponse {
+            approval_request_id: str_field(obj, "approval_request_id", path)?.to_owned(),
+            approve: match obj.get("approve") {
+                Some(Value::Bool(b)) => *b,
+                Some(other) => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.approve"),
+                        format!("must be a boolean, got {}", kind_of(other)),
+                    ))
+                }
+                None => return Err(CoreError::invalid(format!("{path}.approve"), "is required")),
+            },
+            id: opt_str_field(obj, "id", path)?,
+            reason: opt_str_field(obj, "reason", path)?,
         },
         "mcp_list_tools" => Item::McpListTools {
             id: str_field(obj, "id", path)?.to_owned(),
@@ -465,7 +511,8 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
                 format!(
                     "unknown input item type '{other}' (expected message, function_call, function_call_output, \
                      custom_tool_call, custom_tool_call_output, tool_search_call, tool_search_output, web_search_call, \
-                     file_search_call, mcp_call, mcp_list_tools, reasoning or compaction)"
+                     file_search_call, mcp_call, mcp_list_tools, mcp_approval_request, mcp_approval_response, \
+                     reasoning or compaction)"
                 ),
             ))
         }
@@ -625,10 +672,113 @@ pub enum Tool {
     Mcp {
         server_label: String,
         server_url: String,
+        /// OpenAI's and OGX's connector (a host resolves it to `server_url` before the core sees it).
+        connector_id: Option<String>,
         headers: Option<Value>,
         /// `None`: every tool the server lists is allowed.
         allowed_tools: Option<Vec<String>>,
+        require_approval: Approval,
     },
+}
+
+/// An MCP tool's `require_approval`: which of its tools may run only once the user approved the call.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Approval {
+    /// Nothing needs approval: the default of OGX and llama-stack (OpenAI's default is "always").
+    #[default]
+    Never,
+    Always,
+    /// Names that always / never need approval; a name in neither list needs it (OpenAI, OGX).
+    Filter {
+        always: Vec<String>,
+        never: Vec<String>,
+    },
+}
+
+impl Approval {
+    /// Does a call to the tool `name` need the user's approval?
+    pub fn needed(&self, name: &str) -> bool {
+        match self {
+            Approval::Never => false,
+            Approval::Always => true,
+            Approval::Filter { always, never } => {
+                always.iter().any(|n| n == name) || !never.iter().any(|n| n == name)
+            }
+        }
+    }
+
+    /// The OpenAI shape (`{"always": {"tool_names": [...]}, "never": {...}}` for a filter).
+    fn echo(&self) -> Value {
+        let names = |names: &[String]| {
+            let list: Vec<Value> = names.iter().map(|n| Value::from(n.as_str())).collect();
+            let mut obj = Map::new();
+            obj.insert("tool_names".to_owned(), Value::Array(list));
+            Value::Object(obj)
+        };
+        match self {
+            Approval::Never => Value::from("never"),
+            Approval::Always => Value::from("always"),
+            Approval::Filter { always, never } => {
+                let mut obj = Map::new();
+                if !always.is_empty() {
+                    obj.insert("always".to_owned(), names(always));
+                }
+                if !never.is_empty() {
+                    obj.insert("never".to_owned(), names(never));
+                }
+                Value::Object(obj)
+            }
+        }
+    }
+
+    /// "always", "never", or a filter: each of `always` / `never` a list of names (OGX's
+    /// `ApprovalFilter`) or `{"tool_names": [...]}` (OpenAI's).
+    fn parse(value: Option<&Value>, path: &str) -> Result<Approval> {
+        let names = |value: Option<&Value>, field: &str| -> Result<Vec<String>> {
+            let list = match value {
+                None | Some(Value::Null) => return Ok(Vec::new()),
+                Some(Value::Object(filter)) => match filter.get("tool_names") {
+                    None | Some(Value::Null) => return Ok(Vec::new()),
+                    Some(list) => list,
+                },
+                Some(list) => list,
+            };
+            match list {
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        n.as_str().map(str::to_owned).ok_or_else(|| {
+                            CoreError::invalid(format!("{path}.{field}[{i}]"), "must be a string")
+                        })
+                    })
+                    .collect(),
+                other => Err(CoreError::invalid(
+                    format!("{path}.{field}"),
+                    format!("must be a list of tool names, got {}", kind_of(other)),
+                )),
+            }
+        };
+        match value {
+            None | Some(Value::Null) => Ok(Approval::Never),
+            Some(Value::String(s)) if s == "never" => Ok(Approval::Never),
+            Some(Value::String(s)) if s == "always" => Ok(Approval::Always),
+            Some(Value::Object(filter)) => Ok(Approval::Filter {
+                always: names(filter.get("always"), "always")?,
+                never: names(filter.get("never"), "never")?,
+            }),
+            Some(other) => Err(CoreError::invalid(
+                path,
+                format!(
+                    "must be 'always', 'never' or an approval filter, got {}",
+                    match other {
+                        Value::String(s) => format!("'{s}'"),
+                        other => kind_of(other).to_owned(),
+                    }
+                ),
+            )),
+        }
+    }
 }
 
 impl Tool {
@@ -728,19 +878,24 @@ impl Tool {
             Tool::Mcp {
                 server_label,
                 server_url,
+                connector_id,
                 allowed_tools,
+                require_approval,
                 ..
             } => {
                 put("type", Value::from("mcp"));
                 put("server_label", Value::from(server_label.as_str()));
                 put("server_url", Value::from(server_url.as_str()));
+                if let Some(connector_id) = connector_id {
+                    put("connector_id", Value::from(connector_id.as_str()));
+                }
                 put(
                     "allowed_tools",
                     allowed_tools.as_ref().map_or(Value::Null, |names| {
                         Value::Array(names.iter().map(|n| Value::from(n.as_str())).collect())
                     }),
                 );
-                put("require_approval", Value::from("never"));
+                put("require_approval", require_approval.echo());
             }
         }
         Value::Object(obj)
@@ -852,7 +1007,26 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
         }
         "mcp" => Tool::Mcp {
             server_label: str_field(obj, "server_label", path)?.to_owned(),
-            server_url: str_field(obj, "server_url", path)?.to_owned(),
+            connector_id: opt_str_field(obj, "connector_id", path)?,
+            server_url: match opt_str_field(obj, "server_url", path)? {
+                Some(url) => url,
+                None if obj.get("connector_id").is_some_and(|c| !c.is_null()) => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.connector_id"),
+                        "this host cannot resolve an MCP connector: give server_url",
+                    ))
+                }
+                None => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.server_url"),
+                        "is required",
+                    ))
+                }
+            },
+            require_approval: Approval::parse(
+                obj.get("require_approval"),
+                &format!("{path}.require_approval"),
+            )?,
             headers: obj.get("headers").filter(|v| !v.is_null()).cloned(),
             allowed_tools: match obj.get("allowed_tools") {
                 None | Some(Value::Null) => None,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod items;
+mod mcp;
 pub mod output;
 pub mod request;
 pub mod response;

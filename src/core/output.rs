@@ -100,6 +100,19 @@ impl Output {
         }
     }
 
+    /// Where the output stands: items so far and the next sequence number (see `rollback`).
+    pub fn mark(&self) -> (usize, u64) {
+        (self.items.len(), self.seq)
+    }
+
+    /// Forget everything since `mark`: the items opened after it, their numbers and the events
+    /// still queued from then on (the driver held back, and drops, whatever it drained since).
+    pub fn rollback(&mut self, mark: (usize, u64)) {
+        self.items.truncate(mark.0);
+        self.seq = mark.1;
+        self.events.retain(|e| e.sequence_number < mark.1);
+    }
+
     pub fn pending(&self) -> usize {
         self.events.len()
     }

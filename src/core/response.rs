@@ -155,6 +155,10 @@ pub struct Response {
     pub safety_identifier: Option<String>,
     pub prompt_cache_key: Option<String>,
     pub user: Option<String>,
+    /// The request's `prompt` (template reference) as given; the full shape echoes it when given.
+    pub prompt: Option<Value>,
+    /// The request's `conversation` as `{"id": ...}`; the full shape writes it when given.
+    pub conversation: Option<Value>,
 }
 
 impl Response {
@@ -193,6 +197,8 @@ impl Response {
             safety_identifier: None,
             prompt_cache_key: None,
             user: None,
+            prompt: None,
+            conversation: None,
         }
     }
 
@@ -226,6 +232,11 @@ impl Response {
             safety_identifier: opts.safety_identifier.clone(),
             prompt_cache_key: opts.prompt_cache_key.clone(),
             user: opts.user.clone(),
+            prompt: opts.prompt.clone(),
+            conversation: opts.conversation.as_ref().map(|c| match c {
+                Value::String(id) => json!({ "id": id }),
+                other => other.clone(),
+            }),
             ..Response::minimal(id, created_at, opts.model.clone())
         }
     }
@@ -349,6 +360,12 @@ fn serialize_full<S: Serializer>(r: &Response, serializer: S) -> Result<S::Ok, S
     map.serialize_entry("safety_identifier", &r.safety_identifier)?;
     map.serialize_entry("prompt_cache_key", &r.prompt_cache_key)?;
     map.serialize_entry("user", &r.user)?;
+    if let Some(prompt) = &r.prompt {
+        map.serialize_entry("prompt", prompt)?;
+    }
+    if let Some(conversation) = &r.conversation {
+        map.serialize_entry("conversation", conversation)?;
+    }
     map.end()
 }
 
@@ -400,7 +417,10 @@ impl Serialize for LegacyItems<'_> {
         let mut seq = serializer.serialize_seq(None)?;
         for item in self.0 {
             match item {
-                Item::Reasoning { .. } => {}
+                // llama-stack 0.2.x has no such items (and refuses the tools that make them).
+                Item::Reasoning { .. }
+                | Item::McpApprovalRequest { .. }
+                | Item::McpApprovalResponse { .. } => {}
                 Item::Message {
                     content: Content::Parts(parts),
                     role,
@@ -537,6 +557,7 @@ impl Serialize for FullItem<'_> {
                 error,
                 output,
                 status,
+                approval_request_id,
             } => {
                 let status = match (status, error, output) {
                     (Some(s), _, _) => s.as_str(),
@@ -553,6 +574,9 @@ impl Serialize for FullItem<'_> {
                 map.serialize_entry("error", &error.as_deref().map(mcp_error_object))?;
                 map.serialize_entry("output", output)?;
                 map.serialize_entry("status", status)?;
+                if let Some(approval_request_id) = approval_request_id {
+                    map.serialize_entry("approval_request_id", approval_request_id)?;
+                }
                 map.end()
             }
             Item::WebSearchCall { id, status, action } => {

@@ -41,6 +41,7 @@ fn rich_output() -> Vec<Item> {
             error: Some("boom".into()),
             output: None,
             status: None,
+            approval_request_id: None,
         },
         Item::FileSearchCall {
             id: "fs_1".into(),
@@ -191,6 +192,7 @@ fn full_items_are_openai_shaped() {
         error: None,
         output: Some("ok".into()),
         status: None,
+        approval_request_id: None,
     });
     r.output.push(Item::McpCall {
         id: "mcp_3".into(),
@@ -200,6 +202,7 @@ fn full_items_are_openai_shaped() {
         error: Some("HTTP 502 Bad Gateway".into()),
         output: None,
         status: Some("failed".into()),
+        approval_request_id: None,
     });
     let v = serde_json::to_value(&r).unwrap();
     let out = &v["output"];

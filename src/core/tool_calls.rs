@@ -25,6 +25,8 @@ pub(super) struct Execution {
     pub item_id: String,
     /// A web search's `action` (its query), for the item.
     pub action: Option<Value>,
+    /// The `mcp_approval_request` an approved MCP call runs on.
+    pub approval_request_id: Option<String>,
 }
 
 /// The text of a tool invocation result: `content` may be a string, a content item or a list of them.
@@ -145,6 +147,7 @@ impl Turn {
                     error: None,
                     output: None,
                     status: Some("in_progress".to_owned()),
+                    approval_request_id: exec.approval_request_id.clone(),
                 });
                 if !exec.arguments.is_empty() {
                     self.out.emit(EventBody::Delta {
@@ -336,6 +339,7 @@ impl Turn {
                         error,
                         output,
                         status: Some(status.to_owned()),
+                        approval_request_id: exec.approval_request_id.clone(),
                     }
                 }
                 CallKind::Function => return,

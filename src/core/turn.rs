@@ -18,7 +18,8 @@ use super::citations::{CitationFiles, CitationStream, Cited};
 use super::error::{CoreError, Result};
 use super::events::{DeltaKind, Event, EventBody, Marker, ResponseEventKind};
 use super::ids::{new_id, now_unix};
-use super::items::{self, Item, Tool};
+use super::items::{self, Approval, Item, Tool};
+use super::mcp::{self, Answer};
 use super::output::Output;
 use super::request::RequestOptions;
 use super::response::{Response, Shape};
@@ -117,6 +118,7 @@ pub(super) struct McpServer {
     pub url: String,
     pub headers: Option<Value>,
     pub allowed: Option<Vec<String>>,
+    pub approval: Approval,
 }
 
 /// Which called names are the client's functions and which are server-side tools.
@@ -255,6 +257,10 @@ pub struct Turn {
     response: Response,
     /// Built-in tool calls run so far (`max_tool_calls` caps them).
     pub(super) tool_calls_run: u64,
+    /// The output's `mark` when the current inference round began (`refuse` rolls back to it).
+    round_mark: (usize, u64),
+    /// MCP approvals answered in this request, acted on before the first inference.
+    pub(super) answers: Vec<Answer>,
     /// Inference calls refused for a too long context, each answered by dropping the oldest turn.
     truncations: u32,
     /// The files this response's searches returned, best-scored first (citations).
@@ -367,6 +373,8 @@ impl Turn {
                 tools.iter().map(Tool::echo).collect(),
             ),
             tool_calls_run: 0,
+            round_mark: (0, 0),
+            answers: Vec::new(),
             truncations: 0,
             citation_files: CitationFiles::default(),
             cite: None,
@@ -517,19 +525,41 @@ impl Turn {
                     server_url,
                     headers,
                     allowed_tools,
+                    require_approval,
+                    ..
                 } => {
-                    turn.lookups.push(Lookup::Mcp {
-                        tool: i,
-                        server: turn.mcp_servers.len(),
-                    });
+                    let server = turn.mcp_servers.len();
                     turn.mcp_servers.push(McpServer {
                         label: server_label.clone(),
                         url: server_url.clone(),
                         headers: headers.clone(),
                         allowed: allowed_tools.clone(),
+                        approval: require_approval.clone(),
                     });
+                    let context = std::mem::take(&mut turn.stored_input);
+                    let listing =
+                        mcp::reusable_listing(&context, server_label, allowed_tools.as_deref());
+                    let reused = match listing {
+                        Some(listed) => {
+                            turn.register_mcp_tools(i, server, listed)?;
+                            true
+                        }
+                        None => false,
+                    };
+                    turn.stored_input = context;
+                    if !reused {
+                        turn.lookups.push(Lookup::Mcp { tool: i, server });
+                    }
                 }
             }
+        }
+        if turn.cfg.record_shape == Shape::Full {
+            let context = std::mem::take(&mut turn.stored_input);
+            let answered = turn.collect_answers(&context);
+            turn.stored_input = context;
+            answered?;
+        } else {
+            mcp::refuse_approvals(&tools)?;
         }
         turn.tools = tools;
         Ok(turn)
@@ -669,10 +699,16 @@ impl Turn {
                                     .map_err(|e| CoreError::protocol(e.to_string()))?,
                             )
                         };
-                        self.phase = Phase::Infer;
+                        self.answer_approvals();
+                        self.phase = if self.queue.is_empty() {
+                            Phase::Infer
+                        } else {
+                            Phase::Execute
+                        };
                     }
                 },
                 Phase::Infer => {
+                    self.round_mark = self.out.mark();
                     self.rounds_done += 1;
                     self.round = Round::new();
                     self.round_ending = Ending::Completed;
@@ -816,6 +852,30 @@ impl Turn {
         let listed = listed.as_array().ok_or_else(|| {
             CoreError::invalid("list_mcp_tools result", "must be a list of tools")
         })?;
+        let tools_json = self.register_mcp_tools(tool, server, listed)?;
+        if let Some((output_index, item_id)) = self.listing.take() {
+            self.out
+                .marker(Marker::McpListToolsCompleted, &item_id, output_index);
+            let item = Item::McpListTools {
+                id: item_id,
+                server_label: self.mcp_servers[server].label.clone(),
+                tools: tools_json,
+            };
+            self.out.close(output_index, item);
+        }
+        self.next_lookup += 1;
+        self.phase = Phase::Lookups;
+        Ok(())
+    }
+
+    /// Offer an MCP server's listed tools (those its `allowed_tools` lets through) to the model;
+    /// returns them as the `mcp_list_tools` item lists them.
+    fn register_mcp_tools(
+        &mut self,
+        tool: usize,
+        server: usize,
+        listed: &[Value],
+    ) -> Result<Vec<Value>> {
         let mut tools_json = Vec::new();
         for (i, def) in listed.iter().enumerate() {
             let name = def
@@ -846,19 +906,7 @@ impl Turn {
                 .entry(name.to_owned())
                 .or_insert(CallKind::Mcp(server));
         }
-        if let Some((output_index, item_id)) = self.listing.take() {
-            self.out
-                .marker(Marker::McpListToolsCompleted, &item_id, output_index);
-            let item = Item::McpListTools {
-                id: item_id,
-                server_label: self.mcp_servers[server].label.clone(),
-                tools: tools_json,
-            };
-            self.out.close(output_index, item);
-        }
-        self.next_lookup += 1;
-        self.phase = Phase::Lookups;
-        Ok(())
+        Ok(tools_json)
     }
 
     /// A tool lookup or a tool call the driver performed raised (or the host cannot serve the tool).
@@ -1104,9 +1152,20 @@ impl Turn {
             .finish(&mut self.out, &self.catalog, self.round_ending);
         let mut tool_calls = Vec::with_capacity(result.calls.len());
         let mut server_calls = Vec::new();
-        for (i, call) in result.calls.into_iter().enumerate() {
+        for call in result.calls {
+            if let CallKind::Mcp(server) = call.kind {
+                if !call.incomplete
+                    && self.incomplete.is_none()
+                    && self.needs_approval(server, &call.name)
+                {
+                    // Not run, and not in the model's history: the response ends asking for approval.
+                    self.request_approval(server, call.name, call.arguments);
+                    self.stop_after_round = true;
+                    continue;
+                }
+            }
             tool_calls.push(ToolCall {
-                index: i as u32,
+                index: tool_calls.len() as u32,
                 id: call.call_id.clone(),
                 kind: "function",
                 function: ToolCallFunction {
@@ -1125,6 +1184,7 @@ impl Turn {
                         output_index: None,
                         item_id: String::new(),
                         action: None,
+                        approval_request_id: None,
                     })
                 }
                 _ => {}
@@ -1221,6 +1281,9 @@ impl Turn {
         self.phase = Phase::Done;
     }
 }
+
+#[path = "turn_context.rs"]
+mod context;
 
 #[cfg(test)]
 #[path = "turn_tests.rs"]

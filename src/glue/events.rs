@@ -118,6 +118,9 @@ impl HotState {
     }
 }
 
+/// `Py_TPFLAGS_MANAGED_WEAKREF` (CPython 3.12+, `object.h`); the bit is unused before 3.12.
+const MANAGED_WEAKREF: std::os::raw::c_ulong = 1 << 3;
+
 /// The instance dict of a pooled event when nothing but the pool refers to the event, its dict or
 /// (through a weak reference) to either: then changing it in place is invisible to everyone, and the
 /// event can be handed out again instead of allocating, filling and later freeing a new one.
@@ -131,7 +134,11 @@ fn reusable_dict(obj: &Py<PyAny>) -> Option<*mut pyo3::ffi::PyObject> {
         }
         let tp = pyo3::ffi::Py_TYPE(ptr);
         let weak_offset = (*tp).tp_weaklistoffset;
-        if weak_offset > 0 {
+        // Python 3.12+ keeps a class's weak reference list before the object header
+        // (`Py_TPFLAGS_MANAGED_WEAKREF`, a negative offset): every class without `__slots__`, so
+        // every pydantic event class there. It is read at the offset all the same, as CPython's
+        // `_PyObject_GET_WEAKREFS_LISTPTR` does; any other negative offset is not trusted.
+        if weak_offset > 0 || (weak_offset < 0 && (*tp).tp_flags & MANAGED_WEAKREF != 0) {
             let weaklist = *((ptr as *mut u8).offset(weak_offset) as *mut *mut pyo3::ffi::PyObject);
             if !weaklist.is_null() {
                 return None;

@@ -247,6 +247,10 @@ pub struct PyTurn {
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
     /// The SSE framing of an upstream body fed as bytes (`feed_sse`).
     sse: crate::core::sse::SseReader,
+    /// How many leading input items came from the previous response (its input, then its output):
+    /// the driver says so when it builds the turn, so a host that stores each turn's own input
+    /// (OGX's incremental rows) need not read the previous response again to find where it starts.
+    history_items: usize,
 }
 
 /// Profiles of the delta classes seen so far in this process (a handful: llama-stack's, openai's).
@@ -559,7 +563,7 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false, file_search_citations=false, developer_role="developer"))]
+        split_think=false, file_search_citations=false, history_items=0, developer_role="developer"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -580,6 +584,7 @@ impl PyTurn {
         record_shape: &str,
         split_think: bool,
         file_search_citations: bool,
+        history_items: usize,
         developer_role: &str,
     ) -> PyResult<Self> {
         guarded(|| {
@@ -639,6 +644,7 @@ impl PyTurn {
                 carry: [None; 3],
                 profile: None,
                 sse: crate::core::sse::SseReader::new(),
+                history_items,
             })
         })
     }
@@ -646,6 +652,12 @@ impl PyTurn {
     #[getter]
     fn response_id(&self) -> &str {
         self.turn.response_id()
+    }
+
+    /// The leading input items that came from the previous response (given when the turn was built).
+    #[getter]
+    fn history_items(&self) -> usize {
+        self.history_items
     }
 
     /// What to do next, as a tuple whose first element names the action.
@@ -942,6 +954,36 @@ impl PyTurn {
             self.turn.fail_with(code, message);
             Ok(())
         })
+    }
+
+    /// Earlier conversation items (a list of item dicts), sent before the new input and not stored
+    /// as this response's input. Only before the first `next_action`.
+    fn prepend_history(&mut self, history: &Bound<'_, PyAny>) -> PyResult<()> {
+        guarded(|| {
+            let history = convert::py_to_value_at(history, "conversation")?;
+            self.turn.prepend_history(&history).map_err(to_py_err)
+        })
+    }
+
+    /// A stored prompt template, rendered with the request's `prompt.variables` (each one of
+    /// `declared`), as the first system message. Only before the first `next_action`.
+    fn apply_prompt(&mut self, template: &str, declared: Vec<String>) -> PyResult<()> {
+        guarded(|| {
+            self.turn
+                .apply_prompt(template, &declared)
+                .map_err(to_py_err)
+        })
+    }
+
+    /// A guardrail flagged the input or this round's output: drop the round, complete with a refusal.
+    fn refuse(&mut self, message: &str) -> PyResult<()> {
+        self.carry = [None; 3];
+        guarded(|| self.turn.refuse(message).map_err(to_py_err))
+    }
+
+    /// The chat messages so far, without system messages, as JSON.
+    fn chat_history(&self) -> PyResult<String> {
+        guarded(|| self.turn.chat_history().map_err(to_py_err))
     }
 
     /// A piece of the upstream's Chat Completions SSE body (de-chunked bytes, split anywhere): every

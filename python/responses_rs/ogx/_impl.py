@@ -9,6 +9,9 @@ checks); this module only says which classes, collaborators and store OGX has:
   are OGX's classes with OpenAI's ``type``.
 - inference is OGX's ``openai_chat_completion(params)`` with one
   ``OpenAIChatCompletionRequestWithExtraBody`` (streamed, with usage, as the builtin calls it);
+- MCP servers are listed and called with OGX's MCP client (``ogx.providers.utils.tools.mcp``), with the
+  tool's ``authorization`` and ``connector_id`` handled as the builtin handles them (`_tools`); approvals and
+  listing reuse are the core's (``src/core/mcp.rs``);
 - records go to OGX's ``ResponsesStore``, once, when the response ends: the response object and its
   input, chained rows stored incrementally (``input_storage_mode: incremental``, only the new turn's
   input) as the builtin stores them. ``messages`` is left empty: the builtin then converts the input
@@ -16,24 +19,37 @@ checks); this module only says which classes, collaborators and store OGX has:
 - compaction (``compact_openai_response`` and ``context_management``) is ``_compaction``'s; an inference
   call refused for a too long context is retried without the oldest turn (the driver's
   ``_truncate_on_context_length``, the core's rule), as the builtin does whatever ``truncation`` says.
+- ``conversation``: the conversation's items (OGX's conversations API, every page) are the context
+  before the new input (``Turn.prepend_history``); the stored response keeps only the new input. When
+  a stored response completes, its input and output items are appended to the conversation
+  (``sync_items``, ids kept) and the chat history is written to the store's ``conversation_messages``,
+  as the builtin does, so either provider continues the conversation.
+- ``prompt``: the template from OGX's prompts API, rendered by the core (``Turn.apply_prompt``);
+  ``guardrails``: OGX's ``run_guardrails`` on the configured ``moderation_endpoint``
+  (``responses_rs._guardrails``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import typing
+from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from ogx_api import (
+    AddItemsRequest,
     CancelResponseRequest,
     CompactResponseRequest,
     ConflictError,
     CreateResponseRequest,
     DeleteResponseRequest,
+    GetPromptRequest,
     InternalServerError,
     InvalidParameterError,
+    ListItemsRequest,
     ListResponseInputItemsRequest,
     ListResponsesRequest,
     OpenAIChatCompletionRequestWithExtraBody,
@@ -42,11 +58,13 @@ from ogx_api import (
     OpenAIResponseObject,
     OpenAIResponseObjectStream,
     RetrieveResponseRequest,
+    ServiceNotEnabledError,
 )
 from ogx_api import openai_responses as ogx_responses
+from ogx_api.conversations.models import ConversationItem
 from pydantic import BaseModel, Field, TypeAdapter
 
-from .._core import check_request
+from .._core import Turn, check_request
 from .._engine import TurnDriver, event_factory
 from . import _compaction
 
@@ -61,10 +79,42 @@ class _Usage(ogx_responses.OpenAIResponseUsage):
     input_tokens_details: _InputTokensDetails | None = None  # type: ignore[assignment]
 
 
+class McpCall(ogx_responses.OpenAIResponseOutputMessageMCPCall):
+    """OGX's mcp_call item with OpenAI's fields: `error` is openai-python's error object (OGX's class takes
+    a string), `status`, and `approval_request_id` for a call that ran on an approval."""
+
+    error: str | dict[str, Any] | None = None  # type: ignore[assignment]
+    status: str | None = Field(default=None, exclude_if=lambda v: v is None)
+    approval_request_id: str | None = Field(default=None, exclude_if=lambda v: v is None)
+
+
+def _output_union() -> Any:
+    members = typing.get_args(typing.get_args(ogx_responses.OpenAIResponseOutput)[0])
+    swapped = tuple(McpCall if m is ogx_responses.OpenAIResponseOutputMessageMCPCall else m for m in members)
+    return Annotated[typing.Union[swapped], Field(discriminator="type")]  # noqa: UP007
+
+
+OutputItem = _output_union()
+
+
 class ResponseObject(OpenAIResponseObject):
-    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`)."""
+    """OGX's response object, with OpenAI's whole usage (`input_tokens_details.cache_write_tokens`) and
+    OpenAI's mcp_call item."""
 
     usage: _Usage | None = None  # type: ignore[assignment]
+    output: list[OutputItem]  # type: ignore[assignment, valid-type]
+
+
+def _record_json(response_json: str) -> str:
+    """The record as OGX's builtin writes it: an mcp_call's `error` is a string (the message)."""
+    if '"mcp_call"' not in response_json:
+        return response_json
+    response = json.loads(response_json)
+    for item in response.get("output", []):
+        error = item.get("error") if item.get("type") == "mcp_call" else None
+        if isinstance(error, dict):
+            item["error"] = error.get("message") or error.get("content") or json.dumps(error)
+    return json.dumps(response)
 
 
 class CompactedResponse(ogx_responses.OpenAICompactedResponse):
@@ -74,7 +124,11 @@ class CompactedResponse(ogx_responses.OpenAICompactedResponse):
 
 
 class _History(list[Any]):
-    """An input that already holds the previous response's chain (read, and compacted, before the turn)."""
+    """An input that already holds the previous response's chain (read, and compacted, before the turn).
+    ``history_items``: how many leading items are the previous response's input and output (0 when compacted:
+    the row is then stored whole)."""
+
+    history_items = 0
 
 
 def _event_classes() -> dict[str, type[BaseModel]]:
@@ -127,6 +181,15 @@ def _event_classes() -> dict[str, type[BaseModel]]:
             type(name, (base,), {"__annotations__": {"item_id": str, "output_index": int}, "__module__": __name__})
         )
 
+    # The output item events carry OpenAI's mcp_call item.
+    items = [
+        type(cls.__name__, (cls,), {"__annotations__": {"item": OutputItem}, "__module__": __name__})
+        for cls in (
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemAdded,
+            ogx_responses.OpenAIResponseObjectStreamResponseOutputItemDone,
+        )
+    ]
+
     # The events that carry the response: ours, so its usage keeps every field.
     carriers = [
         type(cls.__name__, (cls,), {"__annotations__": {"response": ResponseObject}, "__module__": __name__})
@@ -140,6 +203,7 @@ def _event_classes() -> dict[str, type[BaseModel]]:
         ContentPartAdded,
         ContentPartDone,
         *markers,
+        *items,
         *carriers,
     ):
         classes[cls.model_fields["type"].default] = cls
@@ -149,11 +213,14 @@ def _event_classes() -> dict[str, type[BaseModel]]:
 EVENT_CLASSES = _event_classes()
 MESSAGES = TypeAdapter(list[OpenAIMessageParam])
 INPUT_ITEMS = TypeAdapter(list[OpenAIResponseInput])
+CONVERSATION_ITEMS = TypeAdapter(list[ConversationItem])
 
 # CreateResponseRequest fields passed to the core by name; every other field set goes in `options`.
 _NAMED = {"input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools"}
 # What OGX's builtin serves and this provider does not (yet): refused, naming the field (HTTP 501).
-NOT_BUILT = ("background", "conversation", "prompt", "guardrails")
+NOT_BUILT = ("background",)
+# Read here, not by the core: left out of the core's options.
+_HOST_ONLY = ("guardrails",)
 
 
 def _dump(value: Any) -> Any:
@@ -162,6 +229,39 @@ def _dump(value: Any) -> Any:
     if isinstance(value, list):
         return [_dump(v) for v in value]
     return value
+
+
+# The request's MCP sessions (OGX's `MCPSessionManager`): one session per server for its listing and calls,
+# as the builtin keeps them per request (OGX's fix for its issue 4452).
+_MCP_SESSIONS: contextvars.ContextVar[Any] = contextvars.ContextVar("responses_rs_mcp_sessions", default=None)
+
+
+async def _with_mcp_sessions(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A stream whose MCP I/O shares one `MCPSessionManager`, closed when the stream ends."""
+    from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+    async with MCPSessionManager() as sessions:
+        token = _MCP_SESSIONS.set(sessions)
+        try:
+            async for event in stream:
+                yield event
+        finally:
+            try:
+                _MCP_SESSIONS.reset(token)
+            except ValueError:  # closed from another context: nothing of ours to restore there
+                pass
+
+
+def _split_authorization(headers: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The MCP tool's headers without the ``Authorization`` header `_tools` put there, and its token."""
+    rest: dict[str, Any] = {}
+    authorization = None
+    for key, value in headers.items():
+        if key.lower() == "authorization" and isinstance(value, str):
+            authorization = value.removeprefix("Bearer ")
+        else:
+            rest[key] = value
+    return rest, authorization
 
 
 class OGXResponsesImpl(TurnDriver):
@@ -184,11 +284,17 @@ class OGXResponsesImpl(TurnDriver):
         tool_groups_api: Any = None,
         tool_runtime_api: Any = None,
         vector_io_api: Any = None,
+        connectors_api: Any = None,
         skills_api: Any = None,
+        conversations_api: Any = None,
+        prompts_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.connectors_api = connectors_api
         self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
+        self.conversations_api = conversations_api
+        self.prompts_api = prompts_api
         self.inference_api = inference_api
         self.tool_groups_api = tool_groups_api
         self.tool_runtime_api = tool_runtime_api
@@ -213,12 +319,49 @@ class OGXResponsesImpl(TurnDriver):
         if "extra_body" in extra:
             raise NotImplementedError("extra_body: not supported by responses-rs (yet)")
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
-        for name in NOT_BUILT:
+        for name in (*NOT_BUILT, *_HOST_ONLY):
             options.pop(name, None)
+        if request.guardrails and not getattr(self.config, "moderation_endpoint", None):
+            raise ServiceNotEnabledError(
+                "moderation_endpoint",
+                provider_specific_message="Guardrails require a moderation endpoint to be configured on the server "
+                "(moderation_endpoint of the responses provider), or remove the 'guardrails' parameter.",
+            )
+        prepare, prompted = None, False
+        if request.conversation is not None or request.prompt is not None:
+            # Refuse a bad field (conversation with previous_response_id, say) before any I/O.
+            check_request(
+                request.model,
+                _dump(request.tools),
+                temperature=request.temperature,
+                instructions=request.instructions,
+                text=_dump(request.text),
+                options={"previous_response_id": request.previous_response_id, **options},
+            )
+            prepare, prompted = await self._context(request)
+        if not any(getattr(tool, "type", None) == "mcp" for tool in request.tools or ()):
+            return await self._create_one(request, options, prepare, prompted)
+        if request.stream:
+            result = await self._create_one(request, options, prepare, prompted)
+            return _with_mcp_sessions(result) if not isinstance(result, BaseModel) else result
+        from ogx.providers.utils.tools.mcp import MCPSessionManager
+
+        async with MCPSessionManager() as sessions:
+            token = _MCP_SESSIONS.set(sessions)
+            try:
+                return await self._create_one(request, options, prepare, prompted)
+            finally:
+                _MCP_SESSIONS.reset(token)
+
+    async def _create_one(
+        self, request: CreateResponseRequest, options: dict[str, Any], prepare: Any = None, prompted: bool = False
+    ) -> Any:
         from ._request import request_driver
 
         # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
         driver = await request_driver(self, request)
+        if prompted and hasattr(driver, "_skill_index"):
+            driver._skill_index += 1  # the skills' message goes after the prompt and the instructions
         input = _dump(request.input)
         if request.context_management:
             input = await driver._auto_compact(request, input, options)
@@ -232,9 +375,11 @@ class OGXResponsesImpl(TurnDriver):
             stream=bool(request.stream),
             temperature=request.temperature,
             text=_dump(request.text),
-            tools=_dump(request.tools),
+            tools=await self._tools(request.tools),
             max_infer_iters=request.max_infer_iters,
             options=options,
+            prepare=prepare,
+            guardrails=bool(request.guardrails),
         )
         if isinstance(response, OpenAIResponseObject) and response.status == "failed":
             # Not streamed, failed without an exception (the context could not be made short enough):
@@ -266,7 +411,93 @@ class OGXResponsesImpl(TurnDriver):
         )
         if compacted is not None:
             return _History(compacted)
-        return _History(history) if previous is not None else input
+        if previous is None:
+            return input
+        chain = _History(history)
+        chain.history_items = len(previous.input) + len(previous.output)
+        return chain
+
+    async def _context(self, request: CreateResponseRequest) -> tuple[Any, bool]:
+        """Read what `conversation` and `prompt` bring (OGX's conversations and prompts APIs): the function
+        that hands it to the new turn, and whether a prompt message leads the messages."""
+        from ogx.core.conversations.validation import CONVERSATION_ID_PATTERN
+
+        history: list[Any] = []
+        if request.conversation is not None:
+            if not CONVERSATION_ID_PATTERN.fullmatch(request.conversation):
+                raise InvalidParameterError(
+                    "conversation",
+                    request.conversation,
+                    "Must match format 'conv_' followed by 48 lowercase hex characters.",
+                )
+            history = await self._conversation_items(request.conversation)  # unknown: 404
+        template: tuple[str, list[str]] | None = None
+        if request.prompt is not None and request.prompt.id:
+            try:
+                version = int(request.prompt.version) if request.prompt.version else None
+            except ValueError:
+                raise InvalidParameterError(
+                    "prompt.version", request.prompt.version, "Must be an integer version."
+                ) from None
+            stored = await self.prompts_api.get_prompt(
+                GetPromptRequest(prompt_id=request.prompt.id, version=version)
+            )  # unknown: 404
+            if stored is not None and stored.prompt:
+                template = (stored.prompt, list(stored.variables or []))
+
+        def prepare(turn: Turn) -> None:
+            if history:
+                turn.prepend_history(history)
+            if template is not None:
+                turn.apply_prompt(*template)
+
+        return prepare, template is not None
+
+    async def _conversation_items(self, conversation_id: str) -> list[Any]:
+        """Every item of the conversation, oldest first (all pages)."""
+        items: list[Any] = []
+        after: str | None = None
+        while True:
+            page = await self.conversations_api.list_items(
+                ListItemsRequest(conversation_id=conversation_id, order="asc", limit=100, after=after)
+            )
+            items.extend(_dump(item) for item in page.data)
+            if not page.has_more or not page.data:
+                return items
+            after = page.data[-1].id
+
+    async def _tools(self, tools: list[Any] | None) -> Any:
+        """The request's tools as the core takes them. An MCP tool's `authorization` (which OGX's
+        class leaves out of its dump) rides in its headers as ``Authorization: Bearer ...``, split out
+        again for OGX's MCP client; an ``Authorization`` header given by the client is refused, as the
+        builtin refuses it; a `connector_id` without `server_url` is resolved through OGX's
+        connectors API, as the builtin resolves it."""
+        dumped = _dump(tools)
+        if not tools:
+            return dumped
+        for i, (tool, data) in enumerate(zip(tools, dumped, strict=True)):
+            if getattr(tool, "type", None) != "mcp":
+                continue
+            headers = dict(data.get("headers") or {})
+            if any(key.lower() == "authorization" for key in headers):
+                raise InvalidParameterError(
+                    f"tools[{i}].headers",
+                    "Authorization",
+                    "Authorization credentials must be passed via the 'authorization' parameter, not 'headers'.",
+                )
+            if tool.authorization:
+                headers["Authorization"] = f"Bearer {tool.authorization}"
+                data["headers"] = headers
+            if tool.connector_id and not tool.server_url:
+                if self.connectors_api is None:
+                    raise InvalidParameterError(
+                        f"tools[{i}].connector_id", tool.connector_id, "this stack has no connectors API"
+                    )
+                from ogx_api.connectors.models import GetConnectorRequest
+
+                connector = await self.connectors_api.get_connector(GetConnectorRequest(connector_id=tool.connector_id))
+                data["server_url"] = connector.url
+        return dumped
 
     async def get_openai_response(self, request: RetrieveResponseRequest) -> OpenAIResponseObject:
         stored = await self.responses_store.get_response_object(request.response_id, reconstruct_input=False)
@@ -361,36 +592,83 @@ class OGXResponsesImpl(TurnDriver):
         body.update(params)
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
-        response = OpenAIResponseObject.model_validate_json(response_json)
-        items = INPUT_ITEMS.validate_json(input_json)
-        incremental = False
-        if response.previous_response_id:
-            # Store only this turn's input, as the builtin does: the chain before it is the previous
-            # response's (reconstructed) input and its output.
+    async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
+        """The response's row; with `conversation`, then its items and chat history (see `_sync_conversation`)."""
+        response = await self._store(turn.response_id, response_json, input_json, history_items=turn.history_items)
+        conversation = json.loads(response_json).get("conversation") if '"conversation":' in response_json else None
+        if isinstance(conversation, dict) and conversation.get("id"):
             try:
-                previous = await self.responses_store.get_response_object(response.previous_response_id)
-            except Exception:  # deleted meanwhile: keep the whole input in this row
-                logger.warning("responses-rs: %s stored with its whole input", response_id, exc_info=True)
-            else:
-                chain = [*previous.input, *previous.output]
-                # Only when this input really continues the chain: a compacted one is stored whole.
-                if len(chain) <= len(items) and all(
-                    (mine.type, getattr(mine, "id", None)) == (theirs.type, getattr(theirs, "id", None))
-                    for mine, theirs in zip(items, chain, strict=False)
-                ):
-                    items = items[len(chain) :]
-                    incremental = True
+                await self._sync_conversation(conversation["id"], input_json, response, turn)
+            except Exception:
+                # Nothing half-written: without its conversation items the response goes too.
+                try:
+                    await self.responses_store.delete_response_object(turn.response_id)
+                except Exception:
+                    logger.warning("responses-rs: could not delete %s", turn.response_id, exc_info=True)
+                raise
+        return response
+
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
+        """One ResponsesStore write. A chained response's row holds only this turn's input, as the builtin
+        stores it (``incremental``): the chain before it is the previous response's (reconstructed) input
+        and its output, the first ``history_items`` items, which the driver counted when it read them, so
+        the previous response is not read again here."""
+        response = OpenAIResponseObject.model_validate_json(_record_json(response_json))
+        incremental = bool(response.previous_response_id) and history_items > 0
+        if incremental:  # only this turn's items are validated: the chain before them grows every turn
+            raw = json.loads(input_json)
+            incremental = history_items <= len(raw)
+            items = INPUT_ITEMS.validate_python(raw[history_items:] if incremental else raw)
+        else:
+            items = INPUT_ITEMS.validate_json(input_json)
         await self.responses_store.store_response_object(
             response_object=response, input=items, messages=[], incremental_input=incremental
         )
         return response
 
+    async def _sync_conversation(self, conversation_id: str, input_json: str, response: Any, turn: Turn) -> None:
+        """Append the response's input and output items to the conversation (ids kept, ids already
+        there skipped) and keep its chat history in the store, as the builtin does."""
+        items = [_dump(item) for item in json.loads(input_json) if item.get("type") != "compaction"]
+        items.extend(_dump(item) for item in response.output)
+        await self.conversations_api.sync_items(
+            conversation_id, AddItemsRequest(items=CONVERSATION_ITEMS.validate_python(items))
+        )
+        await self.responses_store.store_conversation_messages(
+            conversation_id, MESSAGES.validate_json(turn.chat_history())
+        )
+
+    async def _moderate(self, text: str) -> str | None:
+        from ogx.providers.inline.responses.builtin.responses.utils import run_guardrails
+
+        return await run_guardrails(
+            getattr(self.config, "moderation_endpoint", None),
+            text,
+            headers=getattr(self.config, "moderation_headers", None),
+        )
+
     async def _list_mcp_tools(self, endpoint: str, headers: dict[str, Any]) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client (``ogx.providers.utils.tools.mcp``), as the builtin lists a server."""
+        from ogx.providers.utils.tools.mcp import list_mcp_tools
+
+        headers, authorization = _split_authorization(headers)
+        return await list_mcp_tools(
+            endpoint=endpoint, headers=headers, authorization=authorization, session_manager=_MCP_SESSIONS.get()
+        )
 
     async def _invoke_mcp_tool(self, endpoint: str, headers: dict[str, Any], name: str, arguments: Any) -> Any:
-        raise NotImplementedError("MCP tools are not wired to OGX's MCP client in responses-rs yet")
+        """OGX's MCP client, as the builtin calls a tool (an ``isError`` result has error_code 1)."""
+        from ogx.providers.utils.tools.mcp import invoke_mcp_tool
+
+        headers, authorization = _split_authorization(headers)
+        return await invoke_mcp_tool(
+            endpoint=endpoint,
+            tool_name=name,
+            kwargs=arguments,
+            headers=headers,
+            authorization=authorization,
+            session_manager=_MCP_SESSIONS.get(),
+        )
 
     async def _file_search(
         self,

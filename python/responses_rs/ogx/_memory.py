@@ -12,8 +12,8 @@ off, ``memory`` is accepted and has no effect, as in the builtin.
   skills'), in every inference call of the turn, never stored.
 - Write: the builtin writes memory only after a stored turn of a ``conversation`` (a debounced task summarising
   the conversation's messages into a Markdown file in the memory vector store, ``write_conversation_memory``).
-  responses-rs does not serve ``conversation`` yet, so no request reaches that point; a request that would
-  (``conversation`` with memory writes on) is refused naming the field rather than silently not remembered.
+  responses-rs does not write memory yet; a request that would have it written (``conversation`` with memory
+  writes on) is refused naming the field rather than silently not remembered.
 """
 
 from __future__ import annotations

@@ -91,17 +91,23 @@ class RequestDriver(OGXResponsesImpl):
             action = (action[0], json.dumps(messages), *action[2:])
         return await super()._infer(action, model, temperature)
 
-    async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
+    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
         if self._skills is not None:
             response = json.loads(response_json)
             response["skills"] = self._skills
             response_json = json.dumps(response)
-        return await super()._store(response_id, response_json, input_json)
+        return await super()._store(response_id, response_json, input_json, history_items=history_items)
 
     def _stream(  # type: ignore[override]
         self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None = None
     ) -> AsyncIterator[Any]:
         events = super()._stream(turn, model, temperature, primed)
+        return events if self._skills is None else self._echo_skills(events)
+
+    def _guarded(  # type: ignore[override]
+        self, turn: Turn, model: str, temperature: float | None, *, raise_errors: bool = False
+    ) -> AsyncIterator[Any]:
+        events = super()._guarded(turn, model, temperature, raise_errors=raise_errors)
         return events if self._skills is None else self._echo_skills(events)
 
     async def _echo_skills(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:

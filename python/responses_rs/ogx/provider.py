@@ -54,6 +54,9 @@ async def get_provider_impl(config: Any, deps: dict[Api, Any], policy: list[Any]
         tool_groups_api=deps[Api.tool_groups],
         tool_runtime_api=deps[Api.tool_runtime],
         vector_io_api=deps[Api.vector_io],
+        conversations_api=deps.get(Api.conversations),
+        prompts_api=deps.get(Api.prompts),
+        connectors_api=deps.get(Api.connectors),
         skills_api=deps.get(Api.skills),
         responses_store=store,
     )

@@ -7,7 +7,8 @@ Completions server, on the same Rust core as the llama-stack and OGX providers.
 Every flag has an environment variable (``RESPONSES_RS_<FLAG>``; lists comma-separated). The endpoint is
 ``http://HOST:PORT/v1/responses`` (the ``openai`` client's ``base_url`` is ``http://HOST:PORT/v1``).
 HTTP: uvicorn (httptools and uvloop when installed) with a raw ASGI app (``_app.py``); the upstream client is
-a small HTTP/1.1 client (``_upstream.py``); responses are stored in sqlite (``_store.py``).
+a small HTTP/1.1 client (``_upstream.py``); responses are stored in sqlite (``_store.py``) or, with
+``--database-url postgresql://...``, in PostgreSQL (``_store_pg.py``), which several servers can share.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 READY_PREFIX = "RESPONSES_RS_SERVE"
 
@@ -62,6 +64,13 @@ def parser() -> argparse.ArgumentParser:
         help="where the sqlite store lives (RESPONSES_RS_DATA_DIR)",
     )
     p.add_argument("--db", default=_env("DB"), help="sqlite file (default DATA_DIR/responses.db) (RESPONSES_RS_DB)")
+    p.add_argument(
+        "--database-url",
+        default=_env("DATABASE_URL"),
+        metavar="postgresql://USER:PASSWORD@HOST:PORT/DB",
+        help="store in PostgreSQL instead of sqlite: several servers on one database serve the same responses "
+        "(needs asyncpg: pip install 'responses-rs[postgres]') (RESPONSES_RS_DATABASE_URL)",
+    )
     p.add_argument(
         "--api-key",
         action="append",
@@ -124,6 +133,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _StoreUnavailable(Exception):
+    """The PostgreSQL store could not be opened (unreachable, refused, a newer schema)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if not args.upstream:
@@ -143,12 +156,30 @@ def main(argv: list[str] | None = None) -> int:
     from ._app import App, Config
     from ._store import Store
 
+    if TYPE_CHECKING:
+        from ._store_pg import PostgresStore
+
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.log_requests:
         logging.getLogger("responses_rs.server.requests").setLevel(logging.INFO)
-    db = Path(args.db) if args.db else Path(args.data_dir) / "responses.db"
-    store = Store(db)
-    store.open()
+    postgres: PostgresStore | None = None
+    if args.database_url:
+        from ._store_pg import PostgresStore, is_postgres_url
+
+        if not is_postgres_url(args.database_url):
+            parser().error("--database-url: expected postgresql://USER:PASSWORD@HOST:PORT/DB")
+        if importlib.util.find_spec("asyncpg") is None:
+            print("a PostgreSQL store needs asyncpg: pip install 'responses-rs[postgres]'", file=sys.stderr)
+            return 2
+        postgres = PostgresStore(args.database_url)
+        store: Store | PostgresStore = postgres
+        where = "postgresql://" + args.database_url.rpartition("@")[2]  # not the password
+    else:
+        db = Path(args.db) if args.db else Path(args.data_dir) / "responses.db"
+        sqlite = Store(db)
+        sqlite.open()
+        store = sqlite
+        where = str(db)
     try:
         app = App(
             Config(
@@ -165,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             store,
         )
     except ValueError as exc:
-        store.close()
+        if postgres is None:
+            sqlite.close()
         parser().error(str(exc))
     have = importlib.util.find_spec
     config = uvicorn.Config(
@@ -198,6 +230,19 @@ def main(argv: list[str] | None = None) -> int:
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
 
     async def serve() -> None:
+        if postgres is not None:  # its pool lives on this loop
+            try:
+                await postgres.open()
+            except Exception as exc:
+                raise _StoreUnavailable(f"{where}: {type(exc).__name__}: {exc}") from exc
+        try:
+            await serve_until_stopped()
+        finally:
+            await app.abandon_background()
+            if postgres is not None:
+                await postgres.close()
+
+    async def serve_until_stopped() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
@@ -207,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 host,
                 port,
                 args.upstream,
-                db,
+                where,
             )
             print(f"{READY_PREFIX} http://{host}:{port}/v1", flush=True)
         await task
@@ -220,9 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(serve())
+    except _StoreUnavailable as exc:
+        print(f"responses-rs serve: the store cannot be opened: {exc}", file=sys.stderr)
+        return 2
     finally:
         app.upstream.close()
-        store.close()
+        if postgres is None:
+            sqlite.close()
     return 0
 
 

@@ -16,12 +16,15 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
-from ._store import NotFound, Store
+from ._store import RUNNING, NotFound, StillRunning, Store
 from ._upstream import Response, Upstream, UpstreamFailure
+
+if TYPE_CHECKING:
+    from ._store_pg import PostgresStore
 
 logger = logging.getLogger("responses_rs.server")
 
@@ -32,6 +35,8 @@ Emit = Callable[[bytes], Awaitable[None]]
 
 # The core builds no event objects here (events leave as SSE bytes), so its factory has no classes.
 _FACTORY = EventFactory({})
+# Seconds between two looks at the store for background responses cancelled through another server.
+BACKGROUND_POLL = 0.5
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
 # Server-side tools this server has no backend for.
@@ -155,13 +160,14 @@ def _owner(key: str) -> str:
 
 
 class App:
-    def __init__(self, config: Config, store: Store) -> None:
+    def __init__(self, config: Config, store: Store | PostgresStore) -> None:
         self.config = config
         self.store = store
         self.upstream = Upstream(config.upstream, config.upstream_key, config.upstream_timeout)
         self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
         self._slots = asyncio.Semaphore(config.max_upstream)
         self._background: dict[str, BackgroundRun] = {}
+        self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------
     # ASGI
@@ -405,6 +411,12 @@ class App:
                         chain = await self.store.chain_items(previous_id, owner, with_output=True)
                     except NotFound:
                         raise _previous_not_found(previous_id) from None
+                    except StillRunning:  # a background response another server on the database runs
+                        raise ApiError(
+                            400,
+                            f"previous_response_id: response '{previous_id}' is still in progress",
+                            param="previous_response_id",
+                        ) from None
                 prefix = len(chain)
                 if isinstance(input, str):
                     chain.append({"type": "message", "role": "user", "content": input})
@@ -597,11 +609,17 @@ class App:
         run = BackgroundRun(request)
         self._background[turn.response_id] = run
         run.task = asyncio.create_task(self._background_run(run), name=f"responses-rs {turn.response_id}")
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch_background(), name="responses-rs background watcher")
         await _answer(send, 200, queued.encode())
 
     async def _background_run(self, run: BackgroundRun) -> None:
         turn = run.request.turn
         try:
+            # Under way: what another server on the same database answers for it from now on (this one answers
+            # with the response as it stands).
+            if not await self.store.set_response(turn.response_id, "in_progress", turn.snapshot_json("in_progress")):
+                return  # cancelled or deleted (through another server) before it started
             if await self._run(run.request, None) is not None:
                 # It failed: stored failed, so that whoever polls learns why.
                 await self.store.set_response(turn.response_id, "failed", turn.response_json())
@@ -612,6 +630,41 @@ class App:
         finally:
             if self._background.get(turn.response_id) is run:
                 del self._background[turn.response_id]
+
+    async def _watch_background(self) -> None:
+        """While this server runs background responses, look every `BACKGROUND_POLL` seconds for those the
+        store says are no longer under way (cancelled or deleted through another server on the same database)
+        and stop their tasks (their upstream connections are dropped)."""
+        while self._background:
+            await asyncio.sleep(BACKGROUND_POLL)
+            ids = list(self._background)
+            if not ids:
+                break
+            try:
+                stopped = await self.store.stopped(ids)
+            except Exception:
+                logger.exception("responses-rs serve: reading the background responses' state")
+                continue
+            for response_id in stopped:
+                run = self._background.pop(response_id, None)
+                if run is not None and run.task is not None:
+                    run.request.interrupted = "cancelled"
+                    run.task.cancel()
+
+    async def abandon_background(self) -> None:
+        """At shutdown: the background responses this server still runs can never end; stored failed (only
+        those still under way: one cancelled meanwhile stays cancelled)."""
+        runs = list(self._background.values())
+        self._background.clear()
+        for run in runs:
+            if run.task is not None:
+                run.task.cancel()
+            response = json.loads(run.request.turn.snapshot_json("failed"))
+            response["error"] = {"code": "server_error", "message": "the server stopped before the response ended"}
+            with contextlib.suppress(Exception):
+                await self.store.set_response(response["id"], "failed", json.dumps(response))
+        if self._watcher is not None:
+            self._watcher.cancel()
 
     async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
         run = self._background.get(response_id)
@@ -624,10 +677,21 @@ class App:
             await _answer(send, 200, cancelled.encode())
             return
         stored = await self._stored(response_id, owner)
+        response = json.loads(stored.response)
+        if stored.status in RUNNING and response.get("background"):
+            # Run by another server on the same database: the row is marked cancelled (if it is still under way
+            # then); that server's watcher stops the task, and its end no longer overwrites the row.
+            response["status"] = "cancelled"
+            cancelled = json.dumps(response)
+            if await self.store.set_response(response_id, "cancelled", cancelled):
+                await _answer(send, 200, cancelled.encode())
+                return
+            stored = await self._stored(response_id, owner)  # it ended meanwhile
+            response = json.loads(stored.response)
         if stored.status == "cancelled":
             await _answer(send, 200, stored.response.encode())
             return
-        if not json.loads(stored.response).get("background"):
+        if not response.get("background"):
             raise ApiError(
                 409,
                 f"Cannot cancel response '{response_id}': only background responses can be cancelled",

@@ -58,8 +58,34 @@ MIGRATIONS: list[str] = [
 ]
 
 
+# What a migration says in sqlite's words and PostgreSQL's: MIGRATIONS are written once, in the subset both
+# understand, and these are the only phrases translated (``statements``).
+_DIALECT: dict[str, dict[str, str]] = {
+    "sqlite": {},
+    "postgresql": {
+        "INTEGER PRIMARY KEY AUTOINCREMENT": "BIGSERIAL PRIMARY KEY",
+        "created_at INTEGER": "created_at BIGINT",
+    },
+}
+
+# A background response still under way (its row written when it started): the state a cancel or the end moves
+# it from.
+RUNNING = ("queued", "in_progress")
+
+
+def statements(script: str, dialect: str) -> list[str]:
+    """One migration's statements, in ``dialect`` (``sqlite`` or ``postgresql``)."""
+    for phrase, replacement in _DIALECT[dialect].items():
+        script = script.replace(phrase, replacement)
+    return [statement.strip() for statement in script.split(";") if statement.strip()]
+
+
 class NotFound(LookupError):
     """No such response (or not this owner's)."""
+
+
+class StillRunning(LookupError):
+    """A ``previous_response_id`` names a background response still under way."""
 
 
 class Stored:
@@ -108,9 +134,8 @@ class Store:
                     f"{self.path}: schema version {version} is newer than this responses-rs ({len(MIGRATIONS)})"
                 )
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                for statement in statements(script, "sqlite"):
+                    conn.execute(statement)
                 conn.execute("UPDATE schema_version SET version = ?", (number,))
             # Background responses a stopped server left under way can never end: they failed.
             conn.execute(
@@ -168,12 +193,30 @@ class Store:
             row,
         )
 
-    async def set_response(self, id: str, status: str, response: str) -> None:
-        """A background response's new state (failed, cancelled)."""
-        await self._run(self._set_response, id, status, response)
+    async def set_response(self, id: str, status: str, response: str) -> bool:
+        """A background response's new state (its end, failed, cancelled), only while it is still under way:
+        the first of its end and a cancel (from any server on the database) wins. False: it had already ended,
+        been cancelled or deleted."""
+        return await self._run(self._set_response, id, status, response)
 
-    def _set_response(self, id: str, status: str, response: str) -> None:
-        self.conn.execute("UPDATE responses SET status = ?, response = ? WHERE id = ?", (status, response, id))
+    def _set_response(self, id: str, status: str, response: str) -> bool:
+        cursor = self.conn.execute(
+            "UPDATE responses SET status = ?, response = ? WHERE id = ? AND status IN (?, ?)",
+            (status, response, id, *RUNNING),
+        )
+        return cursor.rowcount > 0
+
+    async def stopped(self, ids: list[str]) -> set[str]:
+        """Which of these background responses are no longer under way in the store (cancelled or deleted,
+        by this server or another on the same database): their tasks are stopped."""
+        return await self._run(self._stopped, ids)
+
+    def _stopped(self, ids: list[str]) -> set[str]:
+        marks = ", ".join("?" * len(ids))
+        rows = self.conn.execute(
+            f"SELECT id FROM responses WHERE id IN ({marks}) AND status IN (?, ?)", (*ids, *RUNNING)
+        ).fetchall()
+        return set(ids) - {row[0] for row in rows}
 
     async def delete(self, id: str, owner: str) -> None:
         await self._run(self._delete, id, owner)
@@ -219,13 +262,16 @@ class Store:
 
     async def chain_items(self, id: str, owner: str, *, with_output: bool) -> list[Any]:
         """Every item of the chain ending at response ``id``, oldest first: each response's new input, then
-        its output (the last one's output only ``with_output``). NotFound when ``id`` is not this owner's.
+        its output (the last one's output only ``with_output``). NotFound when ``id`` is not this owner's; StillRunning
+        (``with_output``) when it is a background response still under way.
         With ``with_output`` it is what a ``previous_response_id`` continues from; without, the response's
         input as the model saw it (``input_items``)."""
         return await self._run(self._chain_items, id, owner, with_output)
 
     def _chain_items(self, id: str, owner: str, with_output: bool) -> list[Any]:
         newest = self._get(id, owner)
+        if with_output and newest.status in RUNNING:
+            raise StillRunning(id)
         rows: list[tuple[str, str]] = [(newest.input, newest.response)]
         previous = newest.previous_response_id
         seen = {newest.id}

@@ -316,6 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Each SSE event is its own small write: without TCP_NODELAY, Nagle's algorithm holds the first one
+        # back until the client's delayed ACK (~40 ms on Linux), as no real model server does.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.owner._track(self.connection, add=True)
 
     def finish(self) -> None:

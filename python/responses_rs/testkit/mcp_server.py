@@ -1,7 +1,8 @@
 """A real MCP server over SSE on 127.0.0.1, for end-to-end tests of Responses ``mcp`` tools.
 
-Built on the ``mcp`` package's ``FastMCP`` (mcp 1.x API: llama-stack 0.2.x's MCP client needs
-``mcp<2``). It serves the standard SSE transport at ``http://127.0.0.1:PORT/sse`` with three tools:
+Built on the ``mcp`` package's ``FastMCP`` (mcp 1.x, which llama-stack 0.2.x's MCP client needs) or
+its successor ``MCPServer`` (mcp 2.x, which OGX 1.5 installs). It serves the standard SSE transport at
+``http://127.0.0.1:PORT/sse`` with three tools:
 
 ``add(a: int, b: int) -> int``
     Adds two integers.
@@ -16,6 +17,8 @@ In-process use (the server runs on a background thread; every tool call is recor
         tools = [{"type": "mcp", "server_label": "kit", "server_url": mcp.url}]
         ...
         assert mcp.calls == [("add", {"a": 2, "b": 3})]
+        assert mcp.listings == 1  # tools/list requests served
+        mcp.request_headers  # the headers of every HTTP request (lower-case names)
 
 CLI: ``python -m responses_rs.testkit.mcp_server --port 0`` prints ``MCP_TEST_SERVER <url>`` and serves
 until killed.
@@ -37,11 +40,25 @@ __all__ = ["READY_PREFIX", "MCPTestServer", "build_app", "main"]
 READY_PREFIX = "MCP_TEST_SERVER"
 
 
-def build_app(name: str, host: str, port: int, record: Any = None) -> Any:
-    """The FastMCP app with the test tools; ``record(tool, arguments)`` is called on every call."""
-    from mcp.server.fastmcp import FastMCP
+def build_app(name: str, host: str, port: int, record: Any = None, on_list: Any = None) -> Any:
+    """The MCP server app with the test tools; ``record(tool, arguments)`` is called on every call,
+    ``on_list()`` on every tools/list request."""
+    try:
+        from mcp.server.fastmcp import FastMCP as Base  # mcp 1.x
 
-    app = FastMCP(name, host=host, port=port, log_level="WARNING")
+        kwargs: dict[str, Any] = {"host": host, "port": port}
+    except ImportError:
+        from mcp.server.mcpserver import MCPServer as Base  # mcp 2.x
+
+        kwargs = {}
+
+    class Server(Base):  # type: ignore[misc, valid-type]
+        async def list_tools(self) -> Any:
+            if on_list is not None:
+                on_list()
+            return await super().list_tools()
+
+    app = Server(name, log_level="WARNING", **kwargs)
 
     def _record(tool: str, arguments: dict[str, Any]) -> None:
         if record is not None:
@@ -74,6 +91,8 @@ class MCPTestServer:
         self.port = port
         self._lock = threading.Lock()
         self._calls: list[tuple[str, dict[str, Any]]] = []
+        self._listings = 0
+        self._headers: list[dict[str, str]] = []
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -91,9 +110,27 @@ class MCPTestServer:
         with self._lock:
             return list(self._calls)
 
+    @property
+    def listings(self) -> int:
+        """How many tools/list requests the server answered."""
+        with self._lock:
+            return self._listings
+
+    @property
+    def request_headers(self) -> list[dict[str, str]]:
+        """The headers (lower-case names) of every HTTP request so far."""
+        with self._lock:
+            return [dict(h) for h in self._headers]
+
     def reset(self) -> None:
         with self._lock:
             self._calls.clear()
+            self._listings = 0
+            self._headers.clear()
+
+    def _count_listing(self) -> None:
+        with self._lock:
+            self._listings += 1
 
     def _record(self, tool: str, arguments: dict[str, Any]) -> None:
         with self._lock:
@@ -108,7 +145,19 @@ class MCPTestServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        app = build_app(self.name, self.host, self.port, self._record).sse_app()
+        mcp_app = build_app(self.name, self.host, self.port, self._record, self._count_listing)
+        try:
+            sse = mcp_app.sse_app(host=self.host)  # mcp 2.x
+        except TypeError:
+            sse = mcp_app.sse_app()  # mcp 1.x
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope.get("type") == "http":
+                headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+                with self._lock:
+                    self._headers.append(headers)
+            await sse(scope, receive, send)
+
         config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
 
