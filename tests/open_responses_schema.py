@@ -63,6 +63,8 @@ EXCLUDED_ITEM_TYPES: dict[str, str] = {
     "mcp_call": "OpenAI's remote MCP tool call item; the spec has no MCP tool",
     "mcp_list_tools": "OpenAI's remote MCP tool listing item; the spec has no MCP tool",
     "mcp_approval_request": "OpenAI's request for approval of a remote MCP tool call; the spec has no MCP tool",
+    "custom_tool_call": "OpenAI's call of a custom (free-form input) tool; the spec has no custom tool",
+    "tool_search_call": "OpenAI's client-executed tool search call; the spec has no tool search",
 }
 
 # ``response.tool_choice`` objects naming a built-in tool: the spec's choices name only functions.
@@ -82,6 +84,9 @@ EXCLUDED_TOOL_TYPES: dict[str, str] = {
     "web_search_preview_2025_03_11": "OpenAI's dated name of the web search tool (llama-stack accepts it)",
     "file_search": "OpenAI's built-in file search tool (llama-stack 0.2.12: vector stores)",
     "mcp": "OpenAI's remote MCP tool (llama-stack 0.2.12)",
+    "custom": "OpenAI's custom tool with free-form input (Codex CLI's apply_patch)",
+    "namespace": "OpenAI's group of function tools under a name (Codex CLI sends them)",
+    "tool_search": "OpenAI's tool search, here executed by the client (Codex CLI sends it)",
 }
 
 # Annotation types the spec's ``Annotation`` union does not define (it has only ``url_citation``).
@@ -113,6 +118,12 @@ UNSPECIFIED_EVENT_TYPES: dict[str, tuple[str | None, tuple[str, ...], str]] = {
     "response.file_search_call.in_progress": (None, ("item_id", "output_index"), "no file search in the spec"),
     "response.file_search_call.searching": (None, ("item_id", "output_index"), "no file search in the spec"),
     "response.file_search_call.completed": (None, ("item_id", "output_index"), "no file search in the spec"),
+    "response.custom_tool_call_input.delta": (
+        None,
+        ("item_id", "output_index", "delta"),
+        "no custom tools in the spec",
+    ),
+    "response.custom_tool_call_input.done": (None, ("item_id", "output_index"), "no custom tools in the spec"),
     "response.mcp_call_arguments.delta": (None, ("item_id", "output_index", "delta"), "no MCP in the spec"),
     "response.mcp_call_arguments.done": (None, ("item_id", "output_index", "arguments"), "no MCP in the spec"),
     "response.mcp_call.in_progress": (None, ("item_id", "output_index"), "no MCP in the spec"),

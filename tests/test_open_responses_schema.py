@@ -193,6 +193,8 @@ def test_excluded_item_types_are_skipped():
         {"type": "web_search_call", "id": "ws_1", "status": "completed"},
         {"type": "file_search_call", "id": "fs_1", "queries": [], "status": "completed"},
         {"type": "mcp_approval_request", "id": "mcpr_1", "name": "lookup"},
+        {"type": "custom_tool_call", "id": "ctc_1", "call_id": "c", "name": "apply_patch", "input": "x"},
+        {"type": "tool_search_call", "id": "tsc_1", "execution": "client", "arguments": {}, "status": "completed"},
     ]
     assert {item["type"] for item in response["output"][3:]} == set(EXCLUDED_ITEM_TYPES)
     for host in HOSTS:

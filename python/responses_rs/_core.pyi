@@ -69,6 +69,7 @@ class Turn:
         split_think: bool = False,
         file_search_citations: bool = False,
         history_items: int = 0,
+        developer_role: str = "developer",
     ) -> None: ...
     @property
     def response_id(self) -> str: ...

@@ -187,36 +187,61 @@ pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<V
                 arguments,
                 call_id,
                 name,
+                namespace,
+                ..
+            } => push_tool_call(
+                &mut messages,
+                &mut pending_reasoning,
+                call_id,
+                chat_tool_name(namespace.as_deref(), name),
+                arguments.clone(),
+            ),
+            Item::CustomToolCall {
+                call_id,
+                input,
+                name,
+                namespace,
+                ..
+            } => push_tool_call(
+                &mut messages,
+                &mut pending_reasoning,
+                call_id,
+                chat_tool_name(namespace.as_deref(), name),
+                custom_arguments(input),
+            ),
+            Item::CustomToolCallOutput {
+                call_id, output, ..
+            } => messages.push(ChatMessage::Tool {
+                content: output.clone(),
+                tool_call_id: call_id.clone(),
+            }),
+            // A client-executed tool search is a call of the chat function `tool_search` and its answer.
+            Item::ToolSearchCall {
+                id,
+                call_id,
+                arguments,
                 ..
             } => {
-                let call = |index| ToolCall {
-                    index,
-                    id: call_id.clone(),
-                    kind: "function",
-                    function: ToolCallFunction {
-                        name: name.clone(),
-                        arguments: arguments.clone(),
-                    },
+                let call_id = call_id.clone().or_else(|| id.clone()).unwrap_or_default();
+                let arguments = match arguments {
+                    Value::String(s) => s.clone(),
+                    Value::Null => "{}".to_owned(),
+                    other => other.to_string(),
                 };
-                match messages.last_mut() {
-                    Some(ChatMessage::Assistant {
-                        tool_calls: Some(calls),
-                        reasoning_content,
-                        ..
-                    }) => {
-                        let index = calls.len() as u32;
-                        calls.push(call(index));
-                        if let Some(text) = pending_reasoning.take() {
-                            append_reasoning(reasoning_content, text);
-                        }
-                    }
-                    _ => messages.push(ChatMessage::Assistant {
-                        content: None,
-                        tool_calls: Some(vec![call(0)]),
-                        reasoning_content: pending_reasoning.take(),
-                    }),
-                }
+                push_tool_call(
+                    &mut messages,
+                    &mut pending_reasoning,
+                    &call_id,
+                    TOOL_SEARCH.to_owned(),
+                    arguments,
+                )
             }
+            Item::ToolSearchOutput {
+                id, call_id, tools, ..
+            } => messages.push(ChatMessage::Tool {
+                content: Value::Array(tools.clone()).to_string(),
+                tool_call_id: call_id.clone().or_else(|| id.clone()).unwrap_or_default(),
+            }),
             Item::FunctionCallOutput {
                 call_id, output, ..
             } => messages.push(ChatMessage::Tool {
@@ -249,6 +274,96 @@ pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<V
         }
     }
     Ok(messages)
+}
+
+/// The chat function a client-executed `tool_search` is offered as.
+pub const TOOL_SEARCH: &str = "tool_search";
+
+/// The chat function name of a tool: a namespaced one is `{namespace}__{name}` (chat function names
+/// have no room for a separate namespace).
+pub fn chat_tool_name(namespace: Option<&str>, name: &str) -> String {
+    match namespace {
+        Some(ns) => format!("{ns}__{name}"),
+        None => name.to_owned(),
+    }
+}
+
+/// A custom tool's free-form input as the arguments of its chat function (one string parameter `input`).
+pub fn custom_arguments(input: &str) -> String {
+    serde_json::json!({ "input": input }).to_string()
+}
+
+/// The free-form input back out of a custom tool's chat-function arguments: the `input` string when the
+/// arguments are such an object, else the arguments as the model wrote them.
+pub fn custom_input(arguments: &str) -> String {
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(Value::Object(obj)) => match obj.get("input") {
+            Some(Value::String(s)) => s.clone(),
+            _ => arguments.to_owned(),
+        },
+        _ => arguments.to_owned(),
+    }
+}
+
+/// The chat function a `custom` tool is offered as: one string parameter `input`, the grammar (if any)
+/// described to the model in the description.
+pub fn custom_tool(name: &str, description: Option<&str>, format: Option<&Value>) -> Value {
+    let mut input = Map::new();
+    input.insert("type".into(), Value::from("string"));
+    let mut about = String::from("The tool's free-form input.");
+    if let Some(Value::Object(f)) = format {
+        if f.get("type").and_then(Value::as_str) == Some("grammar") {
+            let syntax = f.get("syntax").and_then(Value::as_str).unwrap_or("lark");
+            let definition = f
+                .get("definition")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            about =
+                format!("The tool's input, which must match this {syntax} grammar:\n{definition}");
+        }
+    }
+    input.insert("description".into(), Value::from(about));
+    let parameters = serde_json::json!({
+        "type": "object",
+        "properties": { "input": Value::Object(input) },
+        "required": ["input"],
+        "additionalProperties": false,
+    });
+    function_tool(name, description, Some(&parameters), None)
+}
+
+/// Append one tool call to the assistant message that holds the previous ones, or start one.
+fn push_tool_call(
+    messages: &mut Vec<ChatMessage>,
+    pending_reasoning: &mut Option<String>,
+    call_id: &str,
+    name: String,
+    arguments: String,
+) {
+    let call = |index| ToolCall {
+        index,
+        id: call_id.to_owned(),
+        kind: "function",
+        function: ToolCallFunction { name, arguments },
+    };
+    match messages.last_mut() {
+        Some(ChatMessage::Assistant {
+            tool_calls: Some(calls),
+            reasoning_content,
+            ..
+        }) => {
+            let index = calls.len() as u32;
+            calls.push(call(index));
+            if let Some(text) = pending_reasoning.take() {
+                append_reasoning(reasoning_content, text);
+            }
+        }
+        _ => messages.push(ChatMessage::Assistant {
+            content: None,
+            tool_calls: Some(vec![call(0)]),
+            reasoning_content: pending_reasoning.take(),
+        }),
+    }
 }
 
 /// The chat tool definition of a function tool given in the request.

@@ -156,6 +156,7 @@ mod tests {
             options,
             record_shape: Shape::Full,
             file_search_citations: false,
+            developer_as_system: false,
         };
         let mut turn = Turn::new(cfg, &json!("hi"), &tools).expect("turn");
         match turn.next_action().expect("action") {

@@ -216,8 +216,17 @@ pub fn text_segments(items: &[Item]) -> Vec<&str> {
                     segments.push(arguments)
                 }
             }
-            Item::FunctionCallOutput { output, .. } => segments.push(output),
-            Item::WebSearchCall { .. }
+            Item::FunctionCallOutput { output, .. } | Item::CustomToolCallOutput { output, .. } => {
+                segments.push(output)
+            }
+            Item::CustomToolCall { input, .. } => {
+                if !input.is_empty() {
+                    segments.push(input)
+                }
+            }
+            Item::ToolSearchCall { .. }
+            | Item::ToolSearchOutput { .. }
+            | Item::WebSearchCall { .. }
             | Item::FileSearchCall { .. }
             | Item::McpListTools { .. }
             | Item::McpApprovalResponse { .. }

@@ -68,6 +68,8 @@ pub enum DeltaKind {
     ReasoningText,
     FunctionArguments,
     McpArguments,
+    /// A custom tool call's free-form input.
+    CustomToolInput,
 }
 
 impl DeltaKind {
@@ -78,6 +80,7 @@ impl DeltaKind {
             DeltaKind::ReasoningText => "response.reasoning_text.delta",
             DeltaKind::FunctionArguments => "response.function_call_arguments.delta",
             DeltaKind::McpArguments => "response.mcp_call_arguments.delta",
+            DeltaKind::CustomToolInput => "response.custom_tool_call_input.delta",
         }
     }
 
@@ -88,6 +91,7 @@ impl DeltaKind {
             DeltaKind::ReasoningText => "response.reasoning_text.done",
             DeltaKind::FunctionArguments => "response.function_call_arguments.done",
             DeltaKind::McpArguments => "response.mcp_call_arguments.done",
+            DeltaKind::CustomToolInput => "response.custom_tool_call_input.done",
         }
     }
 
@@ -105,6 +109,7 @@ impl DeltaKind {
             DeltaKind::OutputText | DeltaKind::ReasoningText => "text",
             DeltaKind::Refusal => "refusal",
             DeltaKind::FunctionArguments | DeltaKind::McpArguments => "arguments",
+            DeltaKind::CustomToolInput => "input",
         }
     }
 }
@@ -326,6 +331,7 @@ fn items_text_size(items: &[Item]) -> usize {
             Item::FunctionCall { arguments, .. } | Item::McpCall { arguments, .. } => {
                 arguments.len()
             }
+            Item::CustomToolCall { input, .. } => input.len(),
             Item::FileSearchCall { results, .. } => results.as_ref().map_or(0, |r| r.len() * 256),
             Item::McpListTools { tools, .. } => tools.len() * 256,
             _ => 0,

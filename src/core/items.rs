@@ -95,6 +95,44 @@ pub enum Item {
         name: String,
         id: Option<String>,
         status: Option<String>,
+        /// The `namespace` tool the function belongs to (OpenAI's field); absent for a plain function.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+    /// A call of a `custom` (free-form input) tool, handed back to the client.
+    #[serde(rename = "custom_tool_call")]
+    CustomToolCall {
+        call_id: String,
+        input: String,
+        name: String,
+        id: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+    },
+    /// The client's result of a `custom_tool_call` (a list of content parts is kept as its text).
+    #[serde(rename = "custom_tool_call_output")]
+    CustomToolCallOutput {
+        call_id: String,
+        output: String,
+        id: Option<String>,
+    },
+    /// A `tool_search` the model asked for, executed by the client (`execution: "client"`).
+    #[serde(rename = "tool_search_call")]
+    ToolSearchCall {
+        id: Option<String>,
+        call_id: Option<String>,
+        arguments: Value,
+        execution: String,
+        status: Option<String>,
+    },
+    /// The client's answer to a `tool_search_call`: the tools it found.
+    #[serde(rename = "tool_search_output")]
+    ToolSearchOutput {
+        id: Option<String>,
+        call_id: Option<String>,
+        tools: Vec<Value>,
+        execution: String,
+        status: Option<String>,
     },
     #[serde(rename = "function_call_output")]
     FunctionCallOutput {
@@ -189,7 +227,11 @@ impl Item {
             Item::Message { id, .. }
             | Item::FunctionCall { id, .. }
             | Item::FunctionCallOutput { id, .. }
-            | Item::Compaction { id, .. } => id.as_deref(),
+            | Item::Compaction { id, .. }
+            | Item::CustomToolCall { id, .. }
+            | Item::CustomToolCallOutput { id, .. }
+            | Item::ToolSearchCall { id, .. }
+            | Item::ToolSearchOutput { id, .. } => id.as_deref(),
             Item::WebSearchCall { id, .. }
             | Item::FileSearchCall { id, .. }
             | Item::McpCall { id, .. }
@@ -359,6 +401,42 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
             name: str_field(obj, "name", path)?.to_owned(),
             id: opt_str_field(obj, "id", path)?,
             status: opt_str_field(obj, "status", path)?,
+            namespace: opt_str_field(obj, "namespace", path)?,
+        },
+        "custom_tool_call" => Item::CustomToolCall {
+            call_id: str_field(obj, "call_id", path)?.to_owned(),
+            input: opt_str_field(obj, "input", path)?.unwrap_or_default(),
+            name: str_field(obj, "name", path)?.to_owned(),
+            id: opt_str_field(obj, "id", path)?,
+            namespace: opt_str_field(obj, "namespace", path)?,
+        },
+        "custom_tool_call_output" => Item::CustomToolCallOutput {
+            call_id: str_field(obj, "call_id", path)?.to_owned(),
+            output: output_text(obj.get("output"), path)?,
+            id: opt_str_field(obj, "id", path)?,
+        },
+        "tool_search_call" => Item::ToolSearchCall {
+            id: opt_str_field(obj, "id", path)?,
+            call_id: opt_str_field(obj, "call_id", path)?,
+            arguments: obj.get("arguments").cloned().unwrap_or(Value::Null),
+            execution: opt_str_field(obj, "execution", path)?.unwrap_or_else(|| "client".to_owned()),
+            status: opt_str_field(obj, "status", path)?,
+        },
+        "tool_search_output" => Item::ToolSearchOutput {
+            id: opt_str_field(obj, "id", path)?,
+            call_id: opt_str_field(obj, "call_id", path)?,
+            tools: match obj.get("tools") {
+                Some(Value::Array(tools)) => tools.clone(),
+                Some(Value::Null) | None => Vec::new(),
+                Some(other) => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.tools"),
+                        format!("must be a list, got {}", kind_of(other)),
+                    ))
+                }
+            },
+            execution: opt_str_field(obj, "execution", path)?.unwrap_or_else(|| "client".to_owned()),
+            status: opt_str_field(obj, "status", path)?,
         },
         "function_call_output" => Item::FunctionCallOutput {
             call_id: str_field(obj, "call_id", path)?.to_owned(),
@@ -432,13 +510,39 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
                 format!("{path}.type"),
                 format!(
                     "unknown input item type '{other}' (expected message, function_call, function_call_output, \
-                     web_search_call, file_search_call, mcp_call, mcp_list_tools, mcp_approval_request, \
-                     mcp_approval_response, reasoning or compaction)"
+                     custom_tool_call, custom_tool_call_output, tool_search_call, tool_search_output, web_search_call, \
+                     file_search_call, mcp_call, mcp_list_tools, mcp_approval_request, mcp_approval_response, \
+                     reasoning or compaction)"
                 ),
             ))
         }
     };
     Ok(item)
+}
+
+/// A `custom_tool_call_output`'s `output`: a string, or a list of content parts kept as their text.
+fn output_text(value: Option<&Value>, path: &str) -> Result<String> {
+    match value {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(Value::Array(parts)) => {
+            let mut text = String::new();
+            for (i, part) in parts.iter().enumerate() {
+                let part = parse_content_part(part, &format!("{path}.output[{i}]"))?;
+                text.push_str(part.text().unwrap_or_default());
+            }
+            Ok(text)
+        }
+        Some(Value::Null) | None => {
+            Err(CoreError::invalid(format!("{path}.output"), "is required"))
+        }
+        Some(other) => Err(CoreError::invalid(
+            format!("{path}.output"),
+            format!(
+                "must be a string or a list of content parts, got {}",
+                kind_of(other)
+            ),
+        )),
+    }
 }
 
 /// An `mcp_call`'s `error`: llama-stack writes a string, OpenAI an object such as
@@ -542,6 +646,23 @@ pub enum Tool {
         strict: Option<bool>,
     },
     WebSearch,
+    /// A free-form tool: the model writes its input as plain text (`format`: `text` or a `grammar`).
+    Custom {
+        name: String,
+        description: Option<String>,
+        format: Option<Value>,
+    },
+    /// A group of function and custom tools under one name (the calls carry it as `namespace`).
+    Namespace {
+        name: String,
+        description: Option<String>,
+        tools: Vec<Tool>,
+    },
+    /// A `tool_search` the client executes (`execution: "client"`).
+    ToolSearch {
+        description: Option<String>,
+        parameters: Option<Value>,
+    },
     FileSearch {
         vector_store_ids: Vec<String>,
         filters: Option<Value>,
@@ -685,6 +806,49 @@ impl Tool {
                 put("strict", strict.map_or(Value::Null, Value::Bool));
             }
             Tool::WebSearch => put("type", Value::from("web_search")),
+            Tool::Custom {
+                name,
+                description,
+                format,
+            } => {
+                put("type", Value::from("custom"));
+                put("name", Value::from(name.as_str()));
+                if let Some(d) = description {
+                    put("description", Value::from(d.as_str()));
+                }
+                if let Some(f) = format {
+                    put("format", f.clone());
+                }
+            }
+            Tool::Namespace {
+                name,
+                description,
+                tools,
+            } => {
+                put("type", Value::from("namespace"));
+                put("name", Value::from(name.as_str()));
+                put(
+                    "description",
+                    Value::from(description.as_deref().unwrap_or_default()),
+                );
+                put(
+                    "tools",
+                    Value::Array(tools.iter().map(Tool::echo).collect()),
+                );
+            }
+            Tool::ToolSearch {
+                description,
+                parameters,
+            } => {
+                put("type", Value::from("tool_search"));
+                put("execution", Value::from("client"));
+                if let Some(d) = description {
+                    put("description", Value::from(d.as_str()));
+                }
+                if let Some(p) = parameters {
+                    put("parameters", p.clone());
+                }
+            }
             Tool::FileSearch {
                 vector_store_ids,
                 filters,
@@ -749,6 +913,66 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
             strict: obj.get("strict").and_then(Value::as_bool),
         },
         "web_search" | "web_search_preview" | "web_search_preview_2025_03_11" => Tool::WebSearch,
+        "custom" => Tool::Custom {
+            name: str_field(obj, "name", path)?.to_owned(),
+            description: opt_str_field(obj, "description", path)?,
+            format: match obj.get("format") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(f)) => Some(Value::Object(f.clone())),
+                Some(other) => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.format"),
+                        format!("must be an object, got {}", kind_of(other)),
+                    ))
+                }
+            },
+        },
+        "namespace" => {
+            let name = str_field(obj, "name", path)?.to_owned();
+            let tools = match obj.get("tools") {
+                Some(Value::Array(tools)) => tools
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let inner_path = format!("{path}.tools[{i}]");
+                        match parse_tool(t, &inner_path)? {
+                            inner @ (Tool::Function { .. } | Tool::Custom { .. }) => Ok(inner),
+                            _ => Err(CoreError::invalid(
+                                format!("{inner_path}.type"),
+                                "a namespace holds only function and custom tools",
+                            )),
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+                Some(Value::Null) | None => {
+                    return Err(CoreError::invalid(format!("{path}.tools"), "is required"))
+                }
+                Some(other) => {
+                    return Err(CoreError::invalid(
+                        format!("{path}.tools"),
+                        format!("must be a list of tools, got {}", kind_of(other)),
+                    ))
+                }
+            };
+            Tool::Namespace {
+                name,
+                description: opt_str_field(obj, "description", path)?,
+                tools,
+            }
+        }
+        "tool_search" => {
+            let execution = opt_str_field(obj, "execution", path)?;
+            if execution.as_deref().is_some_and(|e| e != "client") {
+                return Err(CoreError::invalid(
+                    format!("{path}.execution"),
+                    "only 'client' execution is served (the client runs the search)",
+                ));
+            }
+            Tool::ToolSearch {
+                description: opt_str_field(obj, "description", path)?,
+                parameters: obj.get("parameters").filter(|v| v.is_object()).cloned(),
+            }
+        }
         "file_search" => {
             // 0.2.7 named the field `vector_store_id`; 0.2.12 and OpenAI `vector_store_ids`.
             let ids = obj
@@ -837,7 +1061,8 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
             return Err(CoreError::invalid(
                 format!("{path}.type"),
                 format!(
-                "unknown tool type '{other}' (expected function, web_search, file_search or mcp)"
+                "unknown tool type '{other}' (expected function, custom, namespace, tool_search, web_search, \
+                 file_search or mcp)"
             ),
             ))
         }

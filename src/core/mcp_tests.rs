@@ -18,6 +18,7 @@ fn cfg(shape: Shape) -> TurnConfig {
         options: RequestOptions::parse(&json!({"model": "m"})).unwrap(),
         record_shape: shape,
         file_search_citations: false,
+        developer_as_system: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn rich_output() -> Vec<Item> {
             name: "f".into(),
             id: Some("fc_1".into()),
             status: Some("completed".into()),
+            namespace: None,
         },
         Item::McpCall {
             id: "mcp_1".into(),

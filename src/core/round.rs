@@ -113,6 +113,7 @@ struct Call {
     name: String,
     arguments: String,
     kind: Option<CallKind>,
+    shape: ClientShape,
 }
 
 #[derive(Debug)]
@@ -152,6 +153,154 @@ pub enum Ending {
 /// Looks up what a called name is (function, or which server-side tool).
 pub trait Classify {
     fn classify(&self, name: &str) -> CallKind;
+
+    /// The item a client-side call of this chat function name comes back as.
+    fn client_shape(&self, _name: &str) -> ClientShape {
+        ClientShape::Function
+    }
+}
+
+/// The item a call handed back to the client becomes: a chat function stands for a function, a
+/// namespaced function, a custom tool or a client-executed tool search.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ClientShape {
+    /// A `function_call` named as the model called it.
+    #[default]
+    Function,
+    /// A `function_call` with `name` and `namespace`.
+    Namespaced { namespace: String, name: String },
+    /// A `custom_tool_call`: its input is the chat function's `input` argument.
+    Custom {
+        namespace: Option<String>,
+        name: String,
+    },
+    /// A `tool_search_call` (`execution: "client"`) with the arguments as an object.
+    ToolSearch,
+}
+
+impl ClientShape {
+    /// Argument deltas stream as `function_call_arguments.delta` only for function calls; a custom
+    /// call's input is its decoded `input` argument, sent whole when the call closes.
+    fn streams_arguments(&self) -> bool {
+        matches!(self, ClientShape::Function | ClientShape::Namespaced { .. })
+    }
+
+    fn open_item(&self, call_id: &str, chat_name: &str) -> (&'static str, Item) {
+        match self {
+            ClientShape::Function | ClientShape::Namespaced { .. } => {
+                let (namespace, name) = match self {
+                    ClientShape::Namespaced { namespace, name } => {
+                        (Some(namespace.clone()), name.clone())
+                    }
+                    _ => (None, chat_name.to_owned()),
+                };
+                (
+                    "fc_",
+                    Item::FunctionCall {
+                        arguments: String::new(),
+                        call_id: call_id.to_owned(),
+                        name,
+                        id: None,
+                        status: Some("in_progress".to_owned()),
+                        namespace,
+                    },
+                )
+            }
+            ClientShape::Custom { namespace, name } => (
+                "ctc_",
+                Item::CustomToolCall {
+                    call_id: call_id.to_owned(),
+                    input: String::new(),
+                    name: name.clone(),
+                    id: None,
+                    namespace: namespace.clone(),
+                },
+            ),
+            ClientShape::ToolSearch => (
+                "tsc_",
+                Item::ToolSearchCall {
+                    id: None,
+                    call_id: Some(call_id.to_owned()),
+                    arguments: Value::Object(Default::default()),
+                    execution: "client".to_owned(),
+                    status: Some("in_progress".to_owned()),
+                },
+            ),
+        }
+    }
+
+    /// The finished item, its events emitted (`*.done`, and a custom call's one input delta first).
+    fn close_item(
+        &self,
+        out: &mut Output,
+        call: &Call,
+        item_id: &ItemId,
+        id: String,
+        output_index: usize,
+        status: Option<String>,
+    ) -> Item {
+        match self {
+            ClientShape::Function | ClientShape::Namespaced { .. } => {
+                out.emit(EventBody::Done {
+                    kind: DeltaKind::FunctionArguments,
+                    item_id: id.clone(),
+                    output_index,
+                    content_index: 0,
+                    text: call.arguments.clone(),
+                });
+                let (namespace, name) = match self {
+                    ClientShape::Namespaced { namespace, name } => {
+                        (Some(namespace.clone()), name.clone())
+                    }
+                    _ => (None, call.name.clone()),
+                };
+                Item::FunctionCall {
+                    arguments: call.arguments.clone(),
+                    call_id: call.call_id.clone(),
+                    name,
+                    id: Some(id),
+                    status,
+                    namespace,
+                }
+            }
+            ClientShape::Custom { namespace, name } => {
+                let input = super::chat::custom_input(&call.arguments);
+                if !input.is_empty() {
+                    out.emit(EventBody::Delta {
+                        kind: DeltaKind::CustomToolInput,
+                        item_id: item_id.clone(),
+                        output_index,
+                        content_index: 0,
+                        delta: input.clone(),
+                    });
+                }
+                out.emit(EventBody::Done {
+                    kind: DeltaKind::CustomToolInput,
+                    item_id: id.clone(),
+                    output_index,
+                    content_index: 0,
+                    text: input.clone(),
+                });
+                Item::CustomToolCall {
+                    call_id: call.call_id.clone(),
+                    input,
+                    name: name.clone(),
+                    id: Some(id),
+                    namespace: namespace.clone(),
+                }
+            }
+            ClientShape::ToolSearch => Item::ToolSearchCall {
+                id: Some(id),
+                call_id: Some(call.call_id.clone()),
+                arguments: match serde_json::from_str::<Value>(&call.arguments) {
+                    Ok(v @ Value::Object(_)) => v,
+                    _ => Value::Object(Default::default()),
+                },
+                execution: "client".to_owned(),
+                status,
+            },
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -412,6 +561,7 @@ impl Round {
                             name: String::new(),
                             arguments: String::new(),
                             kind: None,
+                            shape: ClientShape::Function,
                         }),
                     );
                     self.segs.len() - 1
@@ -434,6 +584,7 @@ impl Round {
             if call.name.is_empty() {
                 call.name = name.to_owned();
                 call.kind = Some(catalog.classify(name));
+                call.shape = catalog.client_shape(name);
                 changed = true;
             }
         }
@@ -445,7 +596,7 @@ impl Round {
             item_id,
         } = &seg.wire
         {
-            if !piece.is_empty() {
+            if !piece.is_empty() && call.shape.streams_arguments() {
                 if direct && out.idle() && out.emits() {
                     result = Some(DirectDelta {
                         kind: DeltaKind::FunctionArguments,
@@ -545,16 +696,7 @@ impl Round {
                     return true;
                 }
                 Some(_) if call.call_id.is_empty() => return false,
-                Some(_) => (
-                    "fc_",
-                    Item::FunctionCall {
-                        arguments: String::new(),
-                        call_id: call.call_id.clone(),
-                        name: call.name.clone(),
-                        id: None,
-                        status: Some("in_progress".to_owned()),
-                    },
-                ),
+                Some(_) => call.shape.open_item(&call.call_id, &call.name),
             },
         };
         let id = new_id(prefix);
@@ -591,7 +733,7 @@ impl Round {
                     replay_annotations(out, &item_id, output_index, p, &part.annotations);
                 }
             }
-            Body::Call(call) => replay(
+            Body::Call(call) if call.shape.streams_arguments() => replay(
                 out,
                 &item_id,
                 output_index,
@@ -599,6 +741,7 @@ impl Round {
                 DeltaKind::FunctionArguments,
                 &call.arguments,
             ),
+            Body::Call(_) => {}
         }
         seg.wire = Wire::Open {
             output_index,
@@ -645,20 +788,8 @@ impl Round {
                 }
             }
             Body::Call(call) => {
-                out.emit(EventBody::Done {
-                    kind: DeltaKind::FunctionArguments,
-                    item_id: id.clone(),
-                    output_index,
-                    content_index: 0,
-                    text: call.arguments.clone(),
-                });
-                Item::FunctionCall {
-                    arguments: call.arguments.clone(),
-                    call_id: call.call_id.clone(),
-                    name: call.name.clone(),
-                    id: Some(id),
-                    status,
-                }
+                call.shape
+                    .close_item(out, call, &item_id, id, output_index, status)
             }
         };
         out.close(output_index, item);
@@ -680,6 +811,7 @@ impl Round {
                     call.kind = Some(if call.name.is_empty() {
                         CallKind::Function
                     } else {
+                        call.shape = catalog.client_shape(&call.name);
                         catalog.classify(&call.name)
                     });
                 }
@@ -729,7 +861,10 @@ fn append(slot: &mut Option<String>, text: &str) {
 
 fn with_id(mut item: Item, new: &str) -> Item {
     match &mut item {
-        Item::Message { id, .. } | Item::FunctionCall { id, .. } => *id = Some(new.to_owned()),
+        Item::Message { id, .. }
+        | Item::FunctionCall { id, .. }
+        | Item::CustomToolCall { id, .. }
+        | Item::ToolSearchCall { id, .. } => *id = Some(new.to_owned()),
         Item::Reasoning { id, .. } => *id = new.to_owned(),
         _ => {}
     }

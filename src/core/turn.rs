@@ -23,7 +23,7 @@ use super::mcp::{self, Answer};
 use super::output::Output;
 use super::request::RequestOptions;
 use super::response::{Response, Shape};
-use super::round::{CallKind, CallPiece, Classify, Ending, Round};
+use super::round::{CallKind, CallPiece, Classify, ClientShape, Ending, Round};
 use super::think::ThinkSplitter;
 use super::tool_calls::Execution;
 
@@ -55,6 +55,9 @@ pub struct TurnConfig {
     /// response only when `include` asks for `file_search_call.results` (always in the record).
     /// Off: llama-stack 0.2.12's `knowledge_search` tool and text, results always shown.
     pub file_search_citations: bool,
+    /// Send `developer` messages to the model as `system` messages, for chat servers that do not know
+    /// the developer role (Codex CLI sends its instructions as developer messages).
+    pub developer_as_system: bool,
 }
 
 /// I/O the driver must perform next.
@@ -123,6 +126,8 @@ pub(super) struct McpServer {
 pub(super) struct Catalog {
     function_names: HashSet<String>,
     server_tools: HashMap<String, CallKind>,
+    /// Chat function names that stand for a namespaced function, a custom tool or a tool search.
+    client_shapes: HashMap<String, ClientShape>,
 }
 
 impl Classify for Catalog {
@@ -135,6 +140,50 @@ impl Classify for Catalog {
             .get(name)
             .copied()
             .unwrap_or(CallKind::Function)
+    }
+
+    fn client_shape(&self, name: &str) -> ClientShape {
+        self.client_shapes.get(name).cloned().unwrap_or_default()
+    }
+}
+
+/// The Codex-era tool and item types (custom, namespace, tool_search) only fit OpenAI's full record shape.
+fn refuse_codex_types(tools: &[Tool], input: &[Item]) -> Result<()> {
+    for (i, tool) in tools.iter().enumerate() {
+        let kind = match tool {
+            Tool::Custom { .. } => "custom",
+            Tool::Namespace { .. } => "namespace",
+            Tool::ToolSearch { .. } => "tool_search",
+            _ => continue,
+        };
+        return Err(CoreError::invalid(
+            format!("tools[{i}].type"),
+            format!("tool type '{kind}' is not supported by the llama-stack contract"),
+        ));
+    }
+    for (i, item) in input.iter().enumerate() {
+        let kind = match item {
+            Item::CustomToolCall { .. } => "custom_tool_call",
+            Item::CustomToolCallOutput { .. } => "custom_tool_call_output",
+            Item::ToolSearchCall { .. } => "tool_search_call",
+            Item::ToolSearchOutput { .. } => "tool_search_output",
+            _ => continue,
+        };
+        return Err(CoreError::invalid(
+            format!("input[{i}].type"),
+            format!("item type '{kind}' is not supported by the llama-stack contract"),
+        ));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    /// Offer a client-side tool as the chat function `chat_name`, coming back as `shape`.
+    fn client_tool(&mut self, chat_name: String, shape: ClientShape) {
+        self.function_names.insert(chat_name.clone());
+        if shape != ClientShape::Function {
+            self.client_shapes.insert(chat_name, shape);
+        }
     }
 }
 
@@ -247,6 +296,10 @@ impl Turn {
             }
         }
         let tools = items::parse_tools(tools)?;
+        if cfg.record_shape != Shape::Full {
+            // llama-stack's records have no custom, namespaced or tool-search calls.
+            refuse_codex_types(&tools, &stored_input)?;
+        }
         if !cfg.extended_tools {
             for (i, tool) in tools.iter().enumerate() {
                 let kind = match tool {
@@ -272,6 +325,15 @@ impl Turn {
                 content: ChatContent::Text(text.clone()),
             }),
             _ => messages.extend(chat::items_to_messages(&stored_input)?),
+        }
+        if cfg.developer_as_system {
+            for message in &mut messages {
+                if let ChatMessage::Developer { content } = message {
+                    *message = ChatMessage::System {
+                        content: std::mem::replace(content, ChatContent::Text(String::new())),
+                    };
+                }
+            }
         }
         if cfg.send_response_format {
             cfg.options.response_format()?;
@@ -337,6 +399,96 @@ impl Turn {
                         *strict,
                     ));
                     turn.catalog.function_names.insert(name.clone());
+                }
+                Tool::Custom {
+                    name,
+                    description,
+                    format,
+                } => {
+                    turn.chat_tools[i].push(chat::custom_tool(
+                        name,
+                        description.as_deref(),
+                        format.as_ref(),
+                    ));
+                    turn.catalog.client_tool(
+                        name.clone(),
+                        ClientShape::Custom {
+                            namespace: None,
+                            name: name.clone(),
+                        },
+                    );
+                }
+                Tool::Namespace {
+                    name: ns, tools, ..
+                } => {
+                    for inner in tools {
+                        let (chat_tool, chat_name, shape) = match inner {
+                            Tool::Function {
+                                name,
+                                description,
+                                parameters,
+                                strict,
+                            } => {
+                                let chat_name = chat::chat_tool_name(Some(ns), name);
+                                (
+                                    chat::function_tool(
+                                        &chat_name,
+                                        description.as_deref(),
+                                        parameters.as_ref(),
+                                        *strict,
+                                    ),
+                                    chat_name,
+                                    ClientShape::Namespaced {
+                                        namespace: ns.clone(),
+                                        name: name.clone(),
+                                    },
+                                )
+                            }
+                            Tool::Custom {
+                                name,
+                                description,
+                                format,
+                            } => {
+                                let chat_name = chat::chat_tool_name(Some(ns), name);
+                                (
+                                    chat::custom_tool(
+                                        &chat_name,
+                                        description.as_deref(),
+                                        format.as_ref(),
+                                    ),
+                                    chat_name,
+                                    ClientShape::Custom {
+                                        namespace: Some(ns.clone()),
+                                        name: name.clone(),
+                                    },
+                                )
+                            }
+                            // The parser lets only functions and custom tools into a namespace.
+                            _ => continue,
+                        };
+                        turn.chat_tools[i].push(chat_tool);
+                        turn.catalog.client_tool(chat_name, shape);
+                    }
+                }
+                Tool::ToolSearch {
+                    description,
+                    parameters,
+                } => {
+                    let default_parameters = json!({
+                        "type": "object",
+                        "properties": {"query": {"type": "string", "description": "What to search the available tools for"}},
+                        "required": ["query"],
+                    });
+                    turn.chat_tools[i].push(chat::function_tool(
+                        chat::TOOL_SEARCH,
+                        Some(description.as_deref().unwrap_or(
+                            "Search for more tools to use; the tools found become available.",
+                        )),
+                        Some(parameters.as_ref().unwrap_or(&default_parameters)),
+                        None,
+                    ));
+                    turn.catalog
+                        .client_tool(chat::TOOL_SEARCH.to_owned(), ClientShape::ToolSearch);
                 }
                 Tool::WebSearch => {
                     if !web_search_seen {

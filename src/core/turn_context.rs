@@ -238,6 +238,7 @@ mod tests {
             file_search_citations: false,
             options: RequestOptions::parse(&request).unwrap(),
             record_shape: Shape::Full,
+            developer_as_system: false,
         };
         Turn::new(cfg, &input, &Value::Null).unwrap()
     }

@@ -21,6 +21,7 @@ fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: Shape::LlamaStack0212,
         file_search_citations: false,
+        developer_as_system: false,
     }
 }
 
@@ -39,6 +40,7 @@ fn delta_target(kind: &str) -> Option<(&'static str, &'static str)> {
         "response.reasoning_text" => ("reasoning_text", "text"),
         "response.function_call_arguments" => ("", "arguments"),
         "response.mcp_call_arguments" => ("", "arguments"),
+        "response.custom_tool_call_input" => ("", "input"),
         _ => return None,
     })
 }
@@ -1552,3 +1554,6 @@ fn a_search_hit_names_the_file_of_its_attributes() {
     assert_eq!(results[0]["file_id"], "doc-1");
     assert_eq!(results[0]["filename"], Value::Null);
 }
+
+#[path = "codex_tools_tests.rs"]
+mod codex_tools;

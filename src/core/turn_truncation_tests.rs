@@ -17,6 +17,7 @@ fn cfg(request: Value, max_rounds: u32, shape: Shape) -> TurnConfig {
         options: RequestOptions::parse(&request).unwrap(),
         record_shape: shape,
         file_search_citations: false,
+        developer_as_system: false,
     }
 }
 

@@ -20,12 +20,13 @@ use crate::core::turn::DirectDelta;
 /// JSON text.
 const LARGE_EVENT: usize = 4096;
 /// Every delta kind, in the order of `EventFactory::fast`.
-const DELTA_KINDS: [DeltaKind; 5] = [
+const DELTA_KINDS: [DeltaKind; 6] = [
     DeltaKind::OutputText,
     DeltaKind::Refusal,
     DeltaKind::ReasoningText,
     DeltaKind::FunctionArguments,
     DeltaKind::McpArguments,
+    DeltaKind::CustomToolInput,
 ];
 
 fn slot(kind: DeltaKind) -> usize {
@@ -35,6 +36,7 @@ fn slot(kind: DeltaKind) -> usize {
         DeltaKind::ReasoningText => 2,
         DeltaKind::FunctionArguments => 3,
         DeltaKind::McpArguments => 4,
+        DeltaKind::CustomToolInput => 5,
     }
 }
 
@@ -58,7 +60,7 @@ fn delta_fields(kind: DeltaKind) -> &'static [&'static str] {
             "sequence_number",
             "type",
         ],
-        DeltaKind::FunctionArguments | DeltaKind::McpArguments => &[
+        DeltaKind::FunctionArguments | DeltaKind::McpArguments | DeltaKind::CustomToolInput => &[
             "delta",
             "item_id",
             "output_index",
@@ -172,7 +174,7 @@ fn dict_set(
 pub struct EventFactory {
     classes: HashMap<String, Py<PyType>>,
     /// Delta classes whose fields are exactly what the fast path fills in, by `slot(kind)`.
-    fast: [Option<FastClass>; 5],
+    fast: [Option<FastClass>; 6],
     object_new: Py<PyAny>,
 }
 
@@ -196,7 +198,7 @@ impl EventFactory {
             .getattr("object")?
             .getattr("__new__")?;
         let mut by_type = HashMap::new();
-        let mut fast: [Option<FastClass>; 5] = Default::default();
+        let mut fast: [Option<FastClass>; 6] = Default::default();
         for (k, v) in classes.iter() {
             let name: String = k.extract()?;
             let cls = v.cast::<PyType>()?.clone();

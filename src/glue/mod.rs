@@ -563,7 +563,7 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false, file_search_citations=false, history_items=0))]
+        split_think=false, file_search_citations=false, history_items=0, developer_role="developer"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -585,6 +585,7 @@ impl PyTurn {
         split_think: bool,
         file_search_citations: bool,
         history_items: usize,
+        developer_role: &str,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -614,7 +615,17 @@ impl PyTurn {
                     )))
                 }
             };
+            let developer_as_system = match developer_role {
+                "developer" => false,
+                "system" => true,
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "developer_role: unknown role '{other}' (expected developer or system)"
+                    )))
+                }
+            };
             let cfg = TurnConfig {
+                developer_as_system,
                 emit_events,
                 max_rounds: max_rounds.max(1),
                 stream_inference,

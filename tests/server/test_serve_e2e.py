@@ -248,7 +248,14 @@ def test_deleting_the_middle_of_a_chain_keeps_the_chain(client: openai.OpenAI, c
         ({"model": MODEL, "input": "hi", "temperature": "hot"}, "temperature"),
         ({"model": MODEL, "input": [{"type": "message", "role": "wizard", "content": "x"}]}, "input[0].role"),
         ({"model": MODEL, "input": "hi", "stream": "yes"}, "stream"),
-        ({"model": MODEL, "input": "hi", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        (
+            {
+                "model": MODEL,
+                "input": "hi",
+                "tools": [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs"]}],
+            },
+            "tools[1].type",
+        ),
         ({"model": MODEL, "input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
         ({"model": MODEL, "input": "hi", "background": True, "store": False}, "background"),
         ({"model": MODEL, "input": "hi", "background": True, "stream": True}, "stream"),

@@ -110,6 +110,13 @@ def parser() -> argparse.ArgumentParser:
         help="log one JSON line per response when it ends (id, status, model, ms, tokens, error) on the "
         "responses_rs.server.requests logger (RESPONSES_RS_LOG_REQUESTS=1)",
     )
+    p.add_argument(
+        "--developer-role",
+        choices=("developer", "system"),
+        default=_env("DEVELOPER_ROLE", "developer"),
+        help="the chat role developer messages (Codex CLI's instructions) are sent to the upstream as: system for "
+        "chat servers that do not accept the developer role (RESPONSES_RS_DEVELOPER_ROLE)",
+    )
     p.add_argument("--log-level", default=_env("LOG_LEVEL", "info"), help="(RESPONSES_RS_LOG_LEVEL)")
     p.add_argument(
         "--http",
@@ -184,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_upstream=args.max_upstream,
                 max_body_bytes=args.max_body_bytes,
                 log_requests=args.log_requests,
+                developer_role=args.developer_role,
             ),
             store,
         )

@@ -39,10 +39,14 @@ _FACTORY = EventFactory({})
 BACKGROUND_POLL = 0.5
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
+# Server-side tools this server has no backend for.
+LEFT_OUT_TOOLS = ("web_search", "web_search_preview", "web_search_preview_2025_03_11")
 # Open Responses fields this server does not serve yet: refused naming the field.
 NOT_BUILT = ("prompt", "context_management")
-# Tool types the core runs on host collaborators this server has none of yet.
-SERVED_TOOLS = ("function",)
+# Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
+# `web_search`, which with no search backend configured is left out of what the model is offered (Codex offers it
+# on default settings): the core's lookup of its definition is answered "not available".
+SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", *LEFT_OUT_TOOLS)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -87,6 +91,7 @@ class Config:
         max_upstream: int = 256,
         max_body_bytes: int = 32 << 20,
         log_requests: bool = False,
+        developer_role: str = "developer",
     ) -> None:
         self.upstream = upstream
         self.upstream_key = upstream_key
@@ -96,6 +101,9 @@ class Config:
         self.max_upstream = max_upstream
         self.max_body_bytes = max_body_bytes
         self.log_requests = log_requests
+        if developer_role not in ("developer", "system"):
+            raise ValueError(f"developer_role: expected developer or system, got {developer_role!r}")
+        self.developer_role = developer_role
 
 
 class Request:
@@ -433,6 +441,7 @@ class App:
                 extended_tools=True,
                 options=options,
                 record_shape="full",
+                developer_role=self.config.developer_role,
             )
         except InvalidRequest as exc:
             raise invalid(str(exc)) from None
@@ -476,6 +485,9 @@ class App:
                 elif kind == "store":
                     await self._store(request, action[1], action[2])
                     turn.stored()
+                elif kind == "get_tool":  # web_search's definition: no search backend here
+                    turn.tool_failed("no search backend is configured")
+                    turn.take_warnings()  # expected on every Codex request: not logged
                 elif kind == "done":
                     if request.conversation is not None:
                         await self._append_to_conversation(request)
@@ -484,7 +496,7 @@ class App:
                         if out:
                             await emit(out)
                     return None
-                else:  # the request's tools were checked: only function tools reach the core
+                else:  # the request's tools were checked: only client-side tools and web_search reach the core
                     raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
         except asyncio.CancelledError:
             # The server is shutting down past its grace period (or a background response was cancelled):

@@ -118,7 +118,7 @@ async def _warm_up(app: App, request: Request, emit: Emit) -> dict[str, Any]:
     """`generate: false`: the request's state (instructions, tools, input) becomes a completed response with no
     output, without calling the model; a later turn continues from it with `previous_response_id`."""
     turn = request.turn
-    turn.next_action()  # response.created and response.in_progress (only function tools: nothing to look up)
+    turn.next_action()  # response.created and response.in_progress (a web_search lookup, if any, stays unanswered)
     await emit(turn.drain_sse())
     response = json.loads(turn.snapshot_json("in_progress"))
     response["status"] = "completed"
