@@ -80,11 +80,20 @@ async def compact(
     return compaction
 
 
-def resolve_encoding(config: Any, model: str) -> Any:
+def resolve_encoding(config: Any, model: str, tokenizer_encoding: str | None = None) -> Any:
     """The tiktoken encoding for ``model``: the configured one, else tiktoken's for the model name, else
     the first ``model_tokenizer_mappings`` prefix that matches; None means "estimate from characters".
-    (The builtin first reads ``extra_body.tokenizer_encoding``; ``extra_body`` is refused here.)"""
+    ``tokenizer_encoding`` (the request's ``extra_body.tokenizer_encoding``) comes first and must name an
+    encoding, as in the builtin."""
     import tiktoken
+
+    if tokenizer_encoding:
+        try:
+            return tiktoken.get_encoding(tokenizer_encoding)
+        except ValueError:
+            raise ValueError(
+                f"tokenizer_encoding: {tokenizer_encoding!r} is not a tiktoken encoding (e.g. 'cl100k_base')"
+            ) from None
 
     settings = compaction_config(config)
     if settings.tokenizer_encoding:
@@ -105,10 +114,10 @@ def resolve_encoding(config: Any, model: str) -> Any:
     return None
 
 
-def count_tokens(config: Any, input: str | list[Any], model: str) -> int:
+def count_tokens(config: Any, input: str | list[Any], model: str, tokenizer_encoding: str | None = None) -> int:
     """The builtin's token estimate of a request's input: its texts (the core's ``compaction_text_segments``)
     counted with ``resolve_encoding``, else characters / 4."""
-    encoding = resolve_encoding(config, model)
+    encoding = resolve_encoding(config, model, tokenizer_encoding)
     segments = [input] if isinstance(input, str) else compaction_text_segments(input)
     if encoding is not None:
         return sum(len(encoding.encode(s)) for s in segments)
@@ -124,6 +133,7 @@ async def maybe_auto_compact(
     model: str,
     context_management: Sequence[Any],
     previous_usage: ogx_responses.OpenAIResponseUsage | None,
+    tokenizer_encoding: str | None = None,
 ) -> list[Any] | None:
     """``context_management``: for each ``compaction`` entry, its ``compact_threshold`` (else the configured
     default; neither: the entry is skipped) against the previous response's total tokens (else the
@@ -143,7 +153,7 @@ async def maybe_auto_compact(
             if previous_usage is not None and previous_usage.total_tokens:
                 count = previous_usage.total_tokens
             else:
-                count = count_tokens(config, history, model)
+                count = count_tokens(config, history, model, tokenizer_encoding)
         if count > threshold:
             logger.info("responses-rs: compacting the context (%d tokens > %d)", count, threshold)
             compaction = await compact(inference_api, responses_store, config, history, model=model)

@@ -240,6 +240,10 @@ def _dump(value: Any) -> Any:
 # The request's MCP sessions (OGX's `MCPSessionManager`): one session per server for its listing and calls,
 # as the builtin keeps them per request (OGX's fix for its issue 4452).
 _MCP_SESSIONS: contextvars.ContextVar[Any] = contextvars.ContextVar("responses_rs_mcp_sessions", default=None)
+# The request's `extra_body` (a dict, or None), for `_infer` and compaction's tokenizer.
+_EXTRA_BODY: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "responses_rs_extra_body", default=None
+)
 
 
 async def _with_mcp_sessions(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -328,9 +332,13 @@ class OGXResponsesImpl(TurnDriver):
             raise ValueError("OGX does not yet support 'stream' and 'background' together.")  # as the builtin
         if request.background and request.guardrails:
             raise NotImplementedError("background with guardrails: not supported by responses-rs (yet)")
-        extra = request.model_extra or {}
-        if "extra_body" in extra:
-            raise NotImplementedError("extra_body: not supported by responses-rs (yet)")
+        extra_body = (request.model_extra or {}).get("extra_body")
+        if extra_body is not None and not isinstance(extra_body, dict):
+            raise ValueError(f"extra_body: expected an object, got {type(extra_body).__name__}")
+        # As the builtin: extra_body's fields go into every chat completion request of this response (after
+        # the request's own), and its `tokenizer_encoding` picks compaction's tokenizer. Set in the request's
+        # own context, which its stream and its background run inherit.
+        _EXTRA_BODY.set(extra_body or None)
         options = request.model_dump(mode="json", exclude_unset=True, exclude_none=True, exclude=_NAMED)
         for name in (*NOT_BUILT, *_HOST_ONLY):
             options.pop(name, None)
@@ -424,6 +432,7 @@ class OGXResponsesImpl(TurnDriver):
             model=request.model,
             context_management=request.context_management or [],
             previous_usage=previous.usage if previous is not None else None,
+            tokenizer_encoding=(_EXTRA_BODY.get() or {}).get("tokenizer_encoding"),
         )
         if compacted is not None:
             return _History(compacted)
@@ -620,6 +629,9 @@ class OGXResponsesImpl(TurnDriver):
         if stream:
             body["stream_options"] = {"include_usage": True}
         body.update(params)
+        extra_body = _EXTRA_BODY.get()
+        if extra_body:
+            body.update(extra_body)
         return await self.inference_api.openai_chat_completion(OpenAIChatCompletionRequestWithExtraBody(**body))
 
     async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
