@@ -12,6 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 
 def free_port() -> int:
@@ -69,3 +70,49 @@ def ogx_server(
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def e2e_fixtures(model: str, *, state: str = "ogx") -> tuple[Any, Any, Any]:
+    """The three fixtures of an end-to-end module: ``chat_server`` (the scripted Chat Completions server serving
+    ``model``, one per module), ``ogx`` (a running ``ogx run`` with our provider on it, one per module; yields the
+    openai client's base URL) and ``client`` (an official ``openai.OpenAI`` on it, the chat server's script
+    reset for each test). Bind them in the module: ``chat_server, ogx, client = e2e_fixtures(MODEL)``."""
+    import openai
+    import pytest
+
+    from responses_rs.testkit import ScriptedChatServer
+
+    @pytest.fixture(scope="module")
+    def chat_server() -> Iterator[ScriptedChatServer]:
+        server = ScriptedChatServer(models=[model]).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture(scope="module")
+    def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+        with ogx_server(tmp_path_factory.mktemp(state), base_url=chat_server.base_url, model=model) as base:
+            yield base
+
+    @pytest.fixture
+    def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
+        chat_server.reset()
+        oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
+        yield oai
+        oai.close()
+
+    return chat_server, ogx, client
+
+
+def streamed_events(client: Any, **kwargs: Any) -> tuple[Any, list[Any]]:
+    """One streamed ``responses.create``: the final response, checked by the strict stream validator and the
+    Open Responses schema ("full"), and every event."""
+    from openai.types.responses import Response
+    from stream_validator import validate_stream
+
+    events = list(client.responses.create(stream=True, **kwargs))
+    return validate_stream(events, response_cls=Response, schema_host="full"), events
+
+
+def streamed(client: Any, **kwargs: Any) -> Any:
+    """One streamed ``responses.create``, validated (``streamed_events``): the final response."""
+    return streamed_events(client, **kwargs)[0]

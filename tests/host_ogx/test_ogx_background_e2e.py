@@ -6,40 +6,19 @@ retrieves it and cancels it."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import openai
 import pytest
-from ogx_server import ogx_server
+from ogx_server import e2e_fixtures
 from openai.types.responses import Response
 from stream_validator import validate_stream
-
-from responses_rs.testkit import ScriptedChatServer
 
 MODEL = "bg-e2e-model"
 POLL_S = 0.05
 WAIT_S = 30
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer(models=[MODEL]).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with ogx_server(tmp_path_factory.mktemp("ogx-bg"), base_url=chat_server.base_url, model=MODEL) as base:
-        yield base
-
-
-@pytest.fixture
-def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
-    chat_server.reset()
-    oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
-    yield oai
-    oai.close()
+chat_server, ogx, client = e2e_fixtures(MODEL, state="ogx-bg")
 
 
 def poll(client: openai.OpenAI, response_id: str, *statuses: str) -> tuple[Response, list[str]]:

@@ -5,16 +5,14 @@ object through the spec's ``CompactResource``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 from ogx.providers.inline.responses.builtin.config import DEFAULT_SUMMARIZATION_PROMPT, DEFAULT_SUMMARY_PREFIX
-from ogx_server import ogx_server
+from ogx_server import e2e_fixtures, streamed
 from open_responses_schema import SPEC_AVAILABLE, _check
-from openai.types.responses import CompactedResponse, Response
-from stream_validator import validate_stream
+from openai.types.responses import CompactedResponse
 
 from responses_rs.testkit import ScriptedChatServer
 
@@ -30,30 +28,7 @@ TOO_LONG = {
 }
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer(models=[MODEL]).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with ogx_server(tmp_path_factory.mktemp("ogx"), base_url=chat_server.base_url, model=MODEL) as base:
-        yield base
-
-
-@pytest.fixture
-def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
-    chat_server.reset()
-    oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
-    yield oai
-    oai.close()
-
-
-def streamed(client: openai.OpenAI, **kwargs: Any) -> Response:
-    events = list(client.responses.create(stream=True, **kwargs))
-    return validate_stream(events, response_cls=Response, schema_host="full")
+chat_server, ogx, client = e2e_fixtures(MODEL)
 
 
 def chat(request: dict[str, Any]) -> list[tuple[str, str]]:

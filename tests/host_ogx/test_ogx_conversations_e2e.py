@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 from moderation_server import Moderation
-from ogx_server import ogx_server
+from ogx_server import ogx_server, streamed
 from openai.types.responses import Response
 from stream_validator import validate_stream
 
@@ -52,11 +52,6 @@ def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]
     oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
     yield oai
     oai.close()
-
-
-def streamed(client: openai.OpenAI, **kwargs) -> Response:
-    events = list(client.responses.create(stream=True, **kwargs))
-    return validate_stream(events, response_cls=Response, schema_host="full")
 
 
 def text(content) -> str:

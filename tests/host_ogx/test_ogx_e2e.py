@@ -6,44 +6,17 @@ and the Open Responses schema check ("full": OGX's classes carry the whole objec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import openai
 import pytest
-from ogx_server import ogx_server
+from ogx_server import e2e_fixtures, streamed
 from openai.types.responses import Response
 from stream_validator import validate_stream
-
-from responses_rs.testkit import ScriptedChatServer
 
 MODEL = "e2e-model"
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer(models=[MODEL]).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def ogx(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A running ``ogx run`` with our provider; yields the openai client's base URL."""
-    with ogx_server(tmp_path_factory.mktemp("ogx"), base_url=chat_server.base_url, model=MODEL) as base:
-        yield base
-
-
-@pytest.fixture
-def client(ogx: str, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
-    chat_server.reset()
-    oai = openai.OpenAI(base_url=ogx, api_key="none", max_retries=0, timeout=30)
-    yield oai
-    oai.close()
-
-
-def streamed(client: openai.OpenAI, **kwargs) -> Response:
-    events = list(client.responses.create(stream=True, **kwargs))
-    return validate_stream(events, response_cls=Response, schema_host="full")
+chat_server, ogx, client = e2e_fixtures(MODEL)
 
 
 def test_create_streamed_and_not_chain_retrieve_list_and_delete(client: openai.OpenAI, chat_server) -> None:

@@ -9,9 +9,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from ogx_server import ogx_server
-from openai.types.responses import Response
-from stream_validator import validate_stream
+from ogx_server import ogx_server, streamed_events
 
 from responses_rs.testkit import ScriptedChatServer
 from responses_rs.testkit.mcp_server import MCPTestServer
@@ -47,11 +45,6 @@ def client(ogx: str, chat_server: ScriptedChatServer, mcp_server: MCPTestServer)
     oai.close()
 
 
-def streamed(client: openai.OpenAI, **kwargs) -> tuple[Response, list]:
-    events = list(client.responses.create(stream=True, **kwargs))
-    return validate_stream(events, response_cls=Response, schema_host="full"), events
-
-
 def test_mcp_with_an_approval(
     client: openai.OpenAI, chat_server: ScriptedChatServer, mcp_server: MCPTestServer
 ) -> None:
@@ -64,7 +57,7 @@ def test_mcp_with_an_approval(
         ]
     )
     # 1. The model calls `lookup`, which needs approval: not run, the response asks and ends.
-    first, events = streamed(client, model=MODEL, input="Does the shop have green tea?", tools=tools)
+    first, events = streamed_events(client, model=MODEL, input="Does the shop have green tea?", tools=tools)
     assert first.status == "completed"
     assert [item.type for item in first.output] == ["mcp_list_tools", "mcp_approval_request"]
     request = first.output[1]
@@ -76,7 +69,7 @@ def test_mcp_with_an_approval(
     assert not [e for e in events if "arguments" in e.type]
 
     # 2. Approved: the call runs first, then the model answers with its result.
-    second, events = streamed(
+    second, events = streamed_events(
         client,
         model=MODEL,
         previous_response_id=first.id,
@@ -147,7 +140,7 @@ def test_denied_call_allowed_tools_and_a_filter(
     assert mcp_server.calls == [("add", {"a": 1, "b": 2})]
     request = first.output[1]
     assert request.name == "lookup"
-    second, _ = streamed(
+    second, _ = streamed_events(
         client,
         model=MODEL,
         previous_response_id=first.id,
