@@ -27,7 +27,6 @@ import importlib.metadata
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from responses_rs.testkit.ogx_run import ogx_run
 
 MODEL = "bench-model"
 TARGETS = ("model", "builtin", "ours")
@@ -74,12 +75,6 @@ def tree_cpu_s(root: int) -> float:
     return total
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def chat_server() -> Iterator[tuple[str, int]]:
     """`python -m responses_rs.testkit.chat_server` in its own process; yields (base URL, pid)."""
@@ -100,42 +95,13 @@ def chat_server() -> Iterator[tuple[str, int]]:
 
 
 @contextlib.contextmanager
-def ogx_run(config_text: str, state: Path, model_url: str) -> Iterator[tuple[str, int]]:
+def ogx_server(config_text: str, state: Path, model_url: str) -> Iterator[tuple[str, int]]:
     """`ogx run CONFIG` with its sqlite stores and log in `state`; yields (base URL, pid)."""
     state.mkdir(parents=True, exist_ok=True)
     config = state / "run.yaml"
     config.write_text(config_text)
-    port = free_port()
-    env = {
-        **os.environ,
-        "OPENAI_BASE_URL": model_url,
-        "OPENAI_MODEL": MODEL,
-        "SQLITE_STORE_DIR": str(state),
-        "TIKTOKEN_CACHE_DIR": str(Path(sys.prefix) / "tiktoken-cache"),
-    }
-    log = (state / "ogx.log").open("w")
-    ogx_bin = Path(sys.executable).with_name("ogx")
-    proc = subprocess.Popen([str(ogx_bin), "run", str(config), "--port", str(port)], env=env, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    raise RuntimeError(f"ogx run did not start:\n{(state / 'ogx.log').read_text()[-4000:]}") from None
-                time.sleep(0.5)
+    with ogx_run(config, state, base_url=model_url, model=MODEL, start_timeout=120) as (base, proc):
         yield base, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 # --------------------------------------------------------------------------- load
@@ -289,7 +255,7 @@ def main() -> int:
         configs = {"builtin": EXAMPLE.read_text(), "ours": render_run_config()}
         for name in ("builtin", "ours"):
             if name in names:
-                base, pid = stack.enter_context(ogx_run(configs[name], tmp / name, model_url))
+                base, pid = stack.enter_context(ogx_server(configs[name], tmp / name, model_url))
                 body = {"model": MODEL, "input": prompt, "stream": True, "store": store}
                 targets[name] = Target(name, f"{base}/responses", body, b"response.completed", pid)
         for r in range(rounds):
