@@ -374,13 +374,7 @@ class App:
                     404, f"Conversation with id '{conversation}' not found.", param="conversation", code="not_found"
                 ) from None
             prefix = len(chain)
-            if isinstance(input, str):
-                chain.append({"type": "message", "role": "user", "content": input})
-            elif isinstance(input, list):
-                chain.extend(input)
-            else:
-                raise ApiError(400, "input: must be a string or a list of items", param="input")
-            input = chain
+            input = _after(chain, input)
         try:
             if previous_id is not None:
                 if not isinstance(previous_id, str) or not previous_id:
@@ -418,13 +412,7 @@ class App:
                             param="previous_response_id",
                         ) from None
                 prefix = len(chain)
-                if isinstance(input, str):
-                    chain.append({"type": "message", "role": "user", "content": input})
-                elif isinstance(input, list):
-                    chain.extend(input)
-                else:
-                    raise ApiError(400, "input: must be a string or a list of items", param="input")
-                input = chain
+                input = _after(chain, input)
             turn = Turn(
                 _FACTORY,
                 model,
@@ -828,6 +816,17 @@ def _stored_items(items: list[Any]) -> list[Any]:
                 kind = "output_text" if item.get("role") == "assistant" else "input_text"
                 item["content"] = [{"type": kind, "text": item["content"]}]
     return items
+
+
+def _after(chain: list[Any], input: Any) -> list[Any]:
+    """The earlier items (a conversation's, a previous response's chain), then the request's `input`."""
+    if isinstance(input, str):
+        chain.append({"type": "message", "role": "user", "content": input})
+    elif isinstance(input, list):
+        chain.extend(input)
+    else:
+        raise ApiError(400, "input: must be a string or a list of items", param="input")
+    return chain
 
 
 def _previous_not_found(previous_id: str) -> ApiError:
