@@ -43,7 +43,10 @@ import httpx
 from responses_rs.testkit.ogx_run import ogx_run
 
 MODEL = "bench-model"
-TARGETS = ("model", "builtin", "ours")
+TARGETS = ("model", "builtin", "ours", "serve")
+# `responses-rs serve` (issue 8's standalone server) runs from the venv with its server extra (httptools, uvloop):
+# scripts/venv.sh installs that in the 0.2.12 venv, not in the OGX one.
+SERVE_PYTHON = Path(__file__).resolve().parent.parent / ".venv-0.2.12" / "bin" / "python"
 TARGET_RPS = 0.9  # ours: requests/s within 10% of the model server alone
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 EXAMPLE = Path(__file__).resolve().parent.parent / "python" / "responses_rs" / "examples" / "ogx-builtin.yaml"
@@ -102,6 +105,33 @@ def ogx_server(config_text: str, state: Path, model_url: str) -> Iterator[tuple[
     config.write_text(config_text)
     with ogx_run(config, state, base_url=model_url, model=MODEL, start_timeout=120) as (base, proc):
         yield base, proc.pid
+
+
+@contextlib.contextmanager
+def serve_server(python: Path, state: Path, model_url: str) -> Iterator[tuple[str, int]]:
+    """`responses-rs serve` (run by `python`) on a free port in front of the chat server, its sqlite store in
+    `state`; yields (base URL, pid) once it prints its ready line."""
+    state.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [str(python), "-m", "responses_rs.server", "--upstream", model_url, "--port", "0", "--data-dir", str(state)],
+        stdout=subprocess.PIPE,
+        stderr=(state / "serve.log").open("w"),
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("RESPONSES_RS_SERVE "):
+                yield line.split()[1], proc.pid
+                break
+        else:
+            raise RuntimeError(f"responses-rs serve did not start:\n{(state / 'serve.log').read_text()[-4000:]}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 # --------------------------------------------------------------------------- load
@@ -214,7 +244,12 @@ def main() -> int:
     )
     ap.add_argument("--chunks", type=int, default=50, help="text chunks the model streams per answer (default 50)")
     ap.add_argument("--no-store", action="store_true", help="Responses requests with store=false (default: stored)")
-    ap.add_argument("--targets", default=",".join(TARGETS), help="which targets (default model,builtin,ours)")
+    ap.add_argument("--targets", default=",".join(TARGETS), help="which targets (default model,builtin,ours,serve)")
+    ap.add_argument(
+        "--serve-python",
+        default=str(SERVE_PYTHON),
+        help="the Python that runs `responses-rs serve` (default .venv-0.2.12/bin/python; missing: no serve target)",
+    )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds one request may take")
     ap.add_argument("--quick", action="store_true", help="30 requests per phase (at least 4 x clients), 1 round")
     ap.add_argument("--json", metavar="FILE", help="write every phase's numbers as JSON")
@@ -258,6 +293,14 @@ def main() -> int:
                 base, pid = stack.enter_context(ogx_server(configs[name], tmp / name, model_url))
                 body = {"model": MODEL, "input": prompt, "stream": True, "store": store}
                 targets[name] = Target(name, f"{base}/responses", body, b"response.completed", pid)
+        if "serve" in names:
+            if Path(args.serve_python).exists():
+                base, pid = stack.enter_context(serve_server(Path(args.serve_python), tmp / "serve", model_url))
+                body = {"model": MODEL, "input": prompt, "stream": True, "store": store}
+                targets["serve"] = Target("serve", f"{base}/responses", body, b"response.completed", pid)
+            else:
+                print(f"no {args.serve_python}: the serve target is left out", file=sys.stderr)
+                names.remove("serve")
         for r in range(rounds):
             for clients in levels:
                 for name in names:
@@ -312,8 +355,13 @@ def main() -> int:
             o, b = got["ours"], got["builtin"]
             cpu = (o.server_cpu_s / max(o.requests, 1)) / (b.server_cpu_s / max(b.requests, 1) or float("nan"))
             parts.append(f"ours/builtin req/s {o.rps / b.rps:.2f}, server CPU/req {cpu:.2f}")
+        if "serve" in got and "model" in got and got["model"].rps and got["model"].model_cpu_s:
+            sv, m = got["serve"], got["model"]
+            serve_cpu = sv.server_cpu_s / max(sv.requests, 1)
+            model_cpu = m.model_cpu_s / max(m.requests, 1)
+            parts.append(f"serve CPU/req {serve_cpu / model_cpu:.2f}x the model server's (target <= 2x)")
         if "model" in got and got["model"].rps:
-            for name in ("ours", "builtin"):
+            for name in ("ours", "builtin", "serve"):
                 if name in got:
                     parts.append(f"{name}/model req/s {got[name].rps / got['model'].rps:.2f}")
         if "ours" in got and "model" in got and got["model"].rps:
@@ -321,7 +369,7 @@ def main() -> int:
             parts.append(f"target ours >= {TARGET_RPS:g}x model: {'met' if ok else 'MISSED'}")
         print(f"{clients:>3} clients: " + "; ".join(parts))
     print(
-        "srv CPU = the ogx run process tree's utime+stime per request (10 ms ticks, summed over the phase); model CPU "
+        "srv CPU = the server's process tree's (ogx run, responses-rs serve) utime+stime per request (10 ms ticks, summed over the phase); model CPU "
         "= the scripted chat server's; client CPU = this process's (the load generator)"
     )
     for p in results.values():
