@@ -73,6 +73,7 @@ from pydantic import BaseModel, Field, TypeAdapter
 from .._core import Turn, check_request
 from .._engine import BackgroundRuns, TurnDriver, event_factory
 from . import _compaction
+from ._memory import MemoryWrites
 
 logger = logging.getLogger("responses_rs")
 
@@ -298,9 +299,11 @@ class OGXResponsesImpl(TurnDriver):
         skills_api: Any = None,
         conversations_api: Any = None,
         prompts_api: Any = None,
+        files_api: Any = None,
         config: Any = None,
     ) -> None:
         self.config = config
+        self.files_api = files_api  # memory writes upload their Markdown file (see ._memory)
         self.connectors_api = connectors_api
         self.skills_api = skills_api  # OGX's optional Api.skills (see ._skills)
         self.conversations_api = conversations_api
@@ -314,12 +317,14 @@ class OGXResponsesImpl(TurnDriver):
         # Made now, so a request's own driver (._request copies these attributes) shares it: its background
         # runs are the provider's (cancel, shutdown).
         self._background_state = BackgroundRuns()
+        self._memory_writes = MemoryWrites()  # shared the same way (see ._memory)
 
     async def initialize(self) -> None:
         return None
 
     async def shutdown(self) -> None:
         await self._shutdown_background()
+        await self._memory_writes.shutdown()
 
     # ------------------------------------------------------------------------------------------
     # The Responses protocol

@@ -74,6 +74,31 @@ class RequestDriver(OGXResponsesImpl):
         self._skill_message = None if skills_text is None else {"role": "system", "content": skills_text}
         self._skill_index = 1 if after_instructions else 0
         self._memory_message = None if memory_text is None else {"role": "system", "content": memory_text}
+        self._memory_request: Any = None  # memory on: the request, whose stored conversation turn writes memory
+
+    async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
+        response = await super()._store_turn(turn, response_json, input_json)
+        self._schedule_memory_write(turn.response_id, response.status)
+        return response
+
+    async def _background_ending(self, turn: Any, response_json: str, input_json: str) -> None:
+        await super()._background_ending(turn, response_json, input_json)
+        self._schedule_memory_write(turn.response_id, json.loads(response_json).get("status"))
+
+    def _schedule_memory_write(self, response_id: str, status: str | None) -> None:
+        """After the conversation turn is stored, as the builtin schedules it (see ``._memory.MemoryWrites``)."""
+        request = self._memory_request
+        if request is not None and request.conversation:
+            self._memory_writes.schedule(
+                self,
+                conversation_id=request.conversation,
+                response_id=response_id,
+                response_status=status,
+                model=request.model,
+                memory=request.memory,
+                metadata=request.metadata,
+                safety_identifier=request.safety_identifier,
+            )
 
     def _response_object(self, response_json: str) -> Any:
         response = super()._response_object(response_json)
@@ -132,7 +157,7 @@ async def request_driver(base: OGXResponsesImpl, request: Any) -> OGXResponsesIm
     skills = effective_skills(request, previous)
     skills_text = None if skills is None else await skill_instructions(getattr(base, "skills_api", None), skills)
     memory_text = None if memory is None else await memory_context(base, memory, request)
-    return RequestDriver(
+    driver = RequestDriver(
         base,
         previous=previous,
         skills=skills,
@@ -140,3 +165,6 @@ async def request_driver(base: OGXResponsesImpl, request: Any) -> OGXResponsesIm
         memory_text=memory_text,
         after_instructions=request.instructions is not None,
     )
+    if memory is not None:
+        driver._memory_request = request
+    return driver

@@ -56,6 +56,7 @@ async def get_provider_impl(config: Any, deps: dict[Api, Any], policy: list[Any]
         vector_io_api=deps[Api.vector_io],
         conversations_api=deps.get(Api.conversations),
         prompts_api=deps.get(Api.prompts),
+        files_api=deps.get(Api.files),
         connectors_api=deps.get(Api.connectors),
         skills_api=deps.get(Api.skills),
         responses_store=store,
