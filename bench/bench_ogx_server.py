@@ -369,8 +369,9 @@ def main() -> int:
             parts.append(f"target ours >= {TARGET_RPS:g}x model: {'met' if ok else 'MISSED'}")
         print(f"{clients:>3} clients: " + "; ".join(parts))
     print(
-        "srv CPU = the server's process tree's (ogx run, responses-rs serve) utime+stime per request (10 ms ticks, summed over the phase); model CPU "
-        "= the scripted chat server's; client CPU = this process's (the load generator)"
+        "srv CPU = the server's process tree's (ogx run, responses-rs serve) utime+stime per request (10 ms ticks, "
+        "summed over the phase); model CPU = the scripted chat server's; client CPU = this process's (the load "
+        "generator)"
     )
     for p in results.values():
         if p.errors:
