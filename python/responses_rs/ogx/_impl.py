@@ -326,8 +326,6 @@ class OGXResponsesImpl(TurnDriver):
                 raise NotImplementedError(f"{name}: not supported by responses-rs (yet)")
         if request.background and request.stream:
             raise ValueError("OGX does not yet support 'stream' and 'background' together.")  # as the builtin
-        if request.background and request.guardrails:
-            raise NotImplementedError("background with guardrails: not supported by responses-rs (yet)")
         extra = request.model_extra or {}
         if "extra_body" in extra:
             raise NotImplementedError("extra_body: not supported by responses-rs (yet)")
