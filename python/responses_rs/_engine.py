@@ -233,7 +233,7 @@ class TurnDriver:
                 return self._rejected_stream(model, code, str(exc), previous_response_id)
             raise
         if background:
-            return await self._start_background(turn, model, temperature)
+            return await self._start_background(turn, model, temperature, guardrails=guardrails)
         if guardrails:
             if stream:
                 return self._guarded(turn, model, temperature)
@@ -533,13 +533,17 @@ class TurnDriver:
                         "responses-rs: background response %s: recording the shutdown", run.turn.response_id
                     )
 
-    async def _start_background(self, turn: Turn, model: str, temperature: float | None) -> Any:
+    async def _start_background(
+        self, turn: Turn, model: str, temperature: float | None, *, guardrails: bool = False
+    ) -> Any:
+        """`guardrails`: the run checks input and output as a foreground response does (`_guarded`)."""
         runs = self._background_runs()
         if runs.waiting() >= self.background_max_queued:
             raise ValueError(f"Background response queue is full (max {self.background_max_queued}). Try again later.")
         queued = await self._background_insert(turn, turn.snapshot_json("queued"), turn.stored_input_json())
         # The task inherits this request's context (the caller's identity, for the store's access checks).
         run = _BackgroundRun(turn)
+        run.guardrails = guardrails
         runs.add(run, asyncio.create_task(self._run_background(run, model, temperature)))
         return queued
 
@@ -589,7 +593,7 @@ class TurnDriver:
         response_id = turn.response_id
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.background_timeout
-        drive = asyncio.create_task(self._drive_background(turn, model, temperature))
+        drive = asyncio.create_task(self._drive_background(turn, model, temperature, guardrails=run.guardrails))
         try:
             while True:
                 left = deadline - loop.time()
@@ -615,13 +619,18 @@ class TurnDriver:
         finally:
             await _stop_task(drive)
 
-    async def _drive_background(self, turn: Turn, model: str, temperature: float | None) -> None:
-        """The turn, as `_complete` drives it; the record is written once, when it ends. A failure ends
-        it `failed`, recorded (the client polls for it)."""
+    async def _drive_background(
+        self, turn: Turn, model: str, temperature: float | None, *, guardrails: bool = False
+    ) -> None:
+        """The turn, as `_complete` drives it (under guardrails: as `_guarded` does); the record is written
+        once, when it ends. A failure ends it `failed`, recorded (the client polls for it)."""
         response_id = turn.response_id
         try:
             async with self._background_scope():
-                await self._drive_background_turn(turn, model, temperature)
+                if guardrails:
+                    await self._drive_background_guarded(turn, model, temperature)
+                else:
+                    await self._drive_background_turn(turn, model, temperature)
         except Exception as exc:
             if isinstance(exc, InvalidRequest):
                 turn.fail(str(exc), "invalid_request")
@@ -632,7 +641,6 @@ class TurnDriver:
 
     async def _drive_background_turn(self, turn: Turn, model: str, temperature: float | None) -> None:
         """The turn, as `_complete` drives it; the record is written once, when it ends."""
-        response_id = turn.response_id
         while True:
             action = turn.next_action()
             kind = action[0]
@@ -651,18 +659,36 @@ class TurnDriver:
                     turn.feed_completion(result)
                 turn.end_inference()
             elif kind == "store":
-                _, response_json, input_json = action
-                await self._background_write(
-                    response_id,
-                    ("in_progress",),
-                    response_json,
-                    before=functools.partial(self._background_ending, turn, response_json, input_json),
-                )
-                turn.stored()
+                await self._background_perform(turn, action)
             elif kind == "done":
                 return
             else:
                 await self._perform(turn, action)
+
+    async def _drive_background_guarded(self, turn: Turn, model: str, temperature: float | None) -> None:
+        """The turn under guardrails, as a foreground one (`responses_rs._guardrails`): the input checked
+        before inference, the output during and after each round; a violation completes the response with
+        its refusal message. Its events are not sent anywhere; its record is written as `_drive_background_turn`
+        writes it."""
+        from ._guardrails import guarded
+
+        async for _ in guarded(self, turn, model, temperature, raise_errors=True, perform=self._background_perform):
+            pass
+
+    async def _background_perform(self, turn: Turn, action: Any) -> None:
+        """An action of a background run other than inference: the store writes its ended record (unless it
+        was cancelled or deleted meanwhile), everything else as `_perform`."""
+        if action[0] != "store":
+            await self._perform(turn, action)
+            return
+        _, response_json, input_json = action
+        await self._background_write(
+            turn.response_id,
+            ("in_progress",),
+            response_json,
+            before=functools.partial(self._background_ending, turn, response_json, input_json),
+        )
+        turn.stored()
 
 
 _SHUT_DOWN = "The server shut down before the background response finished"
@@ -671,7 +697,7 @@ _SHUT_DOWN = "The server shut down before the background response finished"
 class _BackgroundRun:
     """One background response queued or running in this process."""
 
-    __slots__ = ("entered", "running", "stop_reason", "task", "turn")
+    __slots__ = ("entered", "guardrails", "running", "stop_reason", "task", "turn")
 
     def __init__(self, turn: Turn) -> None:
         self.turn = turn
@@ -679,6 +705,7 @@ class _BackgroundRun:
         self.entered = False  # its task has begun (a task cancelled before that never runs its code)
         self.running = False  # it holds a slot: no longer queued
         self.stop_reason: str | None = None
+        self.guardrails = False  # checked by the host's moderation service (`_guarded`)
 
 
 class BackgroundRuns:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -55,10 +55,20 @@ def messages_text(messages_json: str) -> str:
 
 
 async def guarded(
-    driver: TurnDriver, turn: Turn, model: str, temperature: float | None, *, raise_errors: bool = False
+    driver: TurnDriver,
+    turn: Turn,
+    model: str,
+    temperature: float | None,
+    *,
+    raise_errors: bool = False,
+    perform: Callable[[Turn, Any], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Any]:
     """Drive `turn` like `TurnDriver._stream`, with the checks above. `raise_errors`: a collaborator's
-    exception propagates (a request that is not streamed) instead of ending in `response.failed`."""
+    exception propagates (a request that is not streamed) instead of ending in `response.failed`.
+    `perform(turn, action)`: every action but inference (`driver._perform` unless given; a background
+    response writes its record its own way)."""
+    if perform is None:
+        perform = driver._perform
     held: list[Any] = []
     input_checked = False
     try:
@@ -94,7 +104,7 @@ async def guarded(
                     yield event
                 return
             else:
-                await driver._perform(turn, action)
+                await perform(turn, action)
     except Exception as exc:
         if raise_errors:
             raise

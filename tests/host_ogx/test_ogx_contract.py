@@ -200,10 +200,15 @@ async def test_unknown_previous_response_is_not_found(impl: Any, script: Script,
         await impl.create_openai_response(request)
 
 
-async def test_background_with_guardrails_is_refused_naming_both(impl: Any) -> None:
+async def test_background_with_guardrails_needs_a_moderation_endpoint(impl: Any, script: Script) -> None:
+    # Served (tests/host_ogx/test_ogx_background_guardrails.py); without the endpoint, the builtin's 503 up front.
+    from ogx_api import ServiceNotEnabledError
+
     request = CreateResponseRequest(input="x", model=MODEL, background=True, guardrails=True)
-    with pytest.raises(NotImplementedError, match="background with guardrails"):
+    with pytest.raises(ServiceNotEnabledError, match="moderation_endpoint"):
         await impl.create_openai_response(request)
+    assert (await impl.list_openai_responses(ListResponsesRequest())).data == []
+    assert script.requests == []
 
 
 async def test_cancel(impl: Any, script: Script) -> None:

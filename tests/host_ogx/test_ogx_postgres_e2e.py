@@ -23,11 +23,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import openai
 import pytest
-from ogx_server import free_port, ogx_server
+from ogx_server import ogx_server
 from openai.types.responses import Response
 from stream_validator import validate_stream
 
 from responses_rs.testkit import ScriptedChatServer
+from responses_rs.testkit.ogx_run import free_port
 
 MODEL = "pg-e2e-model"
 TURNS = 6

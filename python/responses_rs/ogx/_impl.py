@@ -335,8 +335,6 @@ class OGXResponsesImpl(TurnDriver):
                 raise NotImplementedError(f"{name}: not supported by responses-rs (yet)")
         if request.background and request.stream:
             raise ValueError("OGX does not yet support 'stream' and 'background' together.")  # as the builtin
-        if request.background and request.guardrails:
-            raise NotImplementedError("background with guardrails: not supported by responses-rs (yet)")
         extra_body = (request.model_extra or {}).get("extra_body")
         if extra_body is not None and not isinstance(extra_body, dict):
             raise ValueError(f"extra_body: expected an object, got {type(extra_body).__name__}")
