@@ -197,3 +197,39 @@ def test_upstream_failure_of_the_summarization_is_a_502(client: openai.OpenAI, c
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.compact(model=MODEL, input="Summarize me.")
     assert caught.value.status_code == 502 and "boom" in caught.value.message
+
+
+def test_context_management_on_the_websocket_compacts_a_store_false_chain(
+    serve: Serve, chat_server: ScriptedChatServer
+) -> None:
+    import json
+
+    from openai._models import construct_type
+    from openai.types.responses import ResponseStreamEvent
+    from websockets.sync.client import connect
+
+    def turn(ws: Any, **request: Any) -> Response:
+        ws.send(json.dumps({"type": "response.create", **request}))
+        events = []
+        while True:
+            event = json.loads(ws.recv(timeout=30))
+            events.append(construct_type(value=event, type_=ResponseStreamEvent))
+            if event["type"] in ("response.completed", "response.incomplete", "response.failed", "error"):
+                assert event["type"] == "response.completed", event
+                return validate_stream(events, response_cls=Response, schema_host="full")
+
+    chat_server.reset()
+    chat_server.script(
+        [{"text": "An answer to forget. " * 20}, {"text": SUMMARY}, {"text": "Second."}, {"text": "Third."}]
+    )
+    manage = [{"type": "compaction", "compact_threshold": 50}]
+    with connect(serve.base_url.replace("http://", "ws://") + "/responses") as ws:
+        first = turn(ws, model=MODEL, input="One", store=False)
+        second = turn(
+            ws, model=MODEL, input="Two", store=False, previous_response_id=first.id, context_management=manage
+        )
+        assert second.output_text == "Second." and chat_server.requests[1]["stream"] is False
+        # The connection's cache now holds the window: the next turn (under the threshold) starts from it.
+        turn(ws, model=MODEL, input="Three", store=False, previous_response_id=second.id)
+    sent = contents(chat_server.requests[3]["messages"])
+    assert sent[:2] == ["One", "Two"] and SUMMARY in sent[2] and sent[3:] == ["Second.", "Three"]
