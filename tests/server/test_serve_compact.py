@@ -233,3 +233,41 @@ def test_context_management_on_the_websocket_compacts_a_store_false_chain(
         turn(ws, model=MODEL, input="Three", store=False, previous_response_id=second.id)
     sent = contents(chat_server.requests[3]["messages"])
     assert sent[:2] == ["One", "Two"] and SUMMARY in sent[2] and sent[3:] == ["Second.", "Three"]
+
+
+def test_compact_codex_shaped_history_with_developer_role_system(
+    chat_server: ScriptedChatServer, tmp_path: Any
+) -> None:
+    """What Codex sends to /responses/compact: developer messages, encrypted reasoning, tool calls and their
+    outputs, an earlier compaction item; with `--developer-role system` the summarization call sends no
+    developer role either."""
+    chat_server.reset()
+    chat_server.script([{"text": SUMMARY}])
+    history: list[Any] = [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "You are Codex."}]},
+        {"type": "message", "role": "user", "id": "msg_a", "content": [{"type": "input_text", "text": "List files."}]},
+        {"type": "reasoning", "id": "rs_a", "summary": [], "encrypted_content": "opaque"},
+        {"type": "function_call", "call_id": "call_1", "name": "exec_command", "arguments": '{"cmd":"ls"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "a.txt"},
+        {"type": "custom_tool_call", "call_id": "call_2", "name": "apply_patch", "input": "*** Begin Patch"},
+        {"type": "custom_tool_call_output", "call_id": "call_2", "output": "Done."},
+        {"type": "compaction", "encrypted_content": "An earlier summary."},
+    ]
+    with serve_process(chat_server.base_url, tmp_path, "--developer-role", "system") as serve:
+        with openai.OpenAI(base_url=serve.base_url, api_key="x", max_retries=0, timeout=30) as client:
+            compacted = client.responses.compact(model=MODEL, input=history)
+    messages = chat_server.requests[0]["messages"]
+    assert [m["role"] for m in messages] == [
+        "system",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+    ]
+    assert messages[3]["content"] == "a.txt" and messages[6]["content"] == "An earlier summary."
+    # The window keeps the user message only, then the new summary.
+    assert [i.type for i in compacted.output] == ["message", "compaction"]
+    assert compacted.output[0].content[0].text == "List files." and SUMMARY in compacted.output[1].encrypted_content

@@ -79,9 +79,14 @@ async def summarize(app: App, history: Any, model: str, instructions: str | None
         raise invalid(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise invalid(str(exc)) from None
-    payload = (
-        '{"model":' + json.dumps(model) + ',"messages":' + compaction.messages_json() + ',"stream":false}'
-    ).encode()
+    messages_json = compaction.messages_json()
+    if app.config.developer_role == "system":  # --developer-role system: as every other upstream call sends them
+        messages = json.loads(messages_json)
+        for message in messages:
+            if message.get("role") == "developer":
+                message["role"] = "system"
+        messages_json = json.dumps(messages)
+    payload = ('{"model":' + json.dumps(model) + ',"messages":' + messages_json + ',"stream":false}').encode()
     try:
         async with app._slots:
             response = await app.upstream.request("POST", "/chat/completions", payload, accept="application/json")
