@@ -42,7 +42,7 @@ _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "st
 # Server-side tools this server has no backend for.
 LEFT_OUT_TOOLS = ("web_search", "web_search_preview", "web_search_preview_2025_03_11")
 # Open Responses fields this server does not serve yet: refused naming the field.
-NOT_BUILT = ("prompt", "context_management")
+NOT_BUILT = ("prompt",)
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
 # `web_search`, which with no search backend configured is left out of what the model is offered (Codex offers it
 # on default settings): the core's lookup of its definition is answered "not available".
@@ -120,6 +120,7 @@ class Request:
         "conversation",
         "started",
         "interrupted",
+        "compacted",
     )
 
     def __init__(
@@ -142,6 +143,13 @@ class Request:
         self.conversation: str | None = None  # a conversation the response's items are appended to
         self.started = time.perf_counter()
         self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
+        # context_management compacted the chain: `items` is the compacted window, stored as the response's own
+        # input with no previous_response_id column, so a continuation's chain starts at the window.
+        self.compacted = False
+
+    def stored_previous(self, response: dict[str, Any]) -> str | None:
+        """The `previous_response_id` column of the response's row (the chain a continuation walks)."""
+        return None if self.compacted else response.get("previous_response_id")
 
 
 class BackgroundRun:
@@ -202,6 +210,13 @@ class App:
             if method != "POST":
                 raise ApiError(405, f"{method} is not allowed on /v1/responses")
             await self._create(await self._body(receive), owner, send, receive)
+            return
+        if path == "/v1/responses/compact":
+            if method != "POST":
+                raise ApiError(405, f"{method} is not allowed on /v1/responses/compact")
+            from . import _compact
+
+            await _answer(send, 200, await _compact.compact(self, await self._body(receive), owner))
             return
         if path.startswith("/v1/responses/"):
             rest = path[len("/v1/responses/") :]
@@ -352,8 +367,18 @@ class App:
                         param=f"tools[{i}].type",
                         code="unsupported_parameter",
                     )
+        from . import _compact
+
+        compact_at = _compact.thresholds(body.get("context_management"))
+        if compact_at and body.get("conversation") is not None:
+            raise ApiError(
+                400,
+                "context_management: not supported together with conversation by responses-rs serve (yet)",
+                param="context_management",
+                code="unsupported_parameter",
+            )
         model = body.get("model")
-        options = {k: v for k, v in body.items() if k not in _NAMED and v is not None}
+        options = {k: v for k, v in body.items() if k not in _NAMED and k != "context_management" and v is not None}
         previous_id = body.get("previous_response_id")
         input = body.get("input")
         prefix = 0
@@ -413,6 +438,12 @@ class App:
                         ) from None
                 prefix = len(chain)
                 input = _after(chain, input)
+            compacted = False
+            if compact_at and isinstance(model, str) and _compact.estimate_tokens(input) > min(compact_at):
+                # Past the threshold: the whole history (chain and input) becomes the compacted window.
+                compaction = await _compact.summarize(self, input, self.config.aliases.get(model, model))
+                input = json.loads(compaction.input_json())
+                chain, prefix, compacted = None, 0, True
             turn = Turn(
                 _FACTORY,
                 model,
@@ -442,6 +473,7 @@ class App:
             turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
         )
         request.conversation = conversation
+        request.compacted = compacted
         return request
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
@@ -561,7 +593,7 @@ class App:
             created_at=int(meta.get("created_at") or 0),
             model=str(meta.get("model") or ""),
             status=status,
-            previous_response_id=meta.get("previous_response_id"),
+            previous_response_id=request.stored_previous(meta),
             response=response_json,
             input=json.dumps(items),
         )
@@ -590,7 +622,7 @@ class App:
             created_at=int(meta.get("created_at") or 0),
             model=str(meta.get("model") or ""),
             status="queued",
-            previous_response_id=meta.get("previous_response_id"),
+            previous_response_id=request.stored_previous(meta),
             response=queued,
             input=json.dumps(_stored_items(request.items[request.prefix :])),
         )

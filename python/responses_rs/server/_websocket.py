@@ -132,7 +132,7 @@ async def _warm_up(app: App, request: Request, emit: Emit) -> dict[str, Any]:
             created_at=int(response.get("created_at") or 0),
             model=str(response.get("model") or ""),
             status="completed",
-            previous_response_id=response.get("previous_response_id"),
+            previous_response_id=request.stored_previous(response),
             response=response_json,
             input=json.dumps(_stored_items(list(new_items))),
         )
