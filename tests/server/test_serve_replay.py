@@ -157,6 +157,18 @@ def test_replay_refusals(client: openai.OpenAI, chat_server, serve: Serve) -> No
         replay(client, "resp_missing")
     answer = httpx.get(f"{serve.base_url}/responses/{plain.id}", params={"stream": "true", "starting_after": "x"})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "starting_after"
+    # A background response stored without events (as one from before the events were kept): refused, after
+    # waiting a moment for them.
+    chat_server.script([{"text": "done"}])
+    started = client.responses.create(model=MODEL, input="Hi", background=True)
+    wait_for(client, started.id, ("completed",))
+    time.sleep(0.2)
+    with sqlite3.connect(serve.db) as conn:
+        conn.execute("UPDATE responses SET events = NULL WHERE id = ?", (started.id,))
+    began = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as refused:
+        replay(client, started.id)
+    assert refused.value.body["param"] == "stream" and time.monotonic() - began >= 1.9
 
 
 def test_input_tokens_count_as_the_upstream_counts(client: openai.OpenAI, chat_server) -> None:

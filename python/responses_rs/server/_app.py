@@ -663,26 +663,40 @@ class App:
                 param="stream",
             )
 
-        async def from_store() -> None:
-            deadline = None
-            while True:
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                status, events = await self.store.events(response_id, owner)
+            except NotFound:
+                raise _not_found(response_id) from None
+            if events is not None or status in RUNNING or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)  # ended on another server an instant ago: its events are written just after
+        if events is None and status not in RUNNING:
+            raise ApiError(
+                400,
+                f"stream: no events were kept for response '{response_id}' (it ended before its server kept them)",
+                param="stream",
+            )
+
+        async def from_store(events: str | None) -> None:
+            ended = None
+            while events is None:  # run by another server: its events are in the store once it has ended
+                await asyncio.sleep(BACKGROUND_POLL)
                 try:
                     status, events = await self.store.events(response_id, owner)
                 except NotFound:
                     return  # deleted meanwhile
-                if events is not None:
-                    out = events_after(split_events(events.encode()), starting_after)
-                    if out:
-                        await send({"type": "http.response.body", "body": out, "more_body": True})
-                    return
-                if status not in RUNNING:  # ended: its events are being written (or were never kept)
-                    deadline = deadline or time.monotonic() + 2
-                    if time.monotonic() > deadline:
-                        return
-                await asyncio.sleep(BACKGROUND_POLL)
+                if events is None and status not in RUNNING:
+                    ended = ended or time.monotonic()
+                    if time.monotonic() - ended > 2:
+                        return  # its server ended it without keeping its events
+            out = events_after(split_events(events.encode()), starting_after)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
 
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        await _until_disconnect(from_store(), send, receive)
+        await _until_disconnect(from_store(events), send, receive)
 
     async def _watch_background(self) -> None:
         """While this server runs background responses, look every `BACKGROUND_POLL` seconds for those the
