@@ -122,6 +122,7 @@ class Request:
         "conversation",
         "started",
         "interrupted",
+        "stream",
     )
 
     def __init__(
@@ -144,6 +145,7 @@ class Request:
         self.conversation: str | None = None  # a conversation the response's items are appended to
         self.started = time.perf_counter()
         self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
+        self.stream = False  # the client asked for a stream (a background run keeps its events either way)
 
 
 class BackgroundRun:
@@ -443,6 +445,7 @@ class App:
             turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
         )
         request.conversation = conversation
+        request.stream = stream
         return request
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
@@ -454,7 +457,7 @@ class App:
             failure = await self._drive(request, emit)
             return failure
         finally:
-            _log_request(request, emit is not None, failure)
+            _log_request(request, request.stream if request.background else emit is not None, failure)
 
     async def _drive(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
         """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
