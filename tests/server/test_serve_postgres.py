@@ -287,6 +287,26 @@ def test_background_completes_and_is_read_from_the_other_server(clients: list[op
     assert a.responses.create(model=MODEL, input="and then", previous_response_id=started.id).status == "completed"
 
 
+def test_a_streamed_background_response_replayed_on_the_other_server(clients: list[openai.OpenAI], chat_server) -> None:
+    a, b = clients
+    text = "streamed on A, replayed on B"
+    chat_server.script([{"text": text, "chunk_size": 4, "delay": 0.03}])
+    seen = []
+    with a.responses.create(model=MODEL, input="Hi", background=True, stream=True) as stream:
+        for event in stream:
+            seen.append(event)
+            if event.type == "response.output_text.delta":
+                break  # A's client goes away: A runs it on
+    response_id = seen[0].response.id
+    # B replays it while A still runs it: B waits for its end (its events are in the database then).
+    events = list(b.responses.retrieve(response_id, stream=True, starting_after=seen[-1].sequence_number))
+    assert events and events[0].sequence_number == seen[-1].sequence_number + 1
+    assert validate_stream(seen + events, response_cls=Response, schema_host="full").output_text == text
+    assert b.responses.retrieve(response_id).status == "completed"
+    whole = [e.model_dump(mode="json") for e in b.responses.retrieve(response_id, stream=True)]
+    assert whole == [e.model_dump(mode="json") for e in seen + events]
+
+
 def test_a_conversation_shared_by_two_servers(clients: list[openai.OpenAI], chat_server) -> None:
     a, b = clients
     conversation = a.conversations.create(items=[{"type": "message", "role": "user", "content": "my name is Ada"}])

@@ -218,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
             running = [task for task in self.server_state.tasks if not task.done()]
             if running:
                 await asyncio.wait(running, timeout=2)
+            # Here, not after `serve()` returns: uvicorn re-raises SIGTERM/SIGINT as it returns, which ends the
+            # process before any code after it runs. Background runs end (their events stored) and are stored failed.
+            await app.abandon_background()
 
     server = Server(config)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
+from ._replay import EventLog, split_events
+from ._replay import after as events_after
 from ._store import RUNNING, NotFound, StillRunning, Store
 from ._upstream import Response, Upstream, UpstreamFailure
 
@@ -121,6 +123,7 @@ class Request:
         "started",
         "interrupted",
         "compacted",
+        "stream",
     )
 
     def __init__(
@@ -143,6 +146,7 @@ class Request:
         self.conversation: str | None = None  # a conversation the response's items are appended to
         self.started = time.perf_counter()
         self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
+        self.stream = False  # the client asked for a stream (a background run keeps its events either way)
         # context_management compacted the chain: `items` is the compacted window, stored as the response's own
         # input with no previous_response_id column, so a continuation's chain starts at the window.
         self.compacted = False
@@ -153,13 +157,14 @@ class Request:
 
 
 class BackgroundRun:
-    """A background response under way: its request and the task running it."""
+    """A background response under way: its request, the task running it and its events (kept for replay)."""
 
-    __slots__ = ("request", "task")
+    __slots__ = ("request", "task", "log")
 
     def __init__(self, request: Request) -> None:
         self.request = request
         self.task: asyncio.Task[None] | None = None
+        self.log = EventLog()
 
 
 def _owner(key: str) -> str:
@@ -175,6 +180,9 @@ class App:
         self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
         self._slots = asyncio.Semaphore(config.max_upstream)
         self._background: dict[str, BackgroundRun] = {}
+        # Background responses' event logs on this server, from their start until their events are stored
+        # (a little past their end): id -> (owner, log).
+        self._logs: dict[str, tuple[str, EventLog]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------------------------------
@@ -218,6 +226,11 @@ class App:
 
             await _answer(send, 200, await _compact.compact(self, await self._body(receive), owner))
             return
+        if path == "/v1/responses/input_tokens" and method == "POST":
+            from . import _input_tokens
+
+            await _input_tokens.count(self, await self._body(receive), owner, send)
+            return
         if path.startswith("/v1/responses/"):
             rest = path[len("/v1/responses/") :]
             response_id, _, sub = rest.partition("/")
@@ -225,13 +238,10 @@ class App:
             if run is not None and run.request.owner != owner:
                 run = None
             if not sub and method == "GET":
-                if b"stream=true" in scope.get("query_string", b"").lower():
-                    raise ApiError(
-                        400,
-                        "stream: replaying a response's events is not supported by responses-rs serve (yet)",
-                        param="stream",
-                        code="unsupported_parameter",
-                    )
+                query = {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode()).items()}
+                if query.get("stream", "false").lower() == "true":
+                    await self._replay(response_id, owner, query, receive, send)
+                    return
                 if run is not None:  # under way: as it stands
                     await _answer(send, 200, run.request.turn.snapshot_json("in_progress").encode())
                     return
@@ -309,16 +319,9 @@ class App:
         stream = body.get("stream") or False
         if not isinstance(stream, bool):
             raise ApiError(400, f"stream: must be a boolean, got {type(stream).__name__}", param="stream")
-        if body.get("background") is True and stream:
-            raise ApiError(
-                400,
-                "stream: a streamed background response is not supported by responses-rs serve (yet)",
-                param="stream",
-                code="unsupported_parameter",
-            )
         request = await self._prepare(body, owner, stream)
         if request.background:
-            await self._start_background(request, send)
+            await self._start_background(request, send, receive, stream)
             return
         if stream:
 
@@ -450,7 +453,7 @@ class App:
                 input,
                 tools,
                 temperature=body.get("temperature"),
-                emit_events=stream,
+                emit_events=stream or body.get("background") is True,  # a background one keeps its events
                 store=store,
                 instructions=body.get("instructions"),
                 text=body.get("text"),
@@ -474,6 +477,7 @@ class App:
         )
         request.conversation = conversation
         request.compacted = compacted
+        request.stream = stream
         return request
 
     async def _run(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
@@ -485,7 +489,7 @@ class App:
             failure = await self._drive(request, emit)
             return failure
         finally:
-            _log_request(request, emit is not None, failure)
+            _log_request(request, request.stream if request.background else emit is not None, failure)
 
     async def _drive(self, request: Request, emit: Emit | None) -> tuple[int, str, str] | None:
         """Drive the turn to its end. Streamed (`emit` gets the SSE bytes), its events go out as they come; a
@@ -611,8 +615,9 @@ class App:
     # ------------------------------------------------------------------------------------------
     # Background responses
 
-    async def _start_background(self, request: Request, send: Send) -> None:
-        """Write the queued response, run it in a task, answer with it at once."""
+    async def _start_background(self, request: Request, send: Send, receive: Receive, stream: bool) -> None:
+        """Write the queued response, run it in a task, answer with it at once (streamed: follow its events until
+        its terminal event; a client that goes away stops following, the response runs on)."""
         turn = request.turn
         queued = turn.snapshot_json("queued")
         meta = json.loads(queued)
@@ -628,9 +633,13 @@ class App:
         )
         run = BackgroundRun(request)
         self._background[turn.response_id] = run
+        self._logs[turn.response_id] = (request.owner, run.log)
         run.task = asyncio.create_task(self._background_run(run), name=f"responses-rs {turn.response_id}")
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch_background(), name="responses-rs background watcher")
+        if stream:
+            await _follow(run.log, -1, send, receive)
+            return
         await _answer(send, 200, queued.encode())
 
     async def _background_run(self, run: BackgroundRun) -> None:
@@ -640,16 +649,89 @@ class App:
             # with the response as it stands).
             if not await self.store.set_response(turn.response_id, "in_progress", turn.snapshot_json("in_progress")):
                 return  # cancelled or deleted (through another server) before it started
-            if await self._run(run.request, None) is not None:
+
+            async def emit(out: bytes) -> None:
+                run.log.add(out)
+
+            await self._run(run.request, emit)
+            if json.loads(turn.response_json()).get("status") == "failed":
                 # It failed: stored failed, so that whoever polls learns why.
                 await self.store.set_response(turn.response_id, "failed", turn.response_json())
         except asyncio.CancelledError:
-            pass  # cancelled: the cancel wrote the response's state
+            pass  # cancelled: the cancel wrote the response's state (the log has its terminal event)
         except Exception:
             logger.exception("responses-rs serve: background response %s", turn.response_id)
         finally:
             if self._background.get(turn.response_id) is run:
                 del self._background[turn.response_id]
+            run.log.close()
+            await self._keep_events(turn.response_id, run.log)
+
+    async def _keep_events(self, response_id: str, log: EventLog) -> None:
+        """A background response has ended: its events are stored with it, for replay on any server."""
+        try:
+            if log.events:
+                await self.store.set_events(response_id, log.text())
+        except Exception:
+            logger.exception("responses-rs serve: storing the events of %s", response_id)
+        finally:
+            if self._logs.get(response_id, (None, None))[1] is log:
+                del self._logs[response_id]
+
+    async def _replay(self, response_id: str, owner: str, query: dict[str, str], receive: Receive, send: Send) -> None:
+        """`GET /v1/responses/{id}?stream=true&starting_after=N`: a background response's events after sequence
+        number N (all without N), then, while it runs on this server, the live ones until its terminal event.
+        One another server runs is replayed once it has ended (its events are in the store then)."""
+        try:
+            starting_after = int(query.get("starting_after", "-1"))
+        except ValueError:
+            raise ApiError(400, "starting_after: must be an integer", param="starting_after") from None
+        entry = self._logs.get(response_id)
+        if entry is not None and entry[0] == owner:
+            await _follow(entry[1], starting_after, send, receive)
+            return
+        stored = await self._stored(response_id, owner)
+        if not json.loads(stored.response).get("background"):
+            raise ApiError(
+                400,
+                f"stream: response '{response_id}' was not a background response: its events were not kept",
+                param="stream",
+            )
+
+        deadline = time.monotonic() + 2
+        while True:
+            try:
+                status, events = await self.store.events(response_id, owner)
+            except NotFound:
+                raise _not_found(response_id) from None
+            if events is not None or status in RUNNING or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)  # ended on another server an instant ago: its events are written just after
+        if events is None and status not in RUNNING:
+            raise ApiError(
+                400,
+                f"stream: no events were kept for response '{response_id}' (it ended before its server kept them)",
+                param="stream",
+            )
+
+        async def from_store(events: str | None) -> None:
+            ended = None
+            while events is None:  # run by another server: its events are in the store once it has ended
+                await asyncio.sleep(BACKGROUND_POLL)
+                try:
+                    status, events = await self.store.events(response_id, owner)
+                except NotFound:
+                    return  # deleted meanwhile
+                if events is None and status not in RUNNING:
+                    ended = ended or time.monotonic()
+                    if time.monotonic() - ended > 2:
+                        return  # its server ended it without keeping its events
+            out = events_after(split_events(events.encode()), starting_after)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        await _until_disconnect(from_store(events), send, receive)
 
     async def _watch_background(self) -> None:
         """While this server runs background responses, look every `BACKGROUND_POLL` seconds for those the
@@ -679,9 +761,18 @@ class App:
         for run in runs:
             if run.task is not None:
                 run.task.cancel()
-            response = json.loads(run.request.turn.snapshot_json("failed"))
-            response["error"] = {"code": "server_error", "message": "the server stopped before the response ended"}
+        tasks = [run.task for run in runs if run.task is not None]
+        if tasks:  # their streams end (response.failed) and their events are stored
+            await asyncio.wait(tasks, timeout=2)
+        for run in runs:
             with contextlib.suppress(Exception):
+                turn = run.request.turn
+                try:
+                    response = json.loads(turn.snapshot_json("failed"))
+                except Exception:  # its task has ended the turn (failed): the response as it ended
+                    response = json.loads(turn.response_json())
+                error = {"code": "server_error", "message": "the server stopped before the response ended"}
+                response["error"] = error
                 await self.store.set_response(response["id"], "failed", json.dumps(response))
         if self._watcher is not None:
             self._watcher.cancel()
@@ -691,6 +782,7 @@ class App:
         if run is not None and run.request.owner == owner:
             del self._background[response_id]
             if run.task is not None:
+                run.request.interrupted = "cancelled"
                 run.task.cancel()
             cancelled = run.request.turn.snapshot_json("cancelled")
             await self.store.set_response(response_id, "cancelled", cancelled)
@@ -810,6 +902,39 @@ async def _on_disconnect(receive: Receive, request: Request, handler: asyncio.Ta
     if message["type"] == "http.disconnect" and handler is not None and not handler.done():
         request.interrupted = "interrupted: the client disconnected"
         handler.cancel()
+
+
+async def _follow(log: EventLog, starting_after: int, send: Send, receive: Receive) -> None:
+    """Stream a background response's events after `starting_after` until its terminal event (a client that goes
+    away stops only this)."""
+
+    async def emit(out: bytes) -> None:
+        await send({"type": "http.response.body", "body": out, "more_body": True})
+
+    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+    await _until_disconnect(log.follow(starting_after, emit), send, receive)
+
+
+async def _until_disconnect(sending: Awaitable[None], send: Send, receive: Receive) -> None:
+    """Run `sending` (the SSE body's events) until it ends or the client disconnects; then end the body."""
+    handler = asyncio.current_task()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass  # a GET's (empty) body
+        if handler is not None and not handler.done():
+            handler.cancel()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await sending
+    except asyncio.CancelledError:
+        if not watcher.done():
+            raise  # not the client going away: shutdown
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 request_log = logging.getLogger("responses_rs.server.requests")

@@ -55,6 +55,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX conversation_items_by_conversation ON conversation_items (conversation_id, seq);
     """,
+    # 3: a background response's stream events (SSE text, `event: ...\ndata: ...\n\n` each), written when it
+    # ends, for `GET /v1/responses/{id}?stream=true&starting_after=N` on any server of the database.
+    """
+    ALTER TABLE responses ADD COLUMN events TEXT;
+    """,
 ]
 
 
@@ -246,6 +251,25 @@ class Store:
             raise
 
     # -- reads -----------------------------------------------------------------------------------
+
+    async def set_events(self, id: str, events: str) -> None:
+        """A background response's stream events, kept for replay (written once, when it has ended)."""
+        await self._run(self._set_events, id, events)
+
+    def _set_events(self, id: str, events: str) -> None:
+        self.conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
+
+    async def events(self, id: str, owner: str) -> tuple[str, str | None]:
+        """A response's status and its kept stream events (None: none kept, or not yet)."""
+        return await self._run(self._events, id, owner)
+
+    def _events(self, id: str, owner: str) -> tuple[str, str | None]:
+        row = self.conn.execute(
+            "SELECT status, events FROM responses WHERE id = ? AND owner = ? AND deleted = 0", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return row[0], row[1]
 
     async def get(self, id: str, owner: str) -> Stored:
         return await self._run(self._get, id, owner)

@@ -143,6 +143,17 @@ class PostgresStore:
 
     # -- reads -----------------------------------------------------------------------------------
 
+    async def set_events(self, id: str, events: str) -> None:
+        await self.pool.execute("UPDATE responses SET events = $1 WHERE id = $2", events, id)
+
+    async def events(self, id: str, owner: str) -> tuple[str, str | None]:
+        row = await self.pool.fetchrow(
+            "SELECT status, events FROM responses WHERE id = $1 AND owner = $2 AND deleted = 0", id, owner
+        )
+        if row is None:
+            raise NotFound(id)
+        return row[0], row[1]
+
     async def get(self, id: str, owner: str) -> Stored:
         row = await self.pool.fetchrow(
             "SELECT id, response, input, previous_response_id, status FROM responses"
