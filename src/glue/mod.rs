@@ -897,6 +897,9 @@ impl PyTurn {
     /// The inference stream or completion is over; the items it opened are closed (see `drain`).
     fn end_inference(&mut self) -> PyResult<()> {
         guarded(|| {
+            // The next round's inference is a new SSE body (`feed_sse`): its reader starts afresh (the
+            // last one saw `[DONE]` and would ignore the rest).
+            self.sse = crate::core::sse::SseReader::new();
             // Half a surrogate pair that never got its other half.
             for slot in 0..3 {
                 if self.carry[slot].take().is_some() {

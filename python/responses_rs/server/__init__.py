@@ -85,6 +85,13 @@ def parser() -> argparse.ArgumentParser:
         help="seconds for a connect or any read from the upstream (RESPONSES_RS_UPSTREAM_TIMEOUT)",
     )
     p.add_argument(
+        "--mcp-timeout",
+        type=float,
+        default=float(_env("MCP_TIMEOUT", "60") or 60),
+        help="seconds for one listing or tool call of a remote MCP server (`mcp` tools); past it, only that "
+        "listing or call fails (RESPONSES_RS_MCP_TIMEOUT)",
+    )
+    p.add_argument(
         "--max-upstream",
         type=int,
         default=int(_env("MAX_UPSTREAM", "256") or 256),
@@ -192,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_body_bytes=args.max_body_bytes,
                 log_requests=args.log_requests,
                 developer_role=args.developer_role,
+                mcp_timeout=args.mcp_timeout,
             ),
             store,
         )

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
+from ._mcp import McpSessions, mcp_headers
 from ._replay import EventLog, split_events
 from ._replay import after as events_after
 from ._store import RUNNING, NotFound, StillRunning, Store
@@ -47,8 +48,9 @@ LEFT_OUT_TOOLS = ("web_search", "web_search_preview", "web_search_preview_2025_0
 NOT_BUILT = ("prompt",)
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
 # `web_search`, which with no search backend configured is left out of what the model is offered (Codex offers it
-# on default settings): the core's lookup of its definition is answered "not available".
-SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", *LEFT_OUT_TOOLS)
+# on default settings): the core's lookup of its definition is answered "not available"; `mcp` (remote MCP servers,
+# `_mcp.py`).
+SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", "mcp", *LEFT_OUT_TOOLS)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -94,6 +96,7 @@ class Config:
         max_body_bytes: int = 32 << 20,
         log_requests: bool = False,
         developer_role: str = "developer",
+        mcp_timeout: float = 60.0,
     ) -> None:
         self.upstream = upstream
         self.upstream_key = upstream_key
@@ -106,6 +109,9 @@ class Config:
         if developer_role not in ("developer", "system"):
             raise ValueError(f"developer_role: expected developer or system, got {developer_role!r}")
         self.developer_role = developer_role
+        if not mcp_timeout > 0:
+            raise ValueError(f"mcp_timeout: must be positive, got {mcp_timeout!r}")
+        self.mcp_timeout = mcp_timeout  # seconds for one MCP listing or tool call
 
 
 class Request:
@@ -370,6 +376,11 @@ class App:
                         param=f"tools[{i}].type",
                         code="unsupported_parameter",
                     )
+                if kind == "mcp":
+                    try:
+                        mcp_headers(tool)
+                    except ValueError as exc:
+                        raise ApiError(400, f"tools[{i}].{exc}", param=f"tools[{i}].authorization") from None
         from . import _compact
 
         compact_at = _compact.thresholds(body.get("context_management"))
@@ -496,6 +507,7 @@ class App:
         failure ends the stream with `response.failed`. Not streamed, a failure comes back as
         (status, code, message)."""
         turn = request.turn
+        mcp: McpSessions | None = None
         try:
             while True:
                 action = turn.next_action()
@@ -512,6 +524,10 @@ class App:
                 elif kind == "get_tool":  # web_search's definition: no search backend here
                     turn.tool_failed("no search backend is configured")
                     turn.take_warnings()  # expected on every Codex request: not logged
+                elif kind in ("list_mcp_tools", "invoke_mcp"):
+                    if mcp is None:
+                        mcp = McpSessions(self.config.mcp_timeout)
+                    await _perform_mcp(turn, mcp, action)
                 elif kind == "done":
                     if request.conversation is not None:
                         await self._append_to_conversation(request)
@@ -520,7 +536,7 @@ class App:
                         if out:
                             await emit(out)
                     return None
-                else:  # the request's tools were checked: only client-side tools and web_search reach the core
+                else:  # the request's tools were checked: only client-side tools, web_search and mcp reach the core
                     raise RuntimeError(f"responses-rs serve cannot perform {kind!r}")
         except asyncio.CancelledError:
             # The server is shutting down past its grace period (or a background response was cancelled):
@@ -548,6 +564,9 @@ class App:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             failure = (500, "server_error", message)
             turn.fail(message)
+        finally:
+            if mcp is not None:
+                await mcp.close()
         if emit is not None:
             await emit(turn.drain_sse())
             return None
@@ -865,6 +884,23 @@ class App:
             for alias in self.config.aliases:
                 data.append({"id": alias, "object": "model", "created": 0, "owned_by": "responses-rs"})
         await _answer(send, 200, json.dumps(listing).encode())
+
+
+async def _perform_mcp(turn: Turn, mcp: McpSessions, action: Any) -> None:
+    """An MCP listing or call the core asked for; a failure fails only it (the core is fed the error)."""
+    try:
+        if action[0] == "list_mcp_tools":
+            _, label, url, headers = action
+            turn.provide_mcp_tools(await mcp.list_tools(url, headers))
+        else:
+            _, url, headers, name, arguments = action
+            turn.tool_result(await mcp.call_tool(url, headers, name, arguments))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        logger.warning("responses-rs serve: %s failed: %s: %s", action[0], type(exc).__name__, exc)
+        turn.tool_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    turn.take_warnings()
 
 
 async def _pump(turn: Turn, response: Response, emit: Emit | None) -> None:

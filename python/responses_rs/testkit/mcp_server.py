@@ -2,7 +2,8 @@
 
 Built on the ``mcp`` package's ``FastMCP`` (mcp 1.x, which llama-stack 0.2.x's MCP client needs) or
 its successor ``MCPServer`` (mcp 2.x, which OGX 1.5 installs). It serves the standard SSE transport at
-``http://127.0.0.1:PORT/sse`` with three tools:
+``http://127.0.0.1:PORT/sse`` (or, with ``transport="streamable-http"``, streamable HTTP at ``/mcp``) with three
+tools:
 
 ``add(a: int, b: int) -> int``
     Adds two integers.
@@ -85,8 +86,11 @@ def build_app(name: str, host: str, port: int, record: Any = None, on_list: Any 
 class MCPTestServer:
     """The FastMCP test app served by uvicorn on a daemon thread, on 127.0.0.1 and a free port."""
 
-    def __init__(self, name: str = "testkit", host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, name: str = "testkit", host: str = "127.0.0.1", port: int = 0, transport: str = "sse") -> None:
+        if transport not in ("sse", "streamable-http"):
+            raise ValueError(f"transport: expected sse or streamable-http, got {transport!r}")
         self.name = name
+        self.transport = transport
         self.host = host
         self.port = port
         self._lock = threading.Lock()
@@ -99,10 +103,11 @@ class MCPTestServer:
 
     @property
     def url(self) -> str:
-        """The SSE endpoint, what a Responses ``mcp`` tool's ``server_url`` wants."""
+        """The SSE endpoint (``/sse``), or with ``transport="streamable-http"`` the streamable HTTP one (``/mcp``):
+        what a Responses ``mcp`` tool's ``server_url`` wants."""
         if self._server is None:
             raise RuntimeError("server is not started")
-        return f"http://{self.host}:{self.port}/sse"
+        return f"http://{self.host}:{self.port}/{'sse' if self.transport == 'sse' else 'mcp'}"
 
     @property
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
@@ -146,10 +151,11 @@ class MCPTestServer:
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
         mcp_app = build_app(self.name, self.host, self.port, self._record, self._count_listing)
+        make = mcp_app.sse_app if self.transport == "sse" else mcp_app.streamable_http_app
         try:
-            sse = mcp_app.sse_app(host=self.host)  # mcp 2.x
+            sse = make(host=self.host)  # mcp 2.x
         except TypeError:
-            sse = mcp_app.sse_app()  # mcp 1.x
+            sse = make()  # mcp 1.x
 
         async def app(scope: Any, receive: Any, send: Any) -> None:
             if scope.get("type") == "http":
@@ -158,7 +164,9 @@ class MCPTestServer:
                     self._headers.append(headers)
             await sse(scope, receive, send)
 
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
+        # The streamable HTTP app runs its session manager in its lifespan.
+        lifespan = "off" if self.transport == "sse" else "on"
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
 
         def serve() -> None:
