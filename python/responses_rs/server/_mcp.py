@@ -7,8 +7,9 @@ session's life, and a transport failing would otherwise cancel whatever the requ
 upstream model call). A call that fails (the server unreachable, an HTTP error, a timeout) raises here; the caller
 feeds the failure to the core, which fails only that listing or call.
 
-Transport by URL: a path ending in ``/sse`` is the SSE transport, anything else streamable HTTP. Written against
-mcp 1.x (what the llama-stack 0.2.x venvs pin) and its successor's same-named entry points.
+Transport by URL: a path ending in ``/sse`` is the SSE transport, anything else streamable HTTP. Written and
+tested against mcp 1.x (what the llama-stack 0.2.x venvs pin); mcp 2.x's renamed fields and entry points are
+read where known, untested.
 """
 
 from __future__ import annotations
@@ -136,6 +137,11 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+def _field(obj: Any, name: str, new_name: str) -> Any:
+    """A field of an ``mcp`` type under its 1.x name, or the snake_case one ``mcp`` 2.x uses."""
+    return getattr(obj, name) if hasattr(obj, name) else getattr(obj, new_name, None)
+
+
 async def _call_tool(session: Any, name: str, arguments: dict[str, Any]) -> Any:
     """A tools/call request. Sent as is: `ClientSession.call_tool` lists the server first in a session that has
     not listed it (to validate structured output, which the model never sees), and a listing reused from the
@@ -178,13 +184,19 @@ class McpSessions:
         """The server's tools as the core takes a listing: name, description, input_schema."""
 
         async def job(session: Any) -> list[dict[str, Any]]:
+            from mcp import types
+
             tools: list[dict[str, Any]] = []
             cursor = None
             while True:
-                page = await (session.list_tools(cursor) if cursor else session.list_tools())
+                if cursor:
+                    page = await session.list_tools(params=types.PaginatedRequestParams(cursor=cursor))
+                else:
+                    page = await session.list_tools()
                 for tool in page.tools:
-                    tools.append({"name": tool.name, "description": tool.description, "input_schema": tool.inputSchema})
-                cursor = getattr(page, "nextCursor", None)
+                    schema = _field(tool, "inputSchema", "input_schema")
+                    tools.append({"name": tool.name, "description": tool.description, "input_schema": schema})
+                cursor = _field(page, "nextCursor", "next_cursor")
                 if not cursor:
                     return tools
 
@@ -203,7 +215,7 @@ class McpSessions:
                     content.append({"type": "text", "text": text})
                 else:
                     content.append(part.model_dump(mode="json", exclude_none=True))
-            return {"content": content, "error_code": 1 if result.isError else 0}
+            return {"content": content, "error_code": 1 if _field(result, "isError", "is_error") else 0}
 
         return await self._run(url, headers, job)
 
