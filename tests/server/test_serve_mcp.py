@@ -304,3 +304,17 @@ def test_an_mcp_server_that_does_not_answer_times_out_and_the_response_goes_on(
     listing = final.output[0]
     assert listing.type == "mcp_list_tools" and listing.server_label == "silent" and listing.tools == []
     assert "tools" not in chat_server.requests[0]
+
+
+def test_a_non_streamed_mcp_call_and_retrieve(
+    client: openai.OpenAI, chat_server: ScriptedChatServer, mcp_server: MCPTestServer
+) -> None:
+    tools: Any = [{"type": "mcp", "server_label": "kit", "server_url": mcp_server.url, "require_approval": "never"}]
+    chat_server.script([{"tool_calls": [{"name": "add", "arguments": {"a": 40, "b": 2}}]}, {"text": "42."}])
+    response = client.responses.create(model=MODEL, input="40 + 2?", tools=tools)
+    assert response.status == "completed" and response.output_text == "42."
+    assert [item.type for item in response.output] == ["mcp_list_tools", "mcp_call", "message"]
+    assert response.output[1].output == "42"  # type: ignore[union-attr]
+    assert mcp_server.calls == [("add", {"a": 40, "b": 2})]
+    stored = client.responses.retrieve(response.id)
+    assert stored.model_dump() == response.model_dump()
