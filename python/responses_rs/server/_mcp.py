@@ -7,9 +7,9 @@ session's life, and a transport failing would otherwise cancel whatever the requ
 upstream model call). A call that fails (the server unreachable, an HTTP error, a timeout) raises here; the caller
 feeds the failure to the core, which fails only that listing or call.
 
-Transport by URL: a path ending in ``/sse`` is the SSE transport, anything else streamable HTTP. Written and
-tested against mcp 1.x (what the llama-stack 0.2.x venvs pin); mcp 2.x's renamed fields and entry points are
-read where known, untested.
+Transport by URL: a path ending in ``/sse`` is the SSE transport, anything else streamable HTTP. Works with mcp 1.x
+(what the llama-stack 0.2.x venvs pin) and 2.x (OGX's venv), whose renamed fields and entry points are read where
+they differ (tests/test_serve_mcp_client.py runs in both).
 """
 
 from __future__ import annotations
@@ -145,15 +145,14 @@ def _field(obj: Any, name: str, new_name: str) -> Any:
 async def _call_tool(session: Any, name: str, arguments: dict[str, Any]) -> Any:
     """A tools/call request. Sent as is: `ClientSession.call_tool` lists the server first in a session that has
     not listed it (to validate structured output, which the model never sees), and a listing reused from the
-    chain must not cost one."""
+    chain must not cost one. mcp 1.x sends a `ClientRequest` wrapping the request; 2.x the request itself."""
     from mcp import types
 
+    call = types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
     try:
-        request = types.ClientRequest(
-            types.CallToolRequest(params=types.CallToolRequestParams(name=name, arguments=arguments))
-        )
-    except (AttributeError, TypeError, ValueError):  # another shape of the types: the plain call
-        return await session.call_tool(name, arguments)
+        request: Any = types.ClientRequest(call)
+    except TypeError:  # mcp 2.x: ClientRequest is a union, not a model
+        request = call
     return await session.send_request(request, types.CallToolResult)
 
 
