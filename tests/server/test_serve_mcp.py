@@ -246,6 +246,11 @@ def test_a_bad_authorization_is_refused_naming_the_field(client: openai.OpenAI, 
     with pytest.raises(openai.BadRequestError) as info:
         client.responses.create(model=MODEL, input="hi", tools=tools)
     assert info.value.body["param"] == "tools[0].authorization"  # type: ignore[index]
+    # No connectors here: a connector_id without a server_url is refused naming it.
+    tools = [{"type": "mcp", "server_label": "kit", "connector_id": "connector_dropbox"}]
+    with pytest.raises(openai.BadRequestError) as info:
+        client.responses.create(model=MODEL, input="hi", tools=tools)
+    assert info.value.body["param"] == "tools[0].connector_id"  # type: ignore[index]
 
 
 def test_a_streamable_http_mcp_server(client: openai.OpenAI, chat_server: ScriptedChatServer) -> None:
