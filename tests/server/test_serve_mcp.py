@@ -4,6 +4,7 @@ scripted Chat Completions server, with the testkit's MCP server (a real MCP serv
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -323,3 +324,39 @@ def test_a_non_streamed_mcp_call_and_retrieve(
     assert mcp_server.calls == [("add", {"a": 40, "b": 2})]
     stored = client.responses.retrieve(response.id)
     assert stored.model_dump() == response.model_dump()
+
+
+def test_an_approval_over_the_websocket_with_store_false(
+    serve: Serve, chat_server: ScriptedChatServer, mcp_server: MCPTestServer
+) -> None:
+    """The WebSocket mode, a `store: false` chain in the connection's cache: the approval request, then the
+    approval on the same socket runs the call, the listing reused from the cached turn."""
+    from openai._models import construct_type
+    from openai.types.responses import ResponseStreamEvent
+    from websockets.sync.client import connect
+
+    chat_server.reset()
+    mcp_server.reset()
+    tools: Any = [{"type": "mcp", "server_label": "kit", "server_url": mcp_server.url, "require_approval": "always"}]
+    chat_server.script([{"tool_calls": [{"name": "add", "arguments": {"a": 6, "b": 7}}]}, {"text": "13."}])
+
+    def turn(ws: Any, **request: Any) -> Response:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "store": False, "tools": tools, **request}))
+        events = []
+        while True:
+            event = json.loads(ws.recv(timeout=30))
+            events.append(event)
+            if event["type"] in ("response.completed", "response.incomplete", "response.failed", "error"):
+                break
+        typed = [construct_type(value=e, type_=ResponseStreamEvent) for e in events]
+        return validate_stream(typed, response_cls=Response, schema_host="full")
+
+    with connect(serve.base_url.replace("http://", "ws://") + "/responses") as ws:
+        first = turn(ws, input="6 + 7?")
+        assert [item.type for item in first.output] == ["mcp_list_tools", "mcp_approval_request"]
+        approval = {"type": "mcp_approval_response", "approval_request_id": first.output[1].id, "approve": True}
+        second = turn(ws, input=[approval], previous_response_id=first.id)
+    assert second.status == "completed" and second.output_text == "13."
+    assert [item.type for item in second.output] == ["mcp_call", "message"]
+    assert second.output[0].output == "13"  # type: ignore[union-attr]
+    assert mcp_server.calls == [("add", {"a": 6, "b": 7})] and mcp_server.listings == 1
