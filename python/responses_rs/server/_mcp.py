@@ -110,9 +110,16 @@ class _Session:
             raise self.error or RuntimeError("the MCP session has ended")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._jobs.put_nowait((job, future))
-        done, _ = await asyncio.wait({future, self._task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            done, _ = await asyncio.wait(
+                {future, self._task}, timeout=self.timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:  # the request was cancelled
+            future.cancel()
+            raise
         if future in done:
             return future.result()
+        future.cancel()  # nobody waits for it any more: the session must not set an error on it
         if self._task in done:  # the session ended before answering
             raise self.error or RuntimeError("the MCP session ended before answering")
         raise TimeoutError(f"the MCP server did not answer within {self.timeout:g} s")
