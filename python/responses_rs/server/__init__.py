@@ -92,6 +92,23 @@ def parser() -> argparse.ArgumentParser:
         "listing or call fails (RESPONSES_RS_MCP_TIMEOUT)",
     )
     p.add_argument(
+        "--search-url",
+        default=_env("SEARCH_URL"),
+        help="a search backend speaking SearXNG's JSON API (GET URL/search?q=...&format=json); with it, `web_search` "
+        "tools are served, without it they are left out of what the model is offered (RESPONSES_RS_SEARCH_URL)",
+    )
+    p.add_argument(
+        "--search-key",
+        default=_env("SEARCH_KEY"),
+        help="sent to the search backend as a bearer token (RESPONSES_RS_SEARCH_KEY)",
+    )
+    p.add_argument(
+        "--search-timeout",
+        type=float,
+        default=float(_env("SEARCH_TIMEOUT", "15") or 15),
+        help="seconds for one search; past it, only that web_search call fails (RESPONSES_RS_SEARCH_TIMEOUT)",
+    )
+    p.add_argument(
         "--max-upstream",
         type=int,
         default=int(_env("MAX_UPSTREAM", "256") or 256),
@@ -200,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
                 log_requests=args.log_requests,
                 developer_role=args.developer_role,
                 mcp_timeout=args.mcp_timeout,
+                search_url=args.search_url,
+                search_key=args.search_key,
+                search_timeout=args.search_timeout,
             ),
             store,
         )

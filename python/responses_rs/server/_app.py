@@ -23,6 +23,8 @@ from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_req
 from ._mcp import McpSessions, mcp_headers
 from ._replay import EventLog, split_events
 from ._replay import after as events_after
+from ._search import TOOL_DEF as WEB_SEARCH_DEF
+from ._search import SearchBackend, SearchFailure
 from ._store import RUNNING, NotFound, StillRunning, Store
 from ._upstream import Response, Upstream, UpstreamFailure
 
@@ -42,14 +44,14 @@ _FACTORY = EventFactory({})
 BACKGROUND_POLL = 0.5
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
-# Server-side tools this server has no backend for.
+# Server-side tools served only with a backend (`--search-url`), otherwise left out of what the model is offered.
 LEFT_OUT_TOOLS = ("web_search", "web_search_preview", "web_search_preview_2025_03_11")
 # Open Responses fields this server does not serve yet: refused naming the field.
 NOT_BUILT = ("prompt",)
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
-# `web_search`, which with no search backend configured is left out of what the model is offered (Codex offers it
-# on default settings): the core's lookup of its definition is answered "not available"; `mcp` (remote MCP servers,
-# `_mcp.py`).
+# `web_search`, served by the search backend when one is configured (`_search.py`), otherwise left out of what the
+# model is offered (Codex offers it on default settings): the core's lookup of its definition is answered "not
+# available"; `mcp` (remote MCP servers, `_mcp.py`).
 SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", "mcp", *LEFT_OUT_TOOLS)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -97,6 +99,9 @@ class Config:
         log_requests: bool = False,
         developer_role: str = "developer",
         mcp_timeout: float = 60.0,
+        search_url: str | None = None,
+        search_key: str | None = None,
+        search_timeout: float = 15.0,
     ) -> None:
         self.upstream = upstream
         self.upstream_key = upstream_key
@@ -112,6 +117,8 @@ class Config:
         if not mcp_timeout > 0:
             raise ValueError(f"mcp_timeout: must be positive, got {mcp_timeout!r}")
         self.mcp_timeout = mcp_timeout  # seconds for one MCP listing or tool call
+        # `web_search`'s backend (a SearXNG JSON API); None: web_search is left out of what the model is offered.
+        self.search = SearchBackend(search_url, search_key, search_timeout) if search_url else None
 
 
 class Request:
@@ -521,9 +528,14 @@ class App:
                 elif kind == "store":
                     await self._store(request, action[1], action[2])
                     turn.stored()
-                elif kind == "get_tool":  # web_search's definition: no search backend here
-                    turn.tool_failed("no search backend is configured")
-                    turn.take_warnings()  # expected on every Codex request: not logged
+                elif kind == "get_tool":  # web_search's definition
+                    if self.config.search is not None:
+                        turn.provide_tool_def(WEB_SEARCH_DEF)
+                    else:
+                        turn.tool_failed("no search backend is configured")
+                        turn.take_warnings()  # expected on every Codex request: not logged
+                elif kind == "invoke_tool" and self.config.search is not None:
+                    await _perform_search(turn, self.config.search, action)
                 elif kind in ("list_mcp_tools", "invoke_mcp"):
                     if mcp is None:
                         mcp = McpSessions(self.config.mcp_timeout)
@@ -900,6 +912,16 @@ async def _perform_mcp(turn: Turn, mcp: McpSessions, action: Any) -> None:
     except Exception as exc:
         logger.warning("responses-rs serve: %s failed: %s: %s", action[0], type(exc).__name__, exc)
         turn.tool_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    turn.take_warnings()
+
+
+async def _perform_search(turn: Turn, search: SearchBackend, action: Any) -> None:
+    """A web_search call the model made; a failing search fails only it (the core is fed the failure)."""
+    try:
+        turn.tool_result(await search.search(action[2]))
+    except SearchFailure as exc:
+        logger.warning("responses-rs serve: web_search failed: %s", exc)
+        turn.tool_failed(str(exc))
     turn.take_warnings()
 
 
