@@ -193,6 +193,17 @@ def test_a_web_search_not_streamed(
     # Stored as completed: read back the same.
     again = client.responses.retrieve(final.id)
     assert again.output[0].type == "web_search_call" and again.output[0].status == "completed"
+    # A chain goes on after it (the core replays the earlier turn as its messages and answer; a web_search_call
+    # item carries no results, so the search is not in the next turn's history) and nothing is searched again.
+    chat_server.script([{"text": "Still sunny."}])
+    follow = client.responses.create(
+        model=MODEL, previous_response_id=final.id, input="And now?", tools=[{"type": "web_search"}]
+    )
+    assert follow.status == "completed" and follow.output_text == "Still sunny."
+    history = chat_server.requests[-1]["messages"]
+    assert [m["role"] for m in history] == ["user", "assistant", "user"]
+    assert "Found it." in json.dumps(history[1]["content"]) and "And now?" in json.dumps(history[2]["content"])
+    assert len(backend.requests) == 1
 
 
 def test_a_failing_search_fails_only_its_call(
