@@ -194,3 +194,19 @@ def test_mismatched_keys_are_refused_at_start(tmp_path: Path) -> None:
     command = [str(script), "serve", "--upstream", "http://a/v1", "--upstream", "http://b/v1", "--upstream-key", "k"]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 2 and "--upstream-key" in done.stderr
+
+
+def test_an_unreachable_upstream_leaves_the_others_serving(chat_a: ScriptedChatServer, tmp_path: Path) -> None:
+    dead = ScriptedChatServer(models=["dead-model"]).start()
+    dead_url = dead.base_url
+    dead.stop()  # its port now refuses connections
+    chat_a.reset()
+    with serve_process(dead_url, tmp_path, "--upstream", chat_a.base_url) as s:
+        with openai.OpenAI(base_url=s.base_url, api_key="none", max_retries=0, timeout=30) as oai:
+            assert sorted(m.id for m in oai.models.list()) == sorted([A_MODEL, SHARED])
+            chat_a.script([{"text": "still here"}])
+            assert oai.responses.create(model=A_MODEL, input="x").output_text == "still here"
+            with pytest.raises(openai.NotFoundError) as caught:
+                oai.responses.create(model="dead-model", input="x")
+            assert isinstance(caught.value.body, dict) and caught.value.body["param"] == "model"
+        assert any("listing the models of" in line and dead_url in line for line in s.log)
