@@ -32,7 +32,11 @@ def test_every_flag_has_its_environment_variable(monkeypatch: pytest.MonkeyPatch
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     args = parser().parse_args([])
-    assert (args.upstream, args.upstream_key, args.model_alias) == ("http://upstream:8000/v1", "sk-up", ["a=b", "c=d"])
+    assert (args.upstream, args.upstream_key, args.model_alias) == (
+        ["http://upstream:8000/v1"],
+        ["sk-up"],
+        ["a=b", "c=d"],
+    )
     assert (args.host, args.port, args.data_dir, args.db) == ("0.0.0.0", 9000, "/data", "/data/x.db")
     assert (args.api_key, args.upstream_timeout, args.max_upstream) == (["k1", "k2"], 12.5, 7)
     assert (args.max_body_bytes, args.shutdown_timeout, args.log_level) == (1024, 3.0, "debug")

@@ -1,7 +1,7 @@
-"""``responses-rs serve``: a standalone Open Responses server in front of an OpenAI-compatible Chat
-Completions server, on the same Rust core as the llama-stack and OGX providers.
+"""``responses-rs serve``: a standalone Open Responses server in front of one or more OpenAI-compatible Chat
+Completions servers, on the same Rust core as the llama-stack and OGX providers.
 
-    responses-rs serve --upstream http://127.0.0.1:8000/v1 [--port 8080] [--data-dir DIR]
+    responses-rs serve --upstream http://127.0.0.1:8000/v1 [--upstream URL2 ...] [--port 8080] [--data-dir DIR]
     python -m responses_rs.server --upstream ...
 
 Every flag has an environment variable (``RESPONSES_RS_<FLAG>``; lists comma-separated). The endpoint is
@@ -21,7 +21,7 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 READY_PREFIX = "RESPONSES_RS_SERVE"
 
@@ -35,6 +35,37 @@ def _list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
+def _positional(value: str | None) -> list[str]:
+    """A comma-separated list whose empty entries count (``RESPONSES_RS_UPSTREAM_KEY=sk-a,,sk-c``)."""
+    return [v.strip() for v in value.split(",")] if value else []
+
+
+class _Repeat(argparse.Action):
+    """A repeatable flag whose first use replaces its environment variable's list (not appends to it)."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        items = getattr(namespace, self.dest, None)
+        if items is None or items is self.default:
+            items = []
+        setattr(namespace, self.dest, [*items, values])
+
+
+def upstream_pairs(urls: list[str], keys: list[str]) -> list[tuple[str, str | None]]:
+    """Pair ``--upstream`` URLs with ``--upstream-key`` keys by position: no key at all, or one per upstream
+    (an empty one for an upstream without a key). ValueError naming the flag otherwise (a single key is not
+    sent to several servers)."""
+    if not urls:
+        raise ValueError("--upstream (or RESPONSES_RS_UPSTREAM) is required")
+    if keys and len(keys) != len(urls):
+        raise ValueError(
+            f"--upstream-key: {len(keys)} keys for {len(urls)} upstreams; give one per --upstream, in the same "
+            "order (an empty one, --upstream-key '', for an upstream without a key), or none"
+        )
+    return [(url, (keys[i] or None) if keys else None) for i, url in enumerate(urls)]
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="responses-rs serve",
@@ -43,16 +74,27 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--upstream",
-        default=_env("UPSTREAM"),
-        help="base URL of the Chat Completions server, e.g. http://127.0.0.1:8000/v1 (RESPONSES_RS_UPSTREAM)",
+        action=_Repeat,
+        default=_list(_env("UPSTREAM")),
+        metavar="URL",
+        help="base URL of a Chat Completions server, e.g. http://127.0.0.1:8000/v1; repeatable: each model goes to "
+        "the first upstream whose GET /models lists it (RESPONSES_RS_UPSTREAM, comma-separated)",
     )
-    p.add_argument("--upstream-key", default=_env("UPSTREAM_KEY"), help="its API key (RESPONSES_RS_UPSTREAM_KEY)")
+    p.add_argument(
+        "--upstream-key",
+        action=_Repeat,
+        default=_positional(_env("UPSTREAM_KEY")),
+        metavar="KEY",
+        help="the API key of the --upstream in the same position; none, or one per --upstream ('' for no key) "
+        "(RESPONSES_RS_UPSTREAM_KEY, comma-separated, empty entries kept)",
+    )
     p.add_argument(
         "--model-alias",
         action="append",
         default=_list(_env("MODEL_ALIASES")),
         metavar="ALIAS=MODEL",
-        help="a model name clients may use for an upstream model; repeatable (RESPONSES_RS_MODEL_ALIASES, a=b,c=d)",
+        help="a model name clients may use for a model of any upstream; repeatable "
+        "(RESPONSES_RS_MODEL_ALIASES, a=b,c=d)",
     )
     p.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="listen address (RESPONSES_RS_HOST)")
     p.add_argument(
@@ -82,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
         "--upstream-timeout",
         type=float,
         default=float(_env("UPSTREAM_TIMEOUT", "300") or 300),
-        help="seconds for a connect or any read from the upstream (RESPONSES_RS_UPSTREAM_TIMEOUT)",
+        help="seconds for a connect or any read from an upstream, the same for each (RESPONSES_RS_UPSTREAM_TIMEOUT)",
     )
     p.add_argument(
         "--mcp-timeout",
@@ -112,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
         "--max-upstream",
         type=int,
         default=int(_env("MAX_UPSTREAM", "256") or 256),
-        help="concurrent upstream calls at most (RESPONSES_RS_MAX_UPSTREAM)",
+        help="concurrent upstream calls at most, all upstreams together (RESPONSES_RS_MAX_UPSTREAM)",
     )
     p.add_argument(
         "--max-body-bytes",
@@ -163,8 +205,10 @@ class _StoreUnavailable(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if not args.upstream:
-        parser().error("--upstream (or RESPONSES_RS_UPSTREAM) is required")
+    try:
+        upstreams = upstream_pairs(args.upstream, args.upstream_key)
+    except ValueError as exc:
+        parser().error(str(exc))
     aliases: dict[str, str] = {}
     for entry in args.model_alias:
         alias, sep, model = entry.partition("=")
@@ -207,8 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app = App(
             Config(
-                upstream=args.upstream,
-                upstream_key=args.upstream_key,
+                upstream=[url for url, _ in upstreams],
+                upstream_key=[key for _, key in upstreams],
                 aliases=aliases,
                 api_keys=args.api_key,
                 upstream_timeout=args.upstream_timeout,
@@ -274,15 +318,21 @@ def main(argv: list[str] | None = None) -> int:
                 await postgres.close()
 
     async def serve_until_stopped() -> None:
+        # The model listings (one failing is logged; a miss reads them again), not waiting past 10 s to serve.
+        try:
+            async with asyncio.timeout(min(10.0, args.upstream_timeout)):
+                await app.router.refresh()
+        except TimeoutError:
+            logging.getLogger("responses_rs.server").warning("the upstreams' model listings are not read yet")
         task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if server.started:
             logging.getLogger("responses_rs.server").info(
-                "serving Open Responses at http://%s:%d/v1/responses (upstream %s, store %s)",
+                "serving Open Responses at http://%s:%d/v1/responses (upstreams %s, store %s)",
                 host,
                 port,
-                args.upstream,
+                ", ".join(args.upstream),
                 where,
             )
             print(f"{READY_PREFIX} http://{host}:{port}/v1", flush=True)
@@ -300,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"responses-rs serve: the store cannot be opened: {exc}", file=sys.stderr)
         return 2
     finally:
-        app.upstream.close()
+        app.router.close()
         if postgres is None:
             sqlite.close()
     return 0

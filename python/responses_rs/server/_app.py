@@ -23,6 +23,7 @@ from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_req
 from ._mcp import McpSessions, mcp_headers
 from ._replay import EventLog, split_events
 from ._replay import after as events_after
+from ._router import Router
 from ._search import TOOL_DEF as WEB_SEARCH_DEF
 from ._search import SearchBackend, SearchFailure
 from ._store import RUNNING, NotFound, StillRunning, Store
@@ -89,8 +90,8 @@ class Config:
     def __init__(
         self,
         *,
-        upstream: str,
-        upstream_key: str | None = None,
+        upstream: str | list[str],
+        upstream_key: str | None | list[str | None] = None,
         aliases: dict[str, str] | None = None,
         api_keys: list[str] | None = None,
         upstream_timeout: float = 300.0,
@@ -103,8 +104,16 @@ class Config:
         search_key: str | None = None,
         search_timeout: float = 15.0,
     ) -> None:
-        self.upstream = upstream
-        self.upstream_key = upstream_key
+        urls = [upstream] if isinstance(upstream, str) else list(upstream)
+        keys = upstream_key if isinstance(upstream_key, list) else [upstream_key] * len(urls)
+        if not urls:
+            raise ValueError("upstream: at least one is required")
+        if len(keys) != len(urls):
+            raise ValueError(f"upstream_key: {len(keys)} keys for {len(urls)} upstreams (one per upstream, or none)")
+        # (base URL, API key) per upstream, in routing order.
+        self.upstreams: list[tuple[str, str | None]] = [(u, k or None) for u, k in zip(urls, keys, strict=True)]
+        self.upstream = urls[0]
+        self.upstream_key = keys[0] or None
         self.aliases = aliases or {}
         self.api_keys = api_keys or []
         self.upstream_timeout = upstream_timeout
@@ -127,6 +136,7 @@ class Request:
     __slots__ = (
         "turn",
         "model",
+        "upstream",
         "temperature",
         "owner",
         "prefix",
@@ -151,6 +161,7 @@ class Request:
     ) -> None:
         self.turn = turn
         self.model = model  # the upstream's name for it
+        self.upstream: Upstream | None = None  # the upstream serving it (set by `_prepare`)
         self.temperature = temperature
         self.owner = owner
         self.prefix = prefix  # items of the chain before this turn's own input
@@ -189,9 +200,12 @@ class App:
     def __init__(self, config: Config, store: Store | PostgresStore) -> None:
         self.config = config
         self.store = store
-        self.upstream = Upstream(config.upstream, config.upstream_key, config.upstream_timeout)
+        upstreams = [Upstream(url, key, config.upstream_timeout) for url, key in config.upstreams]
+        self.upstream = upstreams[0]
         self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
+        # One cap for all upstreams together (--max-upstream), as the timeout is one for each.
         self._slots = asyncio.Semaphore(config.max_upstream)
+        self.router = Router(upstreams, config.aliases, self._slots)
         self._background: dict[str, BackgroundRun] = {}
         # Background responses' event logs on this server, from their start until their events are stored
         # (a little past their end): id -> (owner, log).
@@ -462,7 +476,7 @@ class App:
             compacted = False
             if compact_at and isinstance(model, str) and _compact.estimate_tokens(input) > min(compact_at):
                 # Past the threshold: the whole history (chain and input) becomes the compacted window.
-                compaction = await _compact.summarize(self, input, self.config.aliases.get(model, model))
+                compaction = await _compact.summarize(self, input, model)
                 input = json.loads(compaction.input_json())
                 chain, prefix, compacted = None, 0, True
             turn = Turn(
@@ -489,10 +503,13 @@ class App:
             raise invalid(str(exc)) from None
         if chain is None:
             chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
-        upstream_model = self.config.aliases.get(model, model) if isinstance(model, str) else model
+        if not isinstance(model, str):  # the core checked it
+            raise invalid("model: required")
+        upstream, upstream_model = await self.router.route(model)
         request = Request(
             turn, upstream_model, body.get("temperature"), owner, prefix, chain, body.get("background") is True
         )
+        request.upstream = upstream
         request.conversation = conversation
         request.compacted = compacted
         request.stream = stream
@@ -524,7 +541,7 @@ class App:
                         await emit(out)
                 kind = action[0]
                 if kind == "infer":
-                    await self._infer(turn, action, request.model, request.temperature, emit)
+                    await self._infer(turn, action, request, emit)
                 elif kind == "store":
                     await self._store(request, action[1], action[2])
                     turn.stored()
@@ -584,7 +601,8 @@ class App:
             return None
         return failure
 
-    async def _infer(self, turn: Turn, action: Any, model: str, temperature: Any, emit: Emit | None) -> None:
+    async def _infer(self, turn: Turn, action: Any, request: Request, emit: Emit | None) -> None:
+        model, temperature, upstream = request.model, request.temperature, request.upstream or self.upstream
         _, messages_json, tools_json, _stream, response_format, params = action
         parts = [
             '{"model":',
@@ -604,7 +622,7 @@ class App:
         parts.append("}")
         payload = "".join(parts).encode()
         async with self._slots:
-            response = await self.upstream.request("POST", "/chat/completions", payload, accept="text/event-stream")
+            response = await upstream.request("POST", "/chat/completions", payload, accept="text/event-stream")
             try:
                 if response.status != 200:
                     raise _upstream_status(response.status, await response.body(1 << 20))
@@ -879,23 +897,8 @@ class App:
         await _answer(send, 200, json.dumps(body).encode())
 
     async def _models(self, send: Send) -> None:
-        async with self._slots:
-            response = await self.upstream.request("GET", "/models")
-            try:
-                raw = await response.body(4 << 20)
-            finally:
-                response.close()
-        if response.status != 200:
-            raise _upstream_status(response.status, raw)
-        if not self.config.aliases:
-            await _answer(send, 200, raw)
-            return
-        listing = json.loads(raw)
-        data = listing.get("data") if isinstance(listing, dict) else None
-        if isinstance(data, list):
-            for alias in self.config.aliases:
-                data.append({"id": alias, "object": "model", "created": 0, "owned_by": "responses-rs"})
-        await _answer(send, 200, json.dumps(listing).encode())
+        """The union of the upstreams' model listings, then the aliases."""
+        await _answer(send, 200, json.dumps(await self.router.models()).encode())
 
 
 async def _perform_mcp(turn: Turn, mcp: McpSessions, action: Any) -> None:

@@ -86,10 +86,11 @@ async def summarize(app: App, history: Any, model: str, instructions: str | None
             if message.get("role") == "developer":
                 message["role"] = "system"
         messages_json = json.dumps(messages)
+    upstream, model = await app.router.route(model)
     payload = ('{"model":' + json.dumps(model) + ',"messages":' + messages_json + ',"stream":false}').encode()
     try:
         async with app._slots:
-            response = await app.upstream.request("POST", "/chat/completions", payload, accept="application/json")
+            response = await upstream.request("POST", "/chat/completions", payload, accept="application/json")
             try:
                 raw = await response.body()
                 if response.status != 200:
@@ -156,6 +157,5 @@ async def compact(app: App, raw: bytes, owner: str) -> bytes:
                 param="previous_response_id",
             ) from None
         history = _after(chain, input) if input is not None else chain
-    upstream_model = app.config.aliases.get(model, model)
-    compaction = await summarize(app, history, upstream_model, instructions)
+    compaction = await summarize(app, history, model, instructions)
     return compaction.compacted_json().encode()

@@ -63,7 +63,8 @@ async def count(app: App, raw: bytes, owner: str, send: Send) -> None:
         parts += [',"tools":', tools_json]
     parts.append("}")
     async with app._slots:
-        response = await app.upstream.request("POST", "/chat/completions", "".join(parts).encode())
+        upstream = request.upstream or app.upstream
+        response = await upstream.request("POST", "/chat/completions", "".join(parts).encode())
         try:
             answer = await response.body(4 << 20)
         finally:
