@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from responses_rs.server import READY_PREFIX
 
@@ -64,3 +65,34 @@ def serve_process(
             proc.kill()
             proc.wait()
         reader.join(5)
+
+
+def serve_fixtures(model: str, *extra: str, state: str = "serve") -> tuple[Any, Any, Any]:
+    """The three fixtures of a serve end-to-end module: ``chat_server`` (the scripted Chat Completions server
+    serving ``model``, one per module), ``serve`` (a ``responses-rs serve`` process in front of it with the flags
+    ``extra``, one per module) and ``client`` (an official ``openai.OpenAI`` on it, the chat server's script reset
+    for each test). Bind them in the module: ``chat_server, serve, client = serve_fixtures(MODEL)``."""
+    import openai
+    import pytest
+
+    from responses_rs.testkit import ScriptedChatServer
+
+    @pytest.fixture(scope="module")
+    def chat_server() -> Iterator[ScriptedChatServer]:
+        server = ScriptedChatServer(models=[model]).start()
+        yield server
+        server.stop()
+
+    @pytest.fixture(scope="module")
+    def serve(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
+        with serve_process(chat_server.base_url, tmp_path_factory.mktemp(state), *extra) as s:
+            yield s
+
+    @pytest.fixture
+    def client(serve: Serve, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
+        chat_server.reset()
+        oai = openai.OpenAI(base_url=serve.base_url, api_key="none", max_retries=0, timeout=30)
+        yield oai
+        oai.close()
+
+    return chat_server, serve, client

@@ -9,13 +9,12 @@ accepted; the calls and their outputs replay as chat tool calls and tool message
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 from openai.types.responses import Response
-from serve_process import Serve, serve_process
+from serve_process import serve_fixtures, serve_process
 from stream_validator import validate_stream
 
 from responses_rs.testkit import ScriptedChatServer
@@ -83,25 +82,7 @@ FIRST_INPUT = [
 ]
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer(models=[MODEL]).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def serve(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    with serve_process(chat_server.base_url, tmp_path_factory.mktemp("serve")) as s:
-        yield s
-
-
-@pytest.fixture
-def client(serve: Serve, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
-    chat_server.reset()
-    oai = openai.OpenAI(base_url=serve.base_url, api_key="none", max_retries=0, timeout=30)
-    yield oai
-    oai.close()
+chat_server, serve, client = serve_fixtures(MODEL)
 
 
 def streamed(client: openai.OpenAI, body: dict[str, Any]) -> tuple[Response, list]:

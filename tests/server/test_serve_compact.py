@@ -4,14 +4,13 @@ compaction before answering, and bad requests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai.types.responses import CompactedResponse, Response
-from serve_process import Serve, serve_process
+from serve_process import Serve, serve_fixtures, serve_process
 from stream_validator import validate_stream
 
 from responses_rs.testkit import ScriptedChatServer
@@ -20,24 +19,7 @@ MODEL = "scripted-model"
 SUMMARY = "The user is Ada; her favourite colour is teal; she asked about paint."
 
 
-@pytest.fixture(scope="module")
-def chat_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer(models=[MODEL]).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def serve(chat_server: ScriptedChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve]:
-    with serve_process(chat_server.base_url, tmp_path_factory.mktemp("serve-compact")) as s:
-        yield s
-
-
-@pytest.fixture
-def client(serve: Serve, chat_server: ScriptedChatServer) -> Iterator[openai.OpenAI]:
-    chat_server.reset()
-    with openai.OpenAI(base_url=serve.base_url, api_key="x", max_retries=0, timeout=30) as oai:
-        yield oai
+chat_server, serve, client = serve_fixtures(MODEL, state="serve-compact")
 
 
 def contents(messages: list[dict[str, Any]]) -> list[str]:
