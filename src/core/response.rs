@@ -159,6 +159,8 @@ pub struct Response {
     pub prompt: Option<Value>,
     /// The request's `conversation` as `{"id": ...}`; the full shape writes it when given.
     pub conversation: Option<Value>,
+    /// Fields a host adds to the full shape (OGX's `skills`), in order, each written once.
+    pub host_fields: Vec<(String, Value)>,
 }
 
 impl Response {
@@ -199,6 +201,7 @@ impl Response {
             user: None,
             prompt: None,
             conversation: None,
+            host_fields: Vec::new(),
         }
     }
 
@@ -365,6 +368,9 @@ fn serialize_full<S: Serializer>(r: &Response, serializer: S) -> Result<S::Ok, S
     }
     if let Some(conversation) = &r.conversation {
         map.serialize_entry("conversation", conversation)?;
+    }
+    for (name, value) in &r.host_fields {
+        map.serialize_entry(name, value)?;
     }
     map.end()
 }

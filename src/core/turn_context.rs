@@ -8,7 +8,11 @@
 //! * `refuse`: a guardrail flagged the input or the round's output: the round is dropped and the
 //!   response completes with one assistant message holding a `refusal` part;
 //! * `chat_history`: the chat messages so far without system messages (what a host keeps per
-//!   conversation).
+//!   conversation);
+//! * `insert_system`: a host's own system message (OGX's skills, its memory context), sent on every
+//!   inference call and never stored;
+//! * `echo_field`: a host's own response field (OGX's `skills`), in the response, its events and its
+//!   record.
 
 use serde_json::Value;
 
@@ -20,6 +24,44 @@ use crate::core::items::{self, ContentPart};
 use crate::core::round::{Ending, Round};
 
 impl Turn {
+    /// A host's system message at `at` in the chat messages (clamped), or, with `None`, after the
+    /// leading system and developer messages. Only before the turn starts.
+    pub fn insert_system(&mut self, text: &str, at: Option<usize>) -> Result<()> {
+        self.expect_phase(Phase::Start, "insert_system")?;
+        let at = match at {
+            Some(at) => at.min(self.messages.len()),
+            None => self
+                .messages
+                .iter()
+                .take_while(|m| {
+                    matches!(
+                        m,
+                        ChatMessage::System { .. } | ChatMessage::Developer { .. }
+                    )
+                })
+                .count(),
+        };
+        self.messages.insert(
+            at,
+            ChatMessage::System {
+                content: ChatContent::Text(text.to_owned()),
+            },
+        );
+        Ok(())
+    }
+
+    /// A host's own field of the response object (replacing one of that name given before). Only
+    /// before the turn starts.
+    pub fn echo_field(&mut self, name: &str, value: Value) -> Result<()> {
+        self.expect_phase(Phase::Start, "echo_field")?;
+        let fields = &mut self.response.host_fields;
+        match fields.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value,
+            None => fields.push((name.to_owned(), value)),
+        }
+        Ok(())
+    }
+
     /// Earlier conversation items: their messages go after the leading system message
     /// (instructions) and before the new input's. Only before the turn starts.
     pub fn prepend_history(&mut self, history: &Value) -> Result<()> {

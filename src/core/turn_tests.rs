@@ -1557,3 +1557,44 @@ fn a_search_hit_names_the_file_of_its_attributes() {
 
 #[path = "codex_tools_tests.rs"]
 mod codex_tools;
+
+#[test]
+fn a_hosts_system_messages_and_response_field() {
+    let mut cfg = cfg_with(false, json!({"model": "m", "instructions": "Be brief."}));
+    cfg.record_shape = Shape::Full;
+    let input = json!([
+        {"type": "message", "role": "developer", "content": "dev"},
+        {"type": "message", "role": "user", "content": "hi"}
+    ]);
+    let mut turn = Turn::new(cfg, &input, &Value::Null).unwrap();
+    turn.insert_system("skills", Some(1)).unwrap();
+    turn.insert_system("memory", None).unwrap();
+    turn.insert_system("far", Some(99)).unwrap();
+    turn.echo_field("skills", json!(["a"])).unwrap();
+    turn.echo_field("skills", json!(["b"])).unwrap();
+    let Action::Infer { messages, .. } = turn.next_action().unwrap() else {
+        panic!("expected an inference call")
+    };
+    let messages: Vec<Value> = serde_json::from_str(&messages).unwrap();
+    let sent: Vec<(&str, &str)> = messages
+        .iter()
+        .map(|m| (m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("system", "Be brief."),
+            ("system", "skills"),
+            ("developer", "dev"),
+            ("system", "memory"),
+            ("user", "hi"),
+            ("system", "far"),
+        ]
+    );
+    let snapshot: Value =
+        serde_json::from_str(&turn.snapshot_json("in_progress").unwrap()).unwrap();
+    assert_eq!(snapshot["skills"], json!(["b"]));
+    // Only before the turn starts.
+    assert!(turn.insert_system("late", None).is_err());
+    assert!(turn.echo_field("late", json!(1)).is_err());
+}

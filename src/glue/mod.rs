@@ -978,6 +978,21 @@ impl PyTurn {
         })
     }
 
+    /// A host's system message at index `at` of the chat messages, or (None) after the leading
+    /// system and developer messages; sent on every inference call, never stored.
+    #[pyo3(signature = (text, at=None))]
+    fn insert_system(&mut self, text: &str, at: Option<usize>) -> PyResult<()> {
+        guarded(|| self.turn.insert_system(text, at).map_err(to_py_err))
+    }
+
+    /// A host's own field of the response object (in the response, its events and its record).
+    fn echo_field(&mut self, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        guarded(|| {
+            let value = convert::py_to_value_at(value, name)?;
+            self.turn.echo_field(name, value).map_err(to_py_err)
+        })
+    }
+
     /// A guardrail flagged the input or this round's output: drop the round, complete with a refusal.
     fn refuse(&mut self, message: &str) -> PyResult<()> {
         self.carry = [None; 3];

@@ -386,8 +386,8 @@ class OGXResponsesImpl(TurnDriver):
 
         # self, or this request's driver: its previous response read once, its skills, its memory (see ._request)
         driver = await request_driver(self, request)
-        if prompted and hasattr(driver, "_skill_index"):
-            driver._skill_index += 1  # the skills' message goes after the prompt and the instructions
+        if driver is not self:  # its skills and memory context join the turn's host context
+            prepare = driver.with_context(prepare, prompted)
         input = _dump(request.input)
         if request.context_management:
             input = await driver._auto_compact(request, input, options)

@@ -52,15 +52,6 @@ async def memory_context(base: Any, config: Any, request: Any) -> str | None:
     )
 
 
-def insert_after_leading_system(messages: list[dict[str, Any]], message: dict[str, Any]) -> None:
-    """Insert ``message`` after the chat messages' leading system/developer messages (where the builtin puts
-    the memory context)."""
-    at = 0
-    while at < len(messages) and messages[at].get("role") in ("system", "developer"):
-        at += 1
-    messages.insert(at, message)
-
-
 class MemoryWrites:
     """The provider's scheduled conversation memory writes (the builtin's ``_schedule_memory_write``), keyed by
     (owner, conversation, vector store or ``__default__``)."""

@@ -2,22 +2,21 @@
 in effect (``._skills``) and the memory context (``._memory``).
 
 A request with none of them is served by the provider itself, untouched. Any other gets a `RequestDriver`: the
-same collaborators and store (a copy of the provider's attributes, made per request) whose hooks add the skills'
-and the memory's system messages to every inference call and echo the skills on every response object, event
-and stored row.
+same collaborators and store (a copy of the provider's attributes, made per request) whose `with_context` puts the
+skills' and the memory's system messages into the new turn (the core sends them on every inference call) and has
+the core echo the skills on the response, its events and its stored row.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ogx_api import ResponseNotFoundError
 
 from ._impl import OGXResponsesImpl
-from ._memory import insert_after_leading_system, memory_config, memory_context
+from ._memory import memory_config, memory_context
 from ._skills import effective_skills, skill_instructions
 
 if TYPE_CHECKING:
@@ -71,9 +70,9 @@ class RequestDriver(OGXResponsesImpl):
         if previous is not None:
             self.responses_store = _PreviousRead(base.responses_store, previous)
         self._skills = skills
-        self._skill_message = None if skills_text is None else {"role": "system", "content": skills_text}
+        self._skill_message = skills_text
         self._skill_index = 1 if after_instructions else 0
-        self._memory_message = None if memory_text is None else {"role": "system", "content": memory_text}
+        self._memory_message = memory_text
         self._memory_request: Any = None  # memory on: the request, whose stored conversation turn writes memory
 
     async def _store_turn(self, turn: Any, response_json: str, input_json: str) -> Any:
@@ -100,48 +99,23 @@ class RequestDriver(OGXResponsesImpl):
                 safety_identifier=request.safety_identifier,
             )
 
-    def _response_object(self, response_json: str) -> Any:
-        response = super()._response_object(response_json)
-        if self._skills is not None:
-            response.skills = list(self._skills)
-        return response
+    def with_context(self, prepare: Callable[[Turn], None] | None, prompted: bool) -> Callable[[Turn], None]:
+        """The new turn's host context: ``prepare`` (conversation, prompt), then the skills' system message
+        (after the prompt and the instructions, as the builtin places it), then the memory context (after the
+        leading system and developer messages); the skills are echoed on the response, its events and its
+        record."""
 
-    async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
-        if self._skill_message is not None or self._memory_message is not None:
-            messages = json.loads(action[1])
+        def context(turn: Turn) -> None:
+            if prepare is not None:
+                prepare(turn)
             if self._skill_message is not None:
-                messages.insert(self._skill_index, self._skill_message)
+                turn.insert_system(self._skill_message, self._skill_index + int(prompted))
             if self._memory_message is not None:
-                insert_after_leading_system(messages, self._memory_message)
-            action = (action[0], json.dumps(messages), *action[2:])
-        return await super()._infer(action, model, temperature)
+                turn.insert_system(self._memory_message)
+            if self._skills is not None:
+                turn.echo_field("skills", list(self._skills))
 
-    async def _store(self, response_id: str, response_json: str, input_json: str, history_items: int = 0) -> Any:
-        if self._skills is not None:
-            response = json.loads(response_json)
-            response["skills"] = self._skills
-            response_json = json.dumps(response)
-        return await super()._store(response_id, response_json, input_json, history_items=history_items)
-
-    def _stream(  # type: ignore[override]
-        self, turn: Turn, model: str, temperature: float | None, primed: tuple[Any, Any] | None = None
-    ) -> AsyncIterator[Any]:
-        events = super()._stream(turn, model, temperature, primed)
-        return events if self._skills is None else self._echo_skills(events)
-
-    def _guarded(  # type: ignore[override]
-        self, turn: Turn, model: str, temperature: float | None, *, raise_errors: bool = False
-    ) -> AsyncIterator[Any]:
-        events = super()._guarded(turn, model, temperature, raise_errors=raise_errors)
-        return events if self._skills is None else self._echo_skills(events)
-
-    async def _echo_skills(self, events: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async with contextlib.aclosing(events):  # type: ignore[type-var]
-            async for event in events:
-                response = getattr(event, "response", None)
-                if response is not None:
-                    response.skills = list(self._skills or ())
-                yield event
+        return context
 
 
 async def request_driver(base: OGXResponsesImpl, request: Any) -> OGXResponsesImpl:
