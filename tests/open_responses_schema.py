@@ -132,6 +132,11 @@ UNSPECIFIED_EVENT_TYPES: dict[str, tuple[str | None, tuple[str, ...], str]] = {
     "response.mcp_list_tools.in_progress": (None, ("item_id", "output_index"), "no MCP in the spec"),
     "response.mcp_list_tools.completed": (None, ("item_id", "output_index"), "no MCP in the spec"),
     "response.mcp_list_tools.failed": (None, ("item_id", "output_index"), "no MCP in the spec"),
+    "response.compaction.compacting": (
+        None,
+        ("item_id", "output_index"),
+        "openai-python's event of a compaction_trigger item; the spec has compaction only by /responses/compact",
+    ),
 }
 
 # ---- per host ---------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ Checked:
   item's and the terminal output's); concatenated ``function_call_arguments.delta`` == ``.done.arguments``
   == done item arguments == terminal arguments; the same for ``mcp_call`` items with openai-python's
   ``response.mcp_call_arguments.delta`` / ``.done``;
+* ``response.compaction.compacting`` (a compaction_trigger's summary being sampled) only on a
+  ``compaction`` item, inside its window;
 * progress events come in order, each at most once, on an item of their own type:
   web_search_call and file_search_call ``in_progress < searching < completed``; mcp_call and
   mcp_list_tools ``in_progress < completed | failed``;
@@ -80,7 +82,7 @@ TOLERATED_MISSING_FIELDS = frozenset({"logprobs"})
 DEFAULT_SCHEMA_HOST = installed_host()
 
 # Required id prefixes by item type.
-ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "reasoning": "rs_", "mcp_call": "mcp_"}
+ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "reasoning": "rs_", "mcp_call": "mcp_", "compaction": "cmp_"}
 
 
 @dataclass(frozen=True)
@@ -457,6 +459,9 @@ def validate_stream(
                     f"{where}: arguments {d.get('arguments')!r} != concatenated deltas {joined!r}",
                 )
                 st.args_done = d["arguments"]
+        elif t == "response.compaction.compacting":
+            # A piece of a compaction's summary was sampled: no content, any number of times.
+            _check(st.type == "compaction", f"{where}: {t} on a {st.type!r} item")
         elif t in PROGRESS_EVENTS:
             item_type, rank = PROGRESS_EVENTS[t]
             _check(st.type == item_type, f"{where}: {t} on a {st.type!r} item")

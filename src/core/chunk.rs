@@ -157,6 +157,7 @@ mod tests {
             record_shape: Shape::Full,
             file_search_citations: false,
             developer_as_system: false,
+            compaction_trigger: false,
         };
         let mut turn = Turn::new(cfg, &json!("hi"), &tools).expect("turn");
         match turn.next_action().expect("action") {

@@ -24,8 +24,22 @@ use super::ids::now_unix;
 use super::items::{self, Content, ContentPart, Item, Role};
 use super::response::{FullItems, Response, Shape, Usage};
 
+/// The summarization prompt `responses-rs serve` uses (`/responses/compact`, `context_management`,
+/// the `compaction_trigger` item). OGX's builtin has its own, which that host passes in.
+pub const SUMMARY_PROMPT: &str = "Summarize the conversation above for your own later use: the user's goals and \
+requests, the decisions made, the facts, names, values and results found (tool calls and their outputs \
+included), and what is still open. Be complete but concise; write the summary only.";
+
+/// What precedes the summary in a `compaction` item `responses-rs serve` writes.
+pub const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:";
+
+/// A `compaction` item's content: `SUMMARY_PREFIX`, a newline, the summary.
+pub fn with_prefix(summary: &str) -> String {
+    format!("{SUMMARY_PREFIX}\n{summary}")
+}
+
 /// OGX's ids for what compaction makes: the prefix and 24 hex digits of a random UUID.
-fn short_id(prefix: &str) -> String {
+pub(crate) fn short_id(prefix: &str) -> String {
     let hex = uuid::Uuid::new_v4().simple().to_string();
     format!("{prefix}{}", &hex[..24])
 }
@@ -76,29 +90,7 @@ impl Compaction {
         } else {
             format!("{summary_prefix}\n{summary}")
         };
-        let mut output: Vec<Item> = self
-            .history
-            .iter()
-            .filter_map(|item| match item {
-                Item::Message {
-                    content,
-                    role: Role::User,
-                    ..
-                } => Some(Item::Message {
-                    // A string content becomes one `input_text` part (a message's content is a list).
-                    content: match content {
-                        Content::Text(text) => {
-                            Content::Parts(vec![ContentPart::InputText { text: text.clone() }])
-                        }
-                        parts => parts.clone(),
-                    },
-                    role: Role::User,
-                    id: Some(short_id("msg_")),
-                    status: Some("completed".to_owned()),
-                }),
-                _ => None,
-            })
-            .collect();
+        let mut output = window_user_messages(&self.history);
         output.push(Item::Compaction {
             encrypted_content: summary,
             id: Some(short_id("cmp_")),
@@ -114,6 +106,32 @@ impl Compaction {
             usage,
         }
     }
+}
+
+/// The compacted window's user messages: every user message of the history, verbatim under a new
+/// `msg_` id (a string content becomes one `input_text` part: a message's content is a list).
+pub fn window_user_messages(history: &[Item]) -> Vec<Item> {
+    history
+        .iter()
+        .filter_map(|item| match item {
+            Item::Message {
+                content,
+                role: Role::User,
+                ..
+            } => Some(Item::Message {
+                content: match content {
+                    Content::Text(text) => {
+                        Content::Parts(vec![ContentPart::InputText { text: text.clone() }])
+                    }
+                    parts => parts.clone(),
+                },
+                role: Role::User,
+                id: Some(short_id("msg_")),
+                status: Some("completed".to_owned()),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The first choice's message text: a string, or the text of a list of parts; empty when none.

@@ -38,6 +38,8 @@ pub enum Marker {
     McpCallInProgress,
     McpCallCompleted,
     McpCallFailed,
+    /// A piece of a compaction's summary was sampled (`compaction_trigger.rs`).
+    CompactionCompacting,
 }
 
 impl Marker {
@@ -55,6 +57,7 @@ impl Marker {
             Marker::McpCallInProgress => "response.mcp_call.in_progress",
             Marker::McpCallCompleted => "response.mcp_call.completed",
             Marker::McpCallFailed => "response.mcp_call.failed",
+            Marker::CompactionCompacting => "response.compaction.compacting",
         }
     }
 }

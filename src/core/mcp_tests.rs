@@ -19,6 +19,7 @@ fn cfg(shape: Shape) -> TurnConfig {
         record_shape: shape,
         file_search_citations: false,
         developer_as_system: false,
+        compaction_trigger: false,
     }
 }
 

@@ -4,6 +4,7 @@ pub mod chat;
 pub mod chunk;
 pub mod citations;
 pub mod compaction;
+pub mod compaction_trigger;
 pub mod error;
 pub mod events;
 pub mod ids;

@@ -15,6 +15,8 @@ use serde_json::{json, Value};
 
 use super::chat::{self, ChatContent, ChatMessage, ToolCall, ToolCallFunction};
 use super::citations::{CitationFiles, CitationStream, Cited};
+use super::compaction;
+use super::compaction_trigger::{self, Compacting};
 use super::error::{CoreError, Result};
 use super::events::{DeltaKind, Event, EventBody, Marker, ResponseEventKind};
 use super::ids::{new_id, now_unix};
@@ -58,6 +60,9 @@ pub struct TurnConfig {
     /// Send `developer` messages to the model as `system` messages, for chat servers that do not know
     /// the developer role (Codex CLI sends its instructions as developer messages).
     pub developer_as_system: bool,
+    /// Accept a final `compaction_trigger` input item: the turn then compacts the history instead
+    /// of answering (see `compaction_trigger.rs`). Off: the item is refused naming it.
+    pub compaction_trigger: bool,
 }
 
 /// I/O the driver must perform next.
@@ -270,12 +275,25 @@ pub struct Turn {
     /// File search results left out of the response (`include` did not ask for them), by output
     /// index: the stored record keeps them.
     pub(super) hidden_results: Vec<(usize, Vec<Value>)>,
+    /// The input ended with a `compaction_trigger`: the one inference call writes its summary.
+    compacting: Option<Compacting>,
 }
 
 impl Turn {
     /// Build a turn from the request's `input` (string or item list, already merged with any previous
     /// response) and `tools`. Every malformed part is reported here, before any I/O.
     pub fn new(cfg: TurnConfig, input: &Value, tools: &Value) -> Result<Turn> {
+        let before_trigger = compaction_trigger::split(input)?;
+        if let (Some(_), false, Value::Array(items)) =
+            (&before_trigger, cfg.compaction_trigger, input)
+        {
+            return Err(CoreError::invalid(
+                format!("input[{}].type", items.len().saturating_sub(1)),
+                "item type 'compaction_trigger' is not supported by this server",
+            ));
+        }
+        let compacting = before_trigger.is_some().then(Compacting::new);
+        let input = before_trigger.as_ref().unwrap_or(input);
         let mut stored_input = items::parse_input(input)?;
         if input.is_string() {
             // llama-stack gives a synthesised string message an id when it stores it.
@@ -338,6 +356,11 @@ impl Turn {
         if cfg.send_response_format {
             cfg.options.response_format()?;
         }
+        if compacting.is_some() {
+            messages.push(ChatMessage::User {
+                content: ChatContent::Text(compaction::SUMMARY_PROMPT.to_owned()),
+            });
+        }
 
         cfg.options.tool_choice.check_static(&tools)?;
         let response_id = new_id("resp-");
@@ -379,10 +402,18 @@ impl Turn {
             citation_files: CitationFiles::default(),
             cite: None,
             hidden_results: Vec::new(),
+            compacting,
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
         };
+        if turn.compacting.is_some() {
+            // The summarization call offers no tools, runs no approvals; the stored input is the
+            // compacted window's user messages (with the output's compaction item: the window).
+            turn.stored_input = compaction::window_user_messages(&turn.stored_input);
+            turn.tools = tools;
+            return Ok(turn);
+        }
         let mut web_search_seen = false;
         for (i, tool) in tools.iter().enumerate() {
             match tool {
@@ -569,6 +600,11 @@ impl Turn {
         &self.response_id
     }
 
+    /// The input ended with a `compaction_trigger`: this turn compacts instead of answering.
+    pub fn compacting(&self) -> bool {
+        self.compacting.is_some()
+    }
+
     /// Events generated since the last drain, oldest first.
     pub fn drain_events(&mut self) -> std::collections::vec_deque::Drain<'_, Event> {
         self.out.drain()
@@ -682,6 +718,7 @@ impl Turn {
                             headers: server.headers.clone(),
                         });
                     }
+                    None if self.compacting.is_some() => self.phase = Phase::Infer,
                     None => {
                         let names: Vec<Vec<String>> = self
                             .chat_tools
@@ -720,6 +757,10 @@ impl Turn {
                     self.round_ending = Ending::Completed;
                     self.think = self.cfg.split_think.then(ThinkSplitter::default);
                     self.cite = None;
+                    if let Some(compacting) = &mut self.compacting {
+                        compacting.open(&mut self.out);
+                        self.think = None;
+                    }
                     if let Some((file_id, filename)) = self.citation_files.top() {
                         self.round.set_fallback_citation(file_id, filename);
                         self.cite = Some(CitationStream::default());
@@ -999,6 +1040,13 @@ impl Turn {
     /// A piece of text, refusal or reasoning.
     pub fn piece(&mut self, kind: DeltaKind, text: &str) -> Result<()> {
         self.inferring("text_delta")?;
+        if let Some(compacting) = &mut self.compacting {
+            // Only the answer's text is the summary (reasoning and refusals are not kept).
+            if kind == DeltaKind::OutputText {
+                compacting.piece(&mut self.out, text);
+            }
+            return Ok(());
+        }
         match (&mut self.think, kind) {
             (Some(think), DeltaKind::OutputText) => {
                 for (kind, piece) in think.split(text) {
@@ -1055,7 +1103,11 @@ impl Turn {
     }
 
     pub fn piece_direct(&mut self, kind: DeltaKind, text: &str) -> Result<Option<DirectDelta>> {
-        if self.phase == Phase::Inferring && self.think.is_none() && self.cite.is_none() {
+        if self.phase == Phase::Inferring
+            && self.think.is_none()
+            && self.cite.is_none()
+            && self.compacting.is_none()
+        {
             if let Some(d) = self.round.text_direct(&mut self.out, kind, text) {
                 return Ok(Some(d));
             }
@@ -1097,6 +1149,9 @@ impl Turn {
         direct: bool,
     ) -> Result<Option<DirectDelta>> {
         self.inferring("tool_call_delta")?;
+        if self.compacting.is_some() {
+            return Ok(None); // no tools were offered: a call the model makes anyway is not kept
+        }
         let piece = CallPiece {
             key,
             id,
@@ -1152,6 +1207,11 @@ impl Turn {
     /// comes next.
     pub fn end_inference(&mut self) -> Result<()> {
         self.expect(Phase::Inferring, "end_inference")?;
+        if let Some(compacting) = &mut self.compacting {
+            compacting.finish(&mut self.out);
+            self.phase = Phase::Finish;
+            return Ok(());
+        }
         self.flush_text();
         let result = self
             .round
@@ -1265,7 +1325,9 @@ impl Turn {
         if self.phase == Phase::Done {
             return;
         }
-        if self.phase == Phase::Inferring {
+        if let Some(compacting) = &mut self.compacting {
+            compacting.finish(&mut self.out);
+        } else if self.phase == Phase::Inferring {
             self.flush_text();
             self.round
                 .finish(&mut self.out, &self.catalog, Ending::Incomplete);

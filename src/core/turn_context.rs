@@ -281,6 +281,7 @@ mod tests {
             options: RequestOptions::parse(&request).unwrap(),
             record_shape: Shape::Full,
             developer_as_system: false,
+            compaction_trigger: false,
         };
         Turn::new(cfg, &input, &Value::Null).unwrap()
     }

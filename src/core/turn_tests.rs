@@ -22,6 +22,7 @@ fn cfg_with(emit_events: bool, request: Value) -> TurnConfig {
         record_shape: Shape::LlamaStack0212,
         file_search_citations: false,
         developer_as_system: false,
+        compaction_trigger: false,
     }
 }
 

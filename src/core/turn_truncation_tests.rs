@@ -18,6 +18,7 @@ fn cfg(request: Value, max_rounds: u32, shape: Shape) -> TurnConfig {
         record_shape: shape,
         file_search_citations: false,
         developer_as_system: false,
+        compaction_trigger: false,
     }
 }
 

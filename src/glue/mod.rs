@@ -563,7 +563,8 @@ impl PyTurn {
     #[pyo3(signature = (factory, model, input, tools=None, *, temperature=None, emit_events=false, store=true,
         instructions=None, text=None, previous_response_id=None, max_rounds=10, stream_inference=false,
         send_response_format=false, extended_tools=true, options=None, record_shape="llama-stack-0.2.12",
-        split_think=false, file_search_citations=false, history_items=0, developer_role="developer"))]
+        split_think=false, file_search_citations=false, history_items=0, developer_role="developer",
+        compaction_trigger=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<EventFactory>,
@@ -586,6 +587,7 @@ impl PyTurn {
         file_search_citations: bool,
         history_items: usize,
         developer_role: &str,
+        compaction_trigger: bool,
     ) -> PyResult<Self> {
         guarded(|| {
             let input = convert::py_to_value_at(input, "input")?;
@@ -626,6 +628,7 @@ impl PyTurn {
             };
             let cfg = TurnConfig {
                 developer_as_system,
+                compaction_trigger,
                 emit_events,
                 max_rounds: max_rounds.max(1),
                 stream_inference,
@@ -652,6 +655,12 @@ impl PyTurn {
     #[getter]
     fn response_id(&self) -> &str {
         self.turn.response_id()
+    }
+
+    /// The input ended with a `compaction_trigger` item: the turn compacts the history instead of answering.
+    #[getter]
+    fn compacting(&self) -> bool {
+        self.turn.compacting()
     }
 
     /// The leading input items that came from the previous response (given when the turn was built).
@@ -1108,6 +1117,11 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<compaction::PyCompaction>()?;
     m.add_function(wrap_pyfunction!(compaction::is_context_length_error, m)?)?;
     m.add_function(wrap_pyfunction!(compaction::compaction_text_segments, m)?)?;
+    m.add("COMPACTION_PROMPT", crate::core::compaction::SUMMARY_PROMPT)?;
+    m.add(
+        "COMPACTION_SUMMARY_PREFIX",
+        crate::core::compaction::SUMMARY_PREFIX,
+    )?;
     m.add("DriverProtocolError", py.get_type::<DriverProtocolError>())?;
     m.add("InternalError", py.get_type::<InternalError>())?;
     m.add("InvalidRequest", py.get_type::<InvalidRequest>())?;

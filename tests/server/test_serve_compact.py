@@ -159,9 +159,9 @@ def test_bad_compaction_requests_name_the_field(client: openai.OpenAI, serve: Se
             "context_management[0].compact_threshold",
         ),
     ]
-    # compaction_trigger (an input item openai-python has) is not built: refused naming the item's type.
-    trigger = [{"role": "user", "content": "x"}, {"type": "compaction_trigger"}]
-    cases.append(("/responses", {"model": MODEL, "input": trigger}, "input[1].type"))
+    # A compaction_trigger must be the final input item (test_serve_compaction_trigger.py: the item itself).
+    trigger = [{"type": "compaction_trigger"}, {"role": "user", "content": "x"}]
+    cases.append(("/responses", {"model": MODEL, "input": trigger}, "input[0].type"))
     for path, body, param in cases:
         answer = post(path, body)
         assert answer.status_code == 400, (body, answer.text)

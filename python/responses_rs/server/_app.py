@@ -496,6 +496,7 @@ class App:
                 options=options,
                 record_shape="full",
                 developer_role=self.config.developer_role,
+                compaction_trigger=True,
             )
         except InvalidRequest as exc:
             raise invalid(str(exc)) from None
@@ -503,6 +504,16 @@ class App:
             raise invalid(str(exc)) from None
         if chain is None:
             chain = [{"type": "message", "role": "user", "content": input}] if isinstance(input, str) else list(input)
+        if turn.compacting:
+            # The input ended with a compaction_trigger (the core checked it is the last item): the turn compacts
+            # instead of answering. Its row is stored with the window's user messages as its input and no
+            # previous_response_id column (as context_management's), so a continuation (a chain or a
+            # WebSocket's cache: input, then the output's compaction item) starts at the window; a conversation
+            # gets this turn's input without the trigger, then the compaction item.
+            chain.pop()
+            if conversation is None:
+                chain, prefix = json.loads(turn.stored_input_json()), 0
+            compacted = True
         if not isinstance(model, str):  # the core checked it
             raise invalid("model: required")
         upstream, upstream_model = await self.router.route(model)
@@ -639,7 +650,9 @@ class App:
         if request.background:
             await self.store.set_response(request.turn.response_id, status, response_json)
             return
-        items = _stored_items(json.loads(input_json)[request.prefix :] if input_json else [])
+        stored = json.loads(input_json) if input_json else []
+        # A compacted turn's stored input is its window, whatever came before it.
+        items = _stored_items(stored if request.compacted else stored[request.prefix :])
         await self.store.put(
             id=request.turn.response_id,
             owner=request.owner,

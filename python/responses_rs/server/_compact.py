@@ -12,18 +12,21 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from .._core import Compaction, InvalidRequest, compaction_text_segments
+from .._core import (
+    COMPACTION_PROMPT,
+    COMPACTION_SUMMARY_PREFIX,
+    Compaction,
+    InvalidRequest,
+    compaction_text_segments,
+)
 from ._upstream import UpstreamFailure
 
 if TYPE_CHECKING:
     from ._app import App
 
-PROMPT = (
-    "Summarize the conversation above for your own later use: the user's goals and requests, the decisions "
-    "made, the facts, names, values and results found (tool calls and their outputs included), and what is "
-    "still open. Be complete but concise; write the summary only."
-)
-SUMMARY_PREFIX = "Summary of the earlier conversation:"
+# The summarization prompt and the summary's prefix are the core's (the compaction_trigger item uses them too).
+PROMPT = COMPACTION_PROMPT
+SUMMARY_PREFIX = COMPACTION_SUMMARY_PREFIX
 # The token estimate of context_management: characters / 4 (no tokenizer of the upstream's model here).
 CHARS_PER_TOKEN = 4
 
