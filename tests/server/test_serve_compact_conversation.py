@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,6 +129,25 @@ def test_over_the_threshold_the_conversation_is_compacted_and_keeps_every_item(
     assert SUMMARY in sent[3] and sent[4:] == ["Answer.", "Later?"]
     assert STORY not in sent
     assert len(listed(client, conversation)) == 8
+
+
+def test_a_background_response_compacts_its_conversation(
+    client: openai.OpenAI, chat_server: ScriptedChatServer
+) -> None:
+    conversation = a_long_turn(client, chat_server)
+    chat_server.script([{"text": SUMMARY}, {"text": "Answer."}])
+    started = client.responses.create(
+        model=MODEL, input="Next question?", conversation=conversation, context_management=MANAGE, background=True
+    )
+    # The summarization was answered before the response was queued.
+    assert started.status == "queued" and chat_server.requests[1]["stream"] is False
+    deadline = time.monotonic() + 20
+    while client.responses.retrieve(started.id).status in ("queued", "in_progress"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert client.responses.retrieve(started.id).output_text == "Answer."
+    kinds = [t for t, _ in item_texts(listed(client, conversation))]
+    assert kinds == ["user", "user", "assistant", "user", "compaction", "assistant"]
 
 
 def test_compacting_twice_starts_from_the_latest_compaction(
