@@ -143,6 +143,7 @@ class Request:
         "items",
         "background",
         "conversation",
+        "conversation_input",
         "started",
         "interrupted",
         "compacted",
@@ -168,12 +169,21 @@ class Request:
         self.items = items  # the whole input: the chain, then this turn's input
         self.background = background
         self.conversation: str | None = None  # a conversation the response's items are appended to
+        # What the conversation gets before the output, when not the turn's own input (`to_conversation`).
+        self.conversation_input: list[Any] | None = None
         self.started = time.perf_counter()
         self.interrupted: str | None = None  # why its task was cancelled, when not at shutdown
         self.stream = False  # the client asked for a stream (a background run keeps its events either way)
         # context_management compacted the chain: `items` is the compacted window, stored as the response's own
         # input with no previous_response_id column, so a continuation's chain starts at the window.
         self.compacted = False
+
+    def to_conversation(self) -> list[Any]:
+        """The items a conversation gets before the response's output: the turn's own input; when
+        context_management compacted the history, then the compaction item."""
+        if self.conversation_input is not None:
+            return list(self.conversation_input)
+        return list(self.items[self.prefix :])
 
     def stored_previous(self, response: dict[str, Any]) -> str | None:
         """The `previous_response_id` column of the response's row (the chain a continuation walks)."""
@@ -405,13 +415,6 @@ class App:
         from . import _compact
 
         compact_at = _compact.thresholds(body.get("context_management"))
-        if compact_at and body.get("conversation") is not None:
-            raise ApiError(
-                400,
-                "context_management: not supported together with conversation by responses-rs serve (yet)",
-                param="context_management",
-                code="unsupported_parameter",
-            )
         model = body.get("model")
         options = {k: v for k, v in body.items() if k not in _NAMED and k != "context_management" and v is not None}
         previous_id = body.get("previous_response_id")
@@ -420,7 +423,7 @@ class App:
         chain: list[Any] | None = None
         conversation = None
         if body.get("conversation") is not None:
-            from ._conversations import conversation_id
+            from ._conversations import as_history, conversation_id
 
             if previous_id is not None:
                 raise ApiError(
@@ -428,7 +431,7 @@ class App:
                 )
             conversation = conversation_id(body["conversation"])
             try:
-                chain = await self.store.conversation_items(conversation, owner)
+                chain = as_history(await self.store.conversation_items(conversation, owner))
             except NotFound:
                 raise ApiError(
                     404, f"Conversation with id '{conversation}' not found.", param="conversation", code="not_found"
@@ -474,10 +477,16 @@ class App:
                 prefix = len(chain)
                 input = _after(chain, input)
             compacted = False
+            conversation_input: list[Any] | None = None
             if compact_at and isinstance(model, str) and _compact.estimate_tokens(input) > min(compact_at):
                 # Past the threshold: the whole history (chain and input) becomes the compacted window.
                 compaction = await _compact.summarize(self, input, model)
-                input = json.loads(compaction.input_json())
+                window = json.loads(compaction.input_json())
+                if conversation is not None:
+                    # The conversation keeps every item: this turn's input, then the compaction item (read back as
+                    # a history, the conversation is then the window: `_conversations.as_history`).
+                    conversation_input = [*input[prefix:], *(i for i in window if i.get("type") == "compaction")]
+                input = window
                 chain, prefix, compacted = None, 0, True
             turn = Turn(
                 _FACTORY,
@@ -522,6 +531,7 @@ class App:
         )
         request.upstream = upstream
         request.conversation = conversation
+        request.conversation_input = conversation_input
         request.compacted = compacted
         request.stream = stream
         return request
@@ -665,13 +675,14 @@ class App:
         )
 
     async def _append_to_conversation(self, request: Request) -> None:
-        """A response that ended well adds its input items and its output to its conversation."""
+        """A response that ended well adds its input items (then the compaction item, when its history was
+        compacted) and its output to its conversation."""
         from ._conversations import with_ids
 
         response = json.loads(request.turn.response_json())
         if response.get("status") not in ("completed", "incomplete") or request.conversation is None:
             return
-        items = [*request.items[request.prefix :], *(response.get("output") or [])]
+        items = [*request.to_conversation(), *(response.get("output") or [])]
         await self.store.add_conversation_items(request.conversation, request.owner, with_ids(items))
 
     # ------------------------------------------------------------------------------------------

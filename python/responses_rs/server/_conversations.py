@@ -1,8 +1,9 @@
 """The Conversations API (``/v1/conversations``) and what a response with ``conversation`` reads and adds.
 
 A conversation is its metadata and an ordered list of items (each with an id). A response created with
-``conversation`` sees every item of it before its own input, and when it ends (completed or incomplete) its input
-items and its output are appended. Owner-scoped like responses.
+``conversation`` sees every item of it before its own input (from a ``compaction`` item on, the compacted window:
+``as_history``), and when it ends (completed or incomplete) its input items (then, when ``context_management``
+compacted its history, the ``compaction`` item) and its output are appended. Owner-scoped like responses.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ if TYPE_CHECKING:
     from ._app import App, Receive, Scope, Send
 
 MAX_ITEMS_PER_CALL = 20
-_ID_PREFIX = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_", "reasoning": "rs_"}
+_ID_PREFIX = {
+    "message": "msg_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "reasoning": "rs_",
+    "compaction": "cmp_",
+}
 
 
 def conversation_id(value: Any) -> str:
@@ -44,6 +51,26 @@ def with_ids(items: list[Any]) -> list[tuple[str, str]]:
                 item["id"] = _ID_PREFIX.get(str(item.get("type")), "item_") + uuid.uuid4().hex
             rows.append((str(item["id"]), json.dumps(item)))
     return rows
+
+
+def _is_user_message(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("type", "message") == "message" and item.get("role") == "user"
+
+
+def as_history(items: list[Any]) -> list[Any]:
+    """A conversation's items as a response's history (what a turn starts from). The conversation keeps every
+    item; from its latest ``compaction`` item on (made by ``context_management``, or put there by the client), the
+    history is the compacted window: the user messages before that item, the item, then everything after it. A
+    compaction appends the turn's input, the compaction item, then the output, so this is exactly the window the
+    model answered from, then its answer."""
+    last = next((i for i in range(len(items) - 1, -1, -1) if _item_type(items[i]) == "compaction"), None)
+    if last is None:
+        return items
+    return [item for item in items[:last] if _is_user_message(item)] + items[last:]
+
+
+def _item_type(item: Any) -> Any:
+    return item.get("type") if isinstance(item, dict) else None
 
 
 def _check_items(value: Any, field: str) -> list[Any]:

@@ -139,7 +139,7 @@ async def _warm_up(app: App, request: Request, emit: Emit) -> dict[str, Any]:
     if request.conversation is not None:
         from ._conversations import with_ids
 
-        await app.store.add_conversation_items(request.conversation, request.owner, with_ids(list(new_items)))
+        await app.store.add_conversation_items(request.conversation, request.owner, with_ids(request.to_conversation()))
     event = {"response": response, "sequence_number": 2, "type": "response.completed"}
     await emit(b"event: response.completed\ndata: " + json.dumps(event).encode() + b"\n\n")
     return response
