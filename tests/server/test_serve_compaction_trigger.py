@@ -165,3 +165,21 @@ def test_on_the_websocket_a_store_false_trigger_leaves_the_window_in_the_connect
         turn(ws, model=MODEL, input="Two", store=False, previous_response_id=compacted.id)
     sent = contents(chat_server.requests[2]["messages"])
     assert sent == ["One", f"{COMPACTION_SUMMARY_PREFIX}\n{SUMMARY}", "Two"]
+
+
+def test_in_a_conversation_the_trigger_adds_the_compaction_and_the_next_turn_starts_from_the_window(
+    client: openai.OpenAI, chat_server: ScriptedChatServer
+) -> None:
+    chat_server.reset()
+    chat_server.script([{"text": "An answer to forget."}, {"text": SUMMARY}, {"text": "Teal."}])
+    conversation = client.conversations.create()
+    client.responses.create(model=MODEL, conversation=conversation.id, input="I am Ada.")
+    compacted = client.responses.create(
+        model=MODEL, conversation=conversation.id, input=[{"role": "user", "content": "I like teal."}, TRIGGER]
+    )
+    assert [item.type for item in compacted.output] == ["compaction"]
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    assert [i.type for i in items] == ["message", "message", "message", "compaction"]
+    client.responses.create(model=MODEL, conversation=conversation.id, input="Remind me?")
+    sent = contents(chat_server.requests[2]["messages"])
+    assert sent == ["I am Ada.", "I like teal.", f"{COMPACTION_SUMMARY_PREFIX}\n{SUMMARY}", "Remind me?"]

@@ -1049,9 +1049,11 @@ def _log_request(request: Request, streamed: bool, failure: tuple[int, str, str]
 
 
 def _stored_items(items: list[Any]) -> list[Any]:
-    """Input items as stored: messages carry ids (input_items pages by them) and content parts, as OpenAI's do."""
+    """Input items as stored: messages carry their type, ids (input_items pages by them) and content parts, as
+    OpenAI's do (an easy input message, `{"role", "content"}`, has no type)."""
     for item in items:
         if isinstance(item, dict) and item.get("type", "message") == "message":
+            item["type"] = "message"
             if not item.get("id"):
                 item["id"] = "msg_" + uuid.uuid4().hex
             if isinstance(item.get("content"), str):
