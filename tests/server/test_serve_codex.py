@@ -69,6 +69,68 @@ def _shell_tool(body: dict[str, Any]) -> tuple[str, str]:
     raise AssertionError(f"Codex offered no shell tool: {names}")
 
 
+def _codex_exec(
+    codex: str, chat_server: ScriptedChatServer, tmp_path: Path, work: Path, prompt: str, config: str = ""
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """One `codex exec` (its last message to tmp_path/last-message.txt) against a `responses-rs serve` in front of
+    the scripted model, configured as a custom Responses provider (`config`: more top-level config.toml keys).
+    Returns the finished process and a report for assertion messages (Codex's output and serve's log)."""
+    home = tmp_path / "codex-home"
+    home.mkdir()
+    with serve_process(chat_server.base_url, tmp_path / "data", "--api-key", "sk-codex-test") as serve:
+        (home / "config.toml").write_text(
+            f'model = "{MODEL}"\n'
+            'model_provider = "responses-rs"\n'
+            f"{config}"
+            "[model_providers.responses-rs]\n"
+            'name = "responses-rs serve"\n'
+            f'base_url = "{serve.base_url}"\n'
+            'wire_api = "responses"\n'
+            'env_key = "RESPONSES_RS_TEST_KEY"\n'
+        )
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(tmp_path),
+            "CODEX_HOME": str(home),
+            "RESPONSES_RS_TEST_KEY": "sk-codex-test",
+            # Loopback only: anything else Codex would reach goes to a closed port.
+            "HTTP_PROXY": "http://127.0.0.1:9",
+            "HTTPS_PROXY": "http://127.0.0.1:9",
+            "ALL_PROXY": "http://127.0.0.1:9",
+            "NO_PROXY": "127.0.0.1,localhost",
+            "RUST_LOG": "warn",
+        }
+        done = subprocess.run(
+            [
+                codex,
+                "exec",
+                "--skip-git-repo-check",
+                "--ephemeral",
+                "--sandbox",
+                _sandbox(),
+                "--color",
+                "never",
+                "--json",
+                "-o",
+                str(tmp_path / "last-message.txt"),
+                "-C",
+                str(work),
+                prompt,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=240,
+            check=False,
+        )
+        log = "\n".join(serve.log)
+    report = (
+        f"codex exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}\nserve:\n{log}"
+    )
+    return done, report
+
+
 def test_codex_exec_runs_a_shell_command_through_serve(
     codex: str, chat_server: ScriptedChatServer, tmp_path: Path
 ) -> None:
@@ -93,61 +155,14 @@ def test_codex_exec_runs_a_shell_command_through_serve(
         return {"text": f"The command printed: {MARKER}. Done."}
 
     chat_server.script([call_the_shell, answer_with_the_output])
-    home = tmp_path / "codex-home"
-    home.mkdir()
-    (home / "config.toml").write_text(
-        f'model = "{MODEL}"\n'
-        'model_provider = "responses-rs"\n'
-        "[model_providers.responses-rs]\n"
-        'name = "responses-rs serve"\n'
-        'base_url = "BASE_URL"\n'
-        'wire_api = "responses"\n'
-        'env_key = "RESPONSES_RS_TEST_KEY"\n'
+    done, report = _codex_exec(
+        codex,
+        chat_server,
+        tmp_path,
+        work,
+        "Write the marker into proof.txt with the shell and tell me what it printed.",
     )
-    with serve_process(chat_server.base_url, tmp_path / "data", "--api-key", "sk-codex-test") as serve:
-        config = home / "config.toml"
-        config.write_text(config.read_text().replace("BASE_URL", serve.base_url))
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(tmp_path),
-            "CODEX_HOME": str(home),
-            "RESPONSES_RS_TEST_KEY": "sk-codex-test",
-            # Loopback only: anything else Codex would reach goes to a closed port.
-            "HTTP_PROXY": "http://127.0.0.1:9",
-            "HTTPS_PROXY": "http://127.0.0.1:9",
-            "ALL_PROXY": "http://127.0.0.1:9",
-            "NO_PROXY": "127.0.0.1,localhost",
-            "RUST_LOG": "warn",
-        }
-        last = tmp_path / "last-message.txt"
-        done = subprocess.run(
-            [
-                codex,
-                "exec",
-                "--skip-git-repo-check",
-                "--ephemeral",
-                "--sandbox",
-                _sandbox(),
-                "--color",
-                "never",
-                "--json",
-                "-o",
-                str(last),
-                "-C",
-                str(work),
-                "Write the marker into proof.txt with the shell and tell me what it printed.",
-            ],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=240,
-            check=False,
-        )
-        log = "\n".join(serve.log)
-    report = (
-        f"codex exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}\nserve:\n{log}"
-    )
+    last = tmp_path / "last-message.txt"
     assert done.returncode == 0, report
     # Codex ran the command in its working directory ...
     assert (work / "proof.txt").read_text().strip() == MARKER, report
@@ -179,3 +194,37 @@ def test_codex_exec_runs_a_shell_command_through_serve(
     assert calls and calls[-1]["id"] == "call_shell_1" and calls[-1]["function"]["name"] == seen["tool"]
     assert second["messages"][: len(first["messages"])] == first["messages"]
     print(f"codex tools offered upstream: {len(names)}; shell tool: {seen['tool']}", file=sys.stderr)
+
+
+def test_codex_compacts_its_context_through_serve(codex: str, chat_server: ScriptedChatServer, tmp_path: Path) -> None:
+    """Codex's automatic compaction, forced by a small `model_auto_compact_token_limit`: for a custom provider Codex
+    0.171 compacts with an ordinary /responses turn (its checkpoint prompt; the `compaction_trigger` item and
+    /responses/compact are for OpenAI's own provider), then resumes the task from the summary."""
+    work = tmp_path / "work"
+    work.mkdir()
+    summary = "Checkpoint: the shell printed a long line of x; the task is done but for the final answer."
+
+    def call_the_shell(body: dict[str, Any]) -> dict[str, Any]:
+        name, argument = _shell_tool(body)
+        command = "printf 'x%.0s' $(seq 1 3000)"
+        value: Any = command if argument == "cmd" else ["bash", "-lc", command]
+        return {"tool_calls": [{"name": name, "arguments": {argument: value}, "id": "call_shell_1"}]}
+
+    chat_server.script([call_the_shell, {"text": summary}, {"text": "Done after compaction."}])
+    done, report = _codex_exec(
+        codex,
+        chat_server,
+        tmp_path,
+        work,
+        "Print a long line of x with the shell.",
+        config="model_auto_compact_token_limit = 300\nmodel_context_window = 4000\n",
+    )
+    assert done.returncode == 0, report
+    assert (tmp_path / "last-message.txt").read_text().strip() == "Done after compaction.", report
+    texts = [
+        json.dumps([m.get("content") for m in r["messages"]]) for r in chat_server.requests
+    ]  # every upstream request's message contents
+    assert len(texts) == 3, report
+    # The second request is Codex's compaction turn; the third resumes from its summary, without the long output.
+    assert "COMPACTION" in texts[1] and "x" * 3000 in texts[1], texts[1][-500:]
+    assert summary in texts[2] and "x" * 3000 not in texts[2], texts[2][-2000:]
