@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from typing import Any
 
 TOOL = {
@@ -29,7 +30,8 @@ TOOL = {
     "description": "Current weather for a city.",
     "parameters": {
         "type": "object",
-        "properties": {"city": {"type": "string", "description": "City name, e.g. Paris"}},
+        # `examples`: what the scripted model of `responses-rs serve` (no --upstream) passes
+        "properties": {"city": {"type": "string", "description": "City name, e.g. Paris", "examples": ["Paris"]}},
         "required": ["city"],
     },
 }
@@ -178,11 +180,13 @@ def missing_requirements() -> list[str]:
 
 
 def main() -> int:
+    # llama-stack 0.2.x trips a harmless pydantic UserWarning when it is imported.
+    warnings.simplefilter("ignore", UserWarning)
     missing = missing_requirements()
     if missing:
         print(
             f"[demo] the demo needs {' and '.join(missing)}, not installed in this environment "
-            f"({sys.executable}): pip install {' '.join(missing)}  (or run scripts/demo.sh, which makes a venv)",
+            f"({sys.executable}): pip install {' '.join(missing)}  (or use the venv scripts/venv.sh 0.2.12 makes)",
             file=sys.stderr,
             flush=True,
         )

@@ -26,17 +26,24 @@ class Serve:
 
 @contextlib.contextmanager
 def serve_process(
-    upstream: str, data_dir: Path, *extra: str, console_script: bool = True, timeout: float = 30
+    upstream: str | None, data_dir: Path, *extra: str, console_script: bool = True, timeout: float = 30
 ) -> Iterator[Serve]:
+    """``upstream`` None: no ``--upstream`` (the server's own scripted model answers)."""
     script = Path(sys.executable).parent / "responses-rs"
     command = [str(script), "serve"] if console_script else [sys.executable, "-m", "responses_rs.server"]
-    command += ["--upstream", upstream, "--port", "0", "--data-dir", str(data_dir), "--log-level", "warning", *extra]
+    command += ["--upstream", upstream] if upstream is not None else []
+    command += ["--port", "0", "--data-dir", str(data_dir), "--log-level", "warning", *extra]
     proc = subprocess.Popen(
         command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={
+            **{
+                k: v for k, v in os.environ.items() if upstream is not None or not k.startswith("RESPONSES_RS_UPSTREAM")
+            },
+            "PYTHONUNBUFFERED": "1",
+        },
     )
     log: list[str] = []
     ready = threading.Event()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -53,11 +54,16 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert args.data_dir.endswith("responses-rs") and args.db is None
 
 
-def test_missing_upstream_and_bad_alias_are_refused(tmp_path: Path) -> None:
+def test_a_key_without_upstream_and_bad_alias_are_refused(tmp_path: Path) -> None:
+    # (No --upstream at all is not refused: the scripted model answers, tests/server/test_serve_trial.py.)
     script = Path(sys.executable).parent / "responses-rs"
     env = {"PATH": str(script.parent), "HOME": str(tmp_path)}
-    missing = subprocess.run([str(script), "serve"], capture_output=True, text=True, env=env, timeout=60)
-    assert missing.returncode == 2 and "--upstream" in missing.stderr
+    for flags, extra in ((["--upstream-key", "sk-x"], {}), ([], {"RESPONSES_RS_UPSTREAM_KEY": "sk-x"})):
+        keyed = subprocess.run(
+            [str(script), "serve", *flags], capture_output=True, text=True, env={**env, **extra}, timeout=60
+        )
+        assert keyed.returncode == 2 and "--upstream-key" in keyed.stderr and "without --upstream" in keyed.stderr
+        assert "sk-x" not in keyed.stderr
     alias = subprocess.run(
         [str(script), "serve", "--upstream", "http://x/v1", "--model-alias", "nope"],
         capture_output=True,
@@ -68,3 +74,29 @@ def test_missing_upstream_and_bad_alias_are_refused(tmp_path: Path) -> None:
     assert alias.returncode == 2 and "ALIAS=MODEL" in alias.stderr
     usage = subprocess.run([str(script)], capture_output=True, text=True, env=env, timeout=60)
     assert usage.returncode == 2 and "responses-rs serve" in usage.stderr
+
+
+def test_a_busy_port_is_said_so(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "responses-rs"
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [
+                str(script),
+                "serve",
+                "--upstream",
+                "http://127.0.0.1:9/v1",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2, done
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert "Traceback" not in done.stderr

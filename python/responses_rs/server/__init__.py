@@ -3,6 +3,7 @@ Completions servers, on the same Rust core as the llama-stack and OGX providers.
 
     responses-rs serve --upstream http://127.0.0.1:8000/v1 [--upstream URL2 ...] [--port 8080] [--data-dir DIR]
     python -m responses_rs.server --upstream ...
+    responses-rs serve          # no upstream: the project's scripted model answers (for trying the server out)
 
 Every flag has an environment variable (``RESPONSES_RS_<FLAG>``; lists comma-separated). The endpoint is
 ``http://HOST:PORT/v1/responses`` (the ``openai`` client's ``base_url`` is ``http://HOST:PORT/v1``).
@@ -66,6 +67,21 @@ def upstream_pairs(urls: list[str], keys: list[str]) -> list[tuple[str, str | No
     return [(url, (keys[i] or None) if keys else None) for i, url in enumerate(urls)]
 
 
+TRIAL_WARNING = (
+    "no --upstream given: answering with the project's scripted model at %s, for trying the server out (any model "
+    "name; it calls the first function tool offered, then answers in text after the tool's output). Give --upstream "
+    "URL (or RESPONSES_RS_UPSTREAM) for a real Chat Completions server"
+)
+
+
+def start_trial_model() -> Any:
+    """The project's scripted Chat Completions model (``testkit.chat_server.trial_turn``) on a loopback ephemeral
+    port, in this process: the upstream of ``responses-rs serve`` when none is given."""
+    from responses_rs.testkit.chat_server import ScriptedChatServer, trial_turn
+
+    return ScriptedChatServer("127.0.0.1", 0, default_turn=trial_turn).start()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="responses-rs serve",
@@ -78,7 +94,8 @@ def parser() -> argparse.ArgumentParser:
         default=_list(_env("UPSTREAM")),
         metavar="URL",
         help="base URL of a Chat Completions server, e.g. http://127.0.0.1:8000/v1; repeatable: each model goes to "
-        "the first upstream whose GET /models lists it (RESPONSES_RS_UPSTREAM, comma-separated)",
+        "the first upstream whose GET /models lists it (RESPONSES_RS_UPSTREAM, comma-separated). None: the project's "
+        "scripted model answers, for trying the server out",
     )
     p.add_argument(
         "--upstream-key",
@@ -205,10 +222,17 @@ class _StoreUnavailable(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        upstreams = upstream_pairs(args.upstream, args.upstream_key)
-    except ValueError as exc:
-        parser().error(str(exc))
+    upstreams: list[tuple[str, str | None]] = []
+    if args.upstream:
+        try:
+            upstreams = upstream_pairs(args.upstream, args.upstream_key)
+        except ValueError as exc:
+            parser().error(str(exc))
+    elif args.upstream_key:
+        parser().error(
+            "--upstream-key (or RESPONSES_RS_UPSTREAM_KEY) is given without --upstream: give the --upstream URL it "
+            "is the key of (without any, the project's scripted model answers)"
+        )
     aliases: dict[str, str] = {}
     for entry in args.model_alias:
         alias, sep, model = entry.partition("=")
@@ -248,6 +272,11 @@ def main(argv: list[str] | None = None) -> int:
         sqlite.open()
         store = sqlite
         where = str(db)
+    trial = None
+    if not upstreams:
+        trial = start_trial_model()
+        upstreams = [(trial.base_url, None)]
+        logging.getLogger("responses_rs.server").warning(TRIAL_WARNING, trial.base_url)
     try:
         app = App(
             Config(
@@ -270,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         if postgres is None:
             sqlite.close()
+        if trial is not None:
+            trial.stop()
         parser().error(str(exc))
     have = importlib.util.find_spec
     config = uvicorn.Config(
@@ -300,7 +331,21 @@ def main(argv: list[str] | None = None) -> int:
     # delayed ACKs add 40 ms to a streamed answer on the asyncio loop).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        app.router.close()
+        if postgres is None:
+            sqlite.close()
+        if trial is not None:
+            trial.stop()
+        print(
+            f"responses-rs serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc} "
+            "(another program on that port? choose one with --port)",
+            file=sys.stderr,
+        )
+        return 2
     port = sock.getsockname()[1]
     host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
 
@@ -332,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
                 "serving Open Responses at http://%s:%d/v1/responses (upstreams %s, store %s)",
                 host,
                 port,
-                ", ".join(args.upstream),
+                ", ".join(url for url, _ in upstreams) + (" (the scripted model)" if trial is not None else ""),
                 where,
             )
             print(f"{READY_PREFIX} http://{host}:{port}/v1", flush=True)
@@ -349,10 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     except _StoreUnavailable as exc:
         print(f"responses-rs serve: the store cannot be opened: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C: uvicorn has shut down gracefully and re-raised SIGINT; exit as interrupted, without a traceback.
+        return 130
     finally:
         app.router.close()
         if postgres is None:
             sqlite.close()
+        if trial is not None:
+            trial.stop()
     return 0
 
 

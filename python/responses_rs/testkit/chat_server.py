@@ -17,7 +17,9 @@ Scripting
 ---------
 The server keeps a FIFO queue of *turns*.  Every ``POST /v1/chat/completions``
 pops one turn; when the queue is empty a default turn answers
-``"ok: <text of the last user message>"``.  A turn is a dict (or a callable
+``"ok: <text of the last user message>"`` (or, given ``default_turn=fn``, the
+turn ``fn(request_body)``; ``trial_turn`` is the one ``responses-rs serve``
+answers with when it has no upstream).  A turn is a dict (or a callable
 ``fn(request_body) -> dict`` evaluated when the request arrives):
 
 ``{"text": "hello world", "chunk_size": 3}``
@@ -135,6 +137,7 @@ __all__ = [
     "TurnFn",
     "embed",
     "main",
+    "trial_turn",
 ]
 
 JSON = dict[str, Any]
@@ -197,6 +200,77 @@ def _last_user_text(body: Mapping[str, Any]) -> str:
         if isinstance(message, Mapping) and message.get("role") == "user":
             return _content_text(message.get("content"))
     return ""
+
+
+def _example_value(schema: Any) -> Any:
+    """A value for a JSON schema: its ``default``, first ``examples`` or ``enum`` entry, else one of its type."""
+    if not isinstance(schema, Mapping):
+        return "example"
+    for key in ("default", "const"):
+        if key in schema:
+            return copy.deepcopy(schema[key])
+    for key in ("examples", "enum"):
+        values = schema.get(key)
+        if isinstance(values, list) and values:
+            return copy.deepcopy(values[0])
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    if kind == "object" or "properties" in schema:
+        return _example_arguments(schema)
+    if kind == "array":
+        return [_example_value(schema.get("items"))] if schema.get("minItems") else []
+    return {"integer": 1, "number": 1, "boolean": True, "null": None}.get(str(kind), "example")
+
+
+def _example_arguments(parameters: Any) -> JSON:
+    """Arguments for a function whose ``parameters`` schema is given: every required property (all of them when
+    none is marked required), each with its ``_example_value``."""
+    if not isinstance(parameters, Mapping):
+        return {}
+    properties = parameters.get("properties")
+    if not isinstance(properties, Mapping):
+        return {}
+    required = parameters.get("required")
+    names = [n for n in required if n in properties] if isinstance(required, list) and required else list(properties)
+    return {name: _example_value(properties[name]) for name in names}
+
+
+def trial_turn(body: JSON) -> JSON:
+    """The scripted model ``responses-rs serve`` answers with when no upstream is given (for trying it out).
+
+    * the last message is a tool's result: text saying what the tool returned;
+    * the request offers function tools (and ``tool_choice`` is not ``"none"``): a call of the first one (or of
+      the one ``tool_choice`` names), its arguments made from its parameters schema (``_example_value``);
+    * otherwise: text repeating the last user message.
+    """
+    messages = [m for m in body.get("messages") or [] if isinstance(m, Mapping)]
+    last = messages[-1] if messages else {}
+    note = "(the scripted model; serve with --upstream URL for a real one)"
+    if last.get("role") == "tool":
+        names = {
+            call.get("id"): (call.get("function") or {}).get("name")
+            for message in messages
+            if message.get("role") == "assistant"
+            for call in message.get("tool_calls") or []
+            if isinstance(call, Mapping)
+        }
+        name = names.get(last.get("tool_call_id")) or "the tool"
+        return {"text": f"{name} returned: {_content_text(last.get('content'))} {note}", "chunk_size": 12}
+    functions = [
+        t["function"]
+        for t in body.get("tools") or []
+        if isinstance(t, Mapping) and t.get("type") == "function" and isinstance(t.get("function"), Mapping)
+    ]
+    choice = body.get("tool_choice")
+    if isinstance(choice, Mapping) and isinstance(choice.get("function"), Mapping):
+        named = choice["function"].get("name")
+        functions = [f for f in functions if f.get("name") == named] or functions
+    if functions and choice != "none" and isinstance(functions[0].get("name"), str):
+        function = functions[0]
+        arguments = _example_arguments(function.get("parameters"))
+        return {"tool_calls": [{"name": function["name"], "arguments": arguments}], "chunk_size": 12}
+    return {"text": f"You said: {_last_user_text(body)!r}. {note}", "chunk_size": 12}
 
 
 def _estimate_tokens(text: str) -> int:
@@ -663,6 +737,7 @@ class ScriptedChatServer:
         *,
         models: Iterable[str] | None = None,
         turns: Iterable[Turn] | Turn | None = None,
+        default_turn: TurnFn | None = None,
         verbose: bool = False,
     ) -> None:
         self.host = host
@@ -671,6 +746,8 @@ class ScriptedChatServer:
         if not self.models:
             raise ValueError("at least one model id is required")
         self.verbose = verbose
+        # What a request answers when no scripted turn is pending (None: "ok: <last user text>").
+        self.default_turn = default_turn
         self.created = int(time.time())
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -813,7 +890,9 @@ class ScriptedChatServer:
         with self._lock:
             turn: Turn | None = self._queue.popleft() if self._queue else None
         if turn is None:
-            return {"text": f"ok: {_last_user_text(body)}"}
+            if self.default_turn is None:
+                return {"text": f"ok: {_last_user_text(body)}"}
+            turn = self.default_turn
         if callable(turn):
             result = turn(copy.deepcopy(body))
             if not isinstance(result, Mapping):
