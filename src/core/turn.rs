@@ -363,7 +363,12 @@ impl Turn {
         }
 
         cfg.options.tool_choice.check_static(&tools)?;
-        let response_id = new_id("resp-");
+        // OpenAI's and OGX's response ids begin `resp_`; llama-stack 0.2.x's `resp-`.
+        let response_id = new_id(if cfg.record_shape == Shape::Full {
+            "resp_"
+        } else {
+            "resp-"
+        });
         let created_at = now_unix();
         let response_id_for_response = response_id.clone();
         let mut turn = Turn {

@@ -1599,3 +1599,21 @@ fn a_hosts_system_messages_and_response_field() {
     assert!(turn.insert_system("late", None).is_err());
     assert!(turn.echo_field("late", json!(1)).is_err());
 }
+
+#[test]
+fn response_ids_begin_as_the_host_spells_them() {
+    let llama_stack = Turn::new(cfg(false), &json!("hi"), &Value::Null).unwrap();
+    assert!(
+        llama_stack.response_id().starts_with("resp-"),
+        "{}",
+        llama_stack.response_id()
+    );
+    let mut full = cfg(false);
+    full.record_shape = Shape::Full;
+    let openai = Turn::new(full, &json!("hi"), &Value::Null).unwrap();
+    assert!(
+        openai.response_id().starts_with("resp_"),
+        "{}",
+        openai.response_id()
+    );
+}
