@@ -19,5 +19,6 @@ pub mod think;
 mod tool_calls;
 pub mod truncation;
 pub mod turn;
+pub mod web_search;
 
 pub use error::CoreError;

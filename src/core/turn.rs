@@ -28,6 +28,7 @@ use super::response::{Response, Shape};
 use super::round::{CallKind, CallPiece, Classify, ClientShape, Ending, Round};
 use super::think::ThinkSplitter;
 use super::tool_calls::Execution;
+use super::web_search::Source;
 
 pub use super::round::DirectDelta;
 
@@ -88,7 +89,13 @@ pub enum Action {
         params: Value,
     },
     /// `tool_runtime_api.invoke_tool(tool_name=, kwargs=)`, answered with `tool_result`/`tool_failed`.
-    InvokeTool { name: String, arguments: Value },
+    /// `search_options`: the web_search tool's options for a search backend that can narrow its
+    /// query (`WebSearchOptions::to_driver`); the core filters the results in any case.
+    InvokeTool {
+        name: String,
+        arguments: Value,
+        search_options: Option<Value>,
+    },
     /// `invoke_mcp_tool(endpoint, headers, tool_name, kwargs)`, answered with `tool_result`/`tool_failed`.
     InvokeMcp {
         server_url: String,
@@ -277,6 +284,8 @@ pub struct Turn {
     pub(super) hidden_results: Vec<(usize, Vec<Value>)>,
     /// The input ended with a `compaction_trigger`: the one inference call writes its summary.
     compacting: Option<Compacting>,
+    /// The results this response's web searches gave the model, in order.
+    pub(super) web_sources: Vec<Source>,
 }
 
 impl Turn {
@@ -408,6 +417,7 @@ impl Turn {
             cite: None,
             hidden_results: Vec::new(),
             compacting,
+            web_sources: Vec::new(),
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
@@ -526,7 +536,7 @@ impl Turn {
                     turn.catalog
                         .client_tool(chat::TOOL_SEARCH.to_owned(), ClientShape::ToolSearch);
                 }
-                Tool::WebSearch => {
+                Tool::WebSearch(_) => {
                     if !web_search_seen {
                         web_search_seen = true;
                         turn.lookups.push(Lookup::ToolDef {
