@@ -3,11 +3,11 @@
 //!
 //! The driver runs the search (`Action::InvokeTool`, with the options as `search_options` so a
 //! backend can narrow its query) and answers with the backend's results as JSON text:
-//! `{"query", "results": [{"title", "url", "content"}]}` (`top_k` is read as `results`: llama-stack's
-//! search providers answer so). The core then keeps only results from the allowed domains, as many
+//! `{"query", "results": [{"title", "url", "content"}]}`. The core then keeps only results from the allowed domains, as many
 //! as `search_context_size` allows, each snippet cut to its length ([`ContextSize`]), and that is
 //! what the model reads; the URLs it read are the search's `sources`. An answer in another shape is
-//! given to the model as it is (and has no sources).
+//! given to the model as it is (and has no sources): llama-stack's search providers answer
+//! `{"query", "top_k": [...]}`, which llama-stack passes to the model verbatim, and so does the core.
 
 use serde_json::{json, Map, Value};
 
@@ -318,10 +318,7 @@ pub fn shape_results(answer: &str, options: &WebSearchOptions) -> Option<Shaped>
     let Ok(Value::Object(answer)) = serde_json::from_str::<Value>(answer) else {
         return None;
     };
-    let listed = answer
-        .get("results")
-        .or_else(|| answer.get("top_k"))?
-        .as_array()?;
+    let listed = answer.get("results")?.as_array()?;
     let size = options.search_context_size;
     let mut results = Vec::new();
     let mut sources = Vec::new();

@@ -250,10 +250,13 @@ fn other_answers_pass_as_they_are() {
     assert_eq!(shape_results("plain text", &options), None);
     assert_eq!(shape_results("[1, 2]", &options), None);
     assert_eq!(shape_results(r#"{"answer": "x"}"#, &options), None);
-    // llama-stack's providers answer `top_k`; hits without a URL are skipped.
-    let top_k = json!({"query": "q", "top_k": [{"title": "a", "url": "https://a.org", "content": "c"},
-                                               {"title": "no url"}, "junk"]});
-    let shaped = shape_results(&top_k.to_string(), &options).unwrap();
+    // llama-stack's search providers answer `top_k`, passed on verbatim as llama-stack does.
+    let top_k = json!({"query": "q", "top_k": [{"title": "a", "content": "c"}]});
+    assert_eq!(shape_results(&top_k.to_string(), &options), None);
+    // Hits that are not objects or have no URL are skipped.
+    let results = json!({"query": "q", "results": [{"title": "a", "url": "https://a.org", "content": "c"},
+                                                   {"title": "no url"}, "junk"]});
+    let shaped = shape_results(&results.to_string(), &options).unwrap();
     assert_eq!(
         shaped.sources,
         [Source {
