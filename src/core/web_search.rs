@@ -3,11 +3,12 @@
 //!
 //! The driver runs the search (`Action::InvokeTool`, with the options as `search_options` so a
 //! backend can narrow its query) and answers with the backend's results as JSON text:
-//! `{"query", "results": [{"title", "url", "content"}]}`. The core then keeps only results from the allowed domains, as many
-//! as `search_context_size` allows, each snippet cut to its length ([`ContextSize`]), and that is
-//! what the model reads; the URLs it read are the search's `sources`. An answer in another shape is
-//! given to the model as it is (and has no sources): llama-stack's search providers answer
-//! `{"query", "top_k": [...]}`, which llama-stack passes to the model verbatim, and so does the core.
+//! `{"query", "results": [{"title", "url", "content"}]}`. The core then keeps only results from the
+//! allowed domains, as many as `search_context_size` allows, each snippet cut to its length
+//! ([`ContextSize`]), and that is what the model reads (with [`CITE_INSTRUCTION`]); the URLs it read
+//! are the search's `sources`. An answer in another shape is given to the model as it is (and has no
+//! sources): llama-stack's search providers answer `{"query", "top_k": [...]}`, which llama-stack
+//! passes to the model verbatim, and so does the core.
 
 use serde_json::{json, Map, Value};
 
@@ -291,6 +292,12 @@ pub fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then_some(host)
 }
 
+/// What the model is asked, with the results: to cite as markdown links, which the core turns into
+/// `url_citation` annotations (`url_citations.rs`).
+pub const CITE_INSTRUCTION: &str = "Cite each result you use as a markdown link to its url, \
+     e.g. [Title](https://example.com/page), right after the sentence that uses it. \
+     Use only the urls above.";
+
 /// A result the model read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
@@ -347,6 +354,9 @@ pub fn shape_results(answer: &str, options: &WebSearchOptions) -> Option<Shaped>
     let mut shaped = Map::new();
     if let Some(query) = answer.get("query").filter(|q| q.is_string()) {
         shaped.insert("query".into(), query.clone());
+    }
+    if !results.is_empty() {
+        shaped.insert("instructions".into(), Value::from(CITE_INSTRUCTION));
     }
     shaped.insert("results".into(), Value::Array(results));
     Some(Shaped {

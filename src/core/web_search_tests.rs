@@ -193,6 +193,7 @@ fn the_context_size_caps_results_and_snippets() {
         let shaped = shape_results(&answer(30), &options).unwrap();
         let text: Value = serde_json::from_str(&shaped.text).unwrap();
         assert_eq!(text["query"], "q");
+        assert_eq!(text["instructions"], CITE_INSTRUCTION);
         let got = text["results"].as_array().unwrap();
         assert_eq!(got.len(), results, "{size}");
         assert!(got

@@ -1,9 +1,10 @@
 """The `web_search` tool's options through a real ``responses-rs serve`` process (official openai client -> serve ->
 the scripted Chat Completions server, which calls web_search; serve searches a stand-in SearXNG on 127.0.0.1):
 ``filters.allowed_domains`` (``site:`` terms for the backend, the results filtered), ``user_location`` (the country as
-SearXNG's ``language``), ``search_context_size`` (how many results, how long, the model reads) and ``include:
-["web_search_call.action.sources"]``. Each is asserted on what the backend received and what the model and the client
-got; every stream goes through the stream validator ("full" schema)."""
+SearXNG's ``language``), ``search_context_size`` (how many results, how long, the model reads), ``include:
+["web_search_call.action.sources"]`` and the model's markdown links to results as ``url_citation`` annotations. Each
+is asserted on what the backend received and what the model and the client got; every stream goes through the
+stream validator ("full" schema)."""
 
 from __future__ import annotations
 
@@ -310,3 +311,78 @@ def test_sources_are_left_out_without_include(client: openai.OpenAI, chat_server
     assert sources_of(final) is None
     # The record keeps what the answer showed: GET /v1/responses/{id} answers it as is.
     assert sources_of(client.responses.retrieve(final.id)) is None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# url_citation annotations
+
+
+def cited(text: str, annotations: list[Any]) -> list[tuple[str, str, str]]:
+    """Each url_citation (a model or a dict) as (the text it spans, its url, its title)."""
+    out = []
+    for a in annotations:
+        a = a if isinstance(a, dict) else a.model_dump()
+        assert a["type"] == "url_citation"
+        out.append((text[a["start_index"] : a["end_index"]], a["url"], a["title"]))
+    return out
+
+
+@pytest.mark.parametrize("chunk_size", [3, 1000])
+def test_links_to_search_results_become_url_citations(
+    client: openai.OpenAI, chat_server: ScriptedChatServer, chunk_size: int
+) -> None:
+    answer = (
+        "Llamas hum ([Result 1](https://example.org/page/1)). Not a result: [x](https://other.net/page/99); "
+        "not read: [y](https://example.org/page/11). Also «[Result 6](https://example.org/page/6)»."
+    )
+    chat_server.script(
+        [
+            {"tool_calls": [{"name": "web_search", "arguments": {"query": "llamas"}, "id": "call_ws"}]},
+            {"text": answer, "chunk_size": chunk_size},
+        ]
+    )
+    tool = {"type": "web_search", "search_context_size": "low", "filters": {"allowed_domains": ["example.org"]}}
+    events = list(client.responses.create(model=MODEL, stream=True, input="Search", tools=[tool]))  # type: ignore[list-item]
+    final = validate_stream(events, response_cls=Response, schema_host="full")
+    # The model was asked to cite as markdown links, and read results 1, 2 and 6 (page/11 was not read).
+    read = model_read(chat_server)
+    assert "markdown link" in read["instructions"]
+    assert [r["url"] for r in read["results"]] == [
+        f"https://{h}/page/{i}" for h, i in ((HOSTS[0], 1), (HOSTS[1], 2), (HOSTS[0], 6))
+    ]
+    message = final.output[1]
+    assert message.type == "message"
+    part = message.content[0]
+    assert part.type == "output_text" and part.text == answer
+    expected = [
+        ("[Result 1](https://example.org/page/1)", "https://example.org/page/1", "Result 1"),
+        ("[Result 6](https://example.org/page/6)", "https://example.org/page/6", "Result 6"),
+    ]
+    assert cited(part.text, part.annotations) == expected
+    # Announced while streaming, inside the open part, before its done; the deltas still make up the text.
+    types = [e.type for e in events]
+    added = [e for e in events if e.type == "response.output_text.annotation.added"]
+    assert [(e.annotation_index, e.content_index, e.output_index) for e in added] == [(0, 0, 1), (1, 0, 1)]
+    assert cited(answer, [e.annotation for e in added]) == expected
+    done = types.index("response.output_text.done")
+    assert all(types.index("response.content_part.added") < events.index(e) < done for e in added)
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == answer
+    # Stored with them.
+    again = client.responses.retrieve(final.id).output[1]
+    assert again.type == "message" and cited(answer, again.content[0].annotations) == expected  # type: ignore[union-attr]
+
+
+def test_url_citations_not_streamed(client: openai.OpenAI, chat_server: ScriptedChatServer) -> None:
+    answer = "See [Result 2](https://news.example.org/page/2)."
+    chat_server.script(
+        [
+            {"tool_calls": [{"name": "web_search", "arguments": {"query": "llamas"}, "id": "call_ws"}]},
+            {"text": answer},
+        ]
+    )
+    final = client.responses.create(model=MODEL, input="Search", tools=[{"type": "web_search"}])
+    part = final.output[1].content[0]  # type: ignore[union-attr]
+    assert part.text == answer  # type: ignore[union-attr]
+    assert cited(answer, part.annotations) == [  # type: ignore[union-attr]
+        ("[Result 2](https://news.example.org/page/2)", "https://news.example.org/page/2", "Result 2")
+    ]
