@@ -37,7 +37,8 @@ class EventFactory:
 #   ("get_tool", name)
 #   ("list_mcp_tools", server_label, server_url, headers | None)
 #   ("infer", messages_json, tools_json | None, stream, response_format | None, chat_params)
-#   ("invoke_tool", name, arguments)
+#   ("invoke_tool", name, arguments, search_options | None)  (web_search's options: allowed_domains,
+#       user_location, search_context_size, max_results)
 #   ("invoke_mcp", server_url, headers | None, name, arguments)
 #   ("file_search", query, vector_store_ids, filters | None, max_num_results | None, ranking_options | None)
 #   ("store", response_json, input_json)

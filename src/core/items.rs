@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{CoreError, Result};
+use super::web_search::{self, WebSearchOptions};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -645,7 +646,8 @@ pub enum Tool {
         parameters: Option<Value>,
         strict: Option<bool>,
     },
-    WebSearch,
+    /// `web_search` (any spelling): its options.
+    WebSearch(WebSearchOptions),
     /// A free-form tool: the model writes its input as plain text (`format`: `text` or a `grammar`).
     Custom {
         name: String,
@@ -805,7 +807,12 @@ impl Tool {
                 put("parameters", parameters.clone().unwrap_or(Value::Null));
                 put("strict", strict.map_or(Value::Null, Value::Bool));
             }
-            Tool::WebSearch => put("type", Value::from("web_search")),
+            Tool::WebSearch(options) => {
+                put("type", Value::from("web_search"));
+                for (key, value) in options.echo_fields() {
+                    put(key, value);
+                }
+            }
             Tool::Custom {
                 name,
                 description,
@@ -912,7 +919,10 @@ pub fn parse_tool(value: &Value, path: &str) -> Result<Tool> {
             parameters: obj.get("parameters").filter(|v| !v.is_null()).cloned(),
             strict: obj.get("strict").and_then(Value::as_bool),
         },
-        "web_search" | "web_search_preview" | "web_search_preview_2025_03_11" => Tool::WebSearch,
+        "web_search"
+        | "web_search_2025_08_26"
+        | "web_search_preview"
+        | "web_search_preview_2025_03_11" => Tool::WebSearch(web_search::parse_options(obj, path)?),
         "custom" => Tool::Custom {
             name: str_field(obj, "name", path)?.to_owned(),
             description: opt_str_field(obj, "description", path)?,
@@ -1287,7 +1297,7 @@ mod tests {
             echoed,
             vec![
                 json!({"type": "function", "name": "f", "description": null, "parameters": {"type": "object"}, "strict": null}),
-                json!({"type": "web_search"}),
+                json!({"type": "web_search", "filters": null, "search_context_size": "medium", "user_location": null}),
                 json!({"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 5}),
                 json!({"type": "mcp", "server_label": "s", "server_url": "http://h", "allowed_tools": null, "require_approval": "never"}),
             ]

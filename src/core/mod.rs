@@ -19,5 +19,7 @@ pub mod think;
 mod tool_calls;
 pub mod truncation;
 pub mod turn;
+pub mod url_citations;
+pub mod web_search;
 
 pub use error::CoreError;

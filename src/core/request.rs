@@ -584,7 +584,7 @@ impl HostedTool {
     fn matches(&self, tool: &Tool) -> bool {
         matches!(
             (self, tool),
-            (HostedTool::WebSearch(_), Tool::WebSearch)
+            (HostedTool::WebSearch(_), Tool::WebSearch(_))
                 | (HostedTool::FileSearch, Tool::FileSearch { .. })
         )
     }
@@ -664,6 +664,7 @@ impl ToolSelection {
 
 const HOSTED_WEB_SEARCH: &[&str] = &[
     "web_search",
+    "web_search_2025_08_26",
     "web_search_preview",
     "web_search_preview_2025_03_11",
 ];

@@ -346,6 +346,12 @@ impl Round {
     /// part (its `index` is the part's length in characters so far) and, when the part is on the
     /// wire, announced right away, after the delta that carried the text before it.
     pub fn cite(&mut self, out: &mut Output, file_id: &str, filename: &str) {
+        self.annotate(out, |end| Some(file_citation(file_id, filename, end)));
+    }
+
+    /// An annotation made from the output text's current length in characters (`None`: none), recorded
+    /// and announced as `cite` does.
+    pub fn annotate(&mut self, out: &mut Output, make: impl FnOnce(usize) -> Option<Value>) {
         let pos = self.text_segment(out, DeltaKind::OutputText);
         let fallback = &self.fallback_citation;
         let seg = &mut self.segs[pos];
@@ -353,12 +359,18 @@ impl Round {
             return;
         };
         let new_part = parts.last().map(|p| p.kind) != Some(DeltaKind::OutputText);
+        let len = match parts.last() {
+            Some(part) if !new_part => part.text.chars().count(),
+            _ => 0,
+        };
+        let Some(annotation) = make(len) else {
+            return;
+        };
         if new_part {
             parts.push(Part::new(DeltaKind::OutputText, String::new()));
         }
         let part_index = parts.len() - 1;
         let part = &mut parts[part_index];
-        let annotation = file_citation(file_id, filename, part.text.chars().count());
         part.annotations.push(annotation.clone());
         let annotation_index = part.annotations.len() - 1;
         match seg.wire.clone() {

@@ -14,6 +14,7 @@ use super::ids::new_id;
 use super::items::{Item, Tool};
 use super::round::CallKind;
 use super::turn::{Action, Phase, Turn};
+use super::web_search::{shape_results, WebSearchOptions};
 
 #[derive(Debug)]
 pub(super) struct Execution {
@@ -90,6 +91,7 @@ impl Turn {
                         Some(Action::InvokeTool {
                             name: exec.name.clone(),
                             arguments: args.clone(),
+                            search_options: Some(self.web_search_options().to_driver()),
                         })
                     }
                     Err(_) => None,
@@ -204,7 +206,7 @@ impl Turn {
     /// `FileSearch` (the list of search pages, one per vector store).
     pub fn tool_result(&mut self, result: &Value) -> Result<()> {
         self.expect_phase(Phase::AwaitTool, "tool_result")?;
-        let exec = self
+        let mut exec = self
             .running
             .take()
             .ok_or_else(|| CoreError::protocol("tool_result without a running call"))?;
@@ -247,7 +249,13 @@ impl Turn {
                 .and_then(Value::as_i64)
                 .filter(|c| *c > 0);
             let outcome = match (code, message) {
-                (None, None) => Ok(content_text(result.get("content").unwrap_or(&Value::Null))),
+                (None, None) => {
+                    let text = content_text(result.get("content").unwrap_or(&Value::Null));
+                    match exec.kind {
+                        CallKind::WebSearch => Ok(self.web_search_results(&mut exec, text)),
+                        _ => Ok(text),
+                    }
+                }
                 (None, Some(message)) => Err(message.to_owned()),
                 (Some(code), message) => {
                     let detail = match message {
@@ -262,6 +270,46 @@ impl Turn {
         }
         self.phase = Phase::Execute;
         Ok(())
+    }
+
+    /// The options of the request's (first) web_search tool.
+    fn web_search_options(&self) -> WebSearchOptions {
+        self.tools
+            .iter()
+            .find_map(|t| match t {
+                Tool::WebSearch(options) => Some(options.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// A web search's answer: what the model reads (the results from the allowed domains, as many
+    /// and as long as `search_context_size` allows); the URLs become the search's `sources`, shown
+    /// in its action when `include` asks for `web_search_call.action.sources`.
+    fn web_search_results(&mut self, exec: &mut Execution, answer: String) -> String {
+        let Some(shaped) = shape_results(&answer, &self.web_search_options()) else {
+            return answer;
+        };
+        let shown = self
+            .cfg
+            .options
+            .include
+            .iter()
+            .any(|i| i == "web_search_call.action.sources");
+        if let (true, Some(Value::Object(action))) = (shown, exec.action.as_mut()) {
+            let sources = shaped
+                .sources
+                .iter()
+                .map(|s| json!({"type": "url", "url": s.url}))
+                .collect();
+            action.insert("sources".into(), Value::Array(sources));
+        }
+        for source in shaped.sources {
+            if !self.web_sources.iter().any(|s| s.url == source.url) {
+                self.web_sources.push(source);
+            }
+        }
+        shaped.text
     }
 
     /// The files a search returned become citable, best score first (a file keeps its first place).

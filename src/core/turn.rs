@@ -28,6 +28,8 @@ use super::response::{Response, Shape};
 use super::round::{CallKind, CallPiece, Classify, ClientShape, Ending, Round};
 use super::think::ThinkSplitter;
 use super::tool_calls::Execution;
+use super::url_citations::{url_citation, LinkScanner, Linked};
+use super::web_search::Source;
 
 pub use super::round::DirectDelta;
 
@@ -88,7 +90,13 @@ pub enum Action {
         params: Value,
     },
     /// `tool_runtime_api.invoke_tool(tool_name=, kwargs=)`, answered with `tool_result`/`tool_failed`.
-    InvokeTool { name: String, arguments: Value },
+    /// `search_options`: the web_search tool's options for a search backend that can narrow its
+    /// query (`WebSearchOptions::to_driver`); the core filters the results in any case.
+    InvokeTool {
+        name: String,
+        arguments: Value,
+        search_options: Option<Value>,
+    },
     /// `invoke_mcp_tool(endpoint, headers, tool_name, kwargs)`, answered with `tool_result`/`tool_failed`.
     InvokeMcp {
         server_url: String,
@@ -277,6 +285,10 @@ pub struct Turn {
     pub(super) hidden_results: Vec<(usize, Vec<Value>)>,
     /// The input ended with a `compaction_trigger`: the one inference call writes its summary.
     compacting: Option<Compacting>,
+    /// The results this response's web searches gave the model, in order.
+    pub(super) web_sources: Vec<Source>,
+    /// Finds links citing them in this round's text, once a web search returned results.
+    links: Option<LinkScanner>,
 }
 
 impl Turn {
@@ -408,6 +420,8 @@ impl Turn {
             cite: None,
             hidden_results: Vec::new(),
             compacting,
+            web_sources: Vec::new(),
+            links: None,
             chat_tool_choice: None,
             tools: Vec::new(),
             cfg,
@@ -526,7 +540,7 @@ impl Turn {
                     turn.catalog
                         .client_tool(chat::TOOL_SEARCH.to_owned(), ClientShape::ToolSearch);
                 }
-                Tool::WebSearch => {
+                Tool::WebSearch(_) => {
                     if !web_search_seen {
                         web_search_seen = true;
                         turn.lookups.push(Lookup::ToolDef {
@@ -770,6 +784,7 @@ impl Turn {
                         self.round.set_fallback_citation(file_id, filename);
                         self.cite = Some(CitationStream::default());
                     }
+                    self.links = (!self.web_sources.is_empty()).then(LinkScanner::default);
                     self.phase = Phase::Inferring;
                     let messages = serde_json::to_string(&self.messages)
                         .map_err(|e| CoreError::protocol(e.to_string()))?;
@@ -1071,13 +1086,30 @@ impl Turn {
                     self.cited(cited);
                 }
             }
+            (None, DeltaKind::OutputText) => self.linked_text(text),
             _ => self.round.text(&mut self.out, kind, text),
+        }
+    }
+
+    /// Output text, with a `url_citation` after each link that cites a web search result.
+    fn linked_text(&mut self, text: &str) {
+        let Some(links) = self.links.as_mut() else {
+            return self.round.text(&mut self.out, DeltaKind::OutputText, text);
+        };
+        for linked in links.feed(text, &self.web_sources) {
+            match linked {
+                Linked::Text(text) => self.round.text(&mut self.out, DeltaKind::OutputText, &text),
+                Linked::Cite { chars, source } => self.round.annotate(&mut self.out, |end| {
+                    let start = end.checked_sub(chars)?;
+                    Some(url_citation(&source.url, &source.title, start, end))
+                }),
+            }
         }
     }
 
     fn cited(&mut self, cited: Cited) {
         match cited {
-            Cited::Text(text) => self.round.text(&mut self.out, DeltaKind::OutputText, &text),
+            Cited::Text(text) => self.linked_text(&text),
             Cited::Cite(file_id) => {
                 if let Some(filename) = self.citation_files.filename(&file_id) {
                     let filename = filename.to_owned();
@@ -1095,7 +1127,7 @@ impl Turn {
             }
         }
         if let Some(rest) = self.cite.as_mut().and_then(CitationStream::finish) {
-            self.round.text(&mut self.out, DeltaKind::OutputText, &rest);
+            self.linked_text(&rest);
         }
     }
 
@@ -1112,6 +1144,7 @@ impl Turn {
             && self.think.is_none()
             && self.cite.is_none()
             && self.compacting.is_none()
+            && self.links.is_none()
         {
             if let Some(d) = self.round.text_direct(&mut self.out, kind, text) {
                 return Ok(Some(d));

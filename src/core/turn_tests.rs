@@ -369,7 +369,9 @@ fn web_search_runs_and_the_model_gets_the_result() {
     .unwrap();
     turn.end_inference().unwrap();
     match turn.next_action().unwrap() {
-        Action::InvokeTool { name, arguments } => {
+        Action::InvokeTool {
+            name, arguments, ..
+        } => {
             assert_eq!(name, "web_search");
             assert_eq!(arguments, json!({"query": "rust"}));
         }
@@ -1558,6 +1560,9 @@ fn a_search_hit_names_the_file_of_its_attributes() {
 
 #[path = "codex_tools_tests.rs"]
 mod codex_tools;
+
+#[path = "web_search_turn_tests.rs"]
+mod web_search_turn;
 
 #[test]
 fn a_hosts_system_messages_and_response_field() {

@@ -713,10 +713,15 @@ impl PyTurn {
                     value_to_py(py, &params)?,
                 )
                     .into_pyobject(py)?,
-                Action::InvokeTool { name, arguments } => (
+                Action::InvokeTool {
+                    name,
+                    arguments,
+                    search_options,
+                } => (
                     pyo3::intern!(py, "invoke_tool"),
                     name,
                     value_to_py(py, &arguments)?,
+                    opt(&search_options)?,
                 )
                     .into_pyobject(py)?,
                 Action::InvokeMcp {

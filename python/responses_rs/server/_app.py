@@ -46,7 +46,7 @@ BACKGROUND_POLL = 0.5
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
 # Server-side tools served only with a backend (`--search-url`), otherwise left out of what the model is offered.
-LEFT_OUT_TOOLS = ("web_search", "web_search_preview", "web_search_preview_2025_03_11")
+LEFT_OUT_TOOLS = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
 # Open Responses fields this server does not serve yet: refused naming the field.
 NOT_BUILT = ("prompt",)
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
@@ -945,7 +945,7 @@ async def _perform_mcp(turn: Turn, mcp: McpSessions, action: Any) -> None:
 async def _perform_search(turn: Turn, search: SearchBackend, action: Any) -> None:
     """A web_search call the model made; a failing search fails only it (the core is fed the failure)."""
     try:
-        turn.tool_result(await search.search(action[2]))
+        turn.tool_result(await search.search(action[2], action[3]))
     except SearchFailure as exc:
         logger.warning("responses-rs serve: web_search failed: %s", exc)
         turn.tool_failed(str(exc))
