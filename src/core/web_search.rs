@@ -55,7 +55,8 @@ impl ContextSize {
     }
 }
 
-/// `user_location` (`type: "approximate"`); `country` is an upper-case ISO 3166-1 alpha-2 code.
+/// `user_location` (`type: "approximate"`); `country` an upper-case ISO 3166-1 alpha-2 code, or any
+/// other string kept as given.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UserLocation {
     pub city: Option<String>,
@@ -184,18 +185,15 @@ fn parse_user_location(value: Option<&Value>, path: &str) -> Result<Option<UserL
             ));
         }
     }
-    let country = match optional_string(obj, "country", path)? {
-        Some(c) if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Some(c.to_ascii_uppercase())
+    // An ISO 3166-1 alpha-2 code (as OpenAI documents it) is upper-cased, and the search backend may use
+    // it; any other string is kept as given and only echoed (OGX's builtin accepts any string).
+    let country = optional_string(obj, "country", path)?.map(|c| {
+        if c.len() == 2 && c.bytes().all(|b| b.is_ascii_alphabetic()) {
+            c.to_ascii_uppercase()
+        } else {
+            c
         }
-        Some(c) => {
-            return Err(CoreError::invalid(
-                format!("{path}.country"),
-                format!("must be a two-letter ISO 3166-1 country code (e.g. US), got {c:?}"),
-            ))
-        }
-        None => None,
-    };
+    });
     Ok(Some(UserLocation {
         city: optional_string(obj, "city", path)?,
         country,

@@ -224,7 +224,7 @@ def test_a_country_without_a_mapping_sends_no_language(
     [
         ("Berlin", "tools[0].user_location"),
         ({"type": "exact", "country": "DE"}, "tools[0].user_location.type"),
-        ({"type": "approximate", "country": "Germany"}, "tools[0].user_location.country"),
+        ({"type": "approximate", "country": 49}, "tools[0].user_location.country"),
         ({"type": "approximate", "city": 12}, "tools[0].user_location.city"),
     ],
 )
