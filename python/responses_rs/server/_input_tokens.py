@@ -62,8 +62,8 @@ async def count(app: App, raw: bytes, owner: str, send: Send) -> None:
     if tools_json is not None:
         parts += [',"tools":', tools_json]
     parts.append("}")
-    async with app._slots:
-        upstream = request.upstream or app.upstream
+    upstream = request.upstream or app.upstream
+    async with app._slots(upstream):
         response = await upstream.request("POST", "/chat/completions", "".join(parts).encode())
         try:
             answer = await response.body(4 << 20)

@@ -11,9 +11,11 @@ An upstream whose listing fails keeps its previous listing (and is logged); the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from ._upstream import Upstream, UpstreamFailure
@@ -24,20 +26,38 @@ logger = logging.getLogger("responses_rs.server")
 REFRESH_INTERVAL = 1.0
 
 
+class CallSlots:
+    """The caps on concurrent upstream calls: each upstream's own (``--upstream-max``, when set), then all upstreams
+    together (``--max-upstream``). ``async with slots(upstream):`` around every call; an upstream's own slot is
+    taken first, so calls waiting for a busy upstream hold no slot of the others'."""
+
+    def __init__(self, total: int) -> None:
+        self._total = asyncio.Semaphore(total)
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, upstream: Upstream) -> AsyncIterator[None]:
+        if upstream.slots is None:
+            async with self._total:
+                yield
+        else:
+            async with upstream.slots, self._total:
+                yield
+
+
 class Router:
-    def __init__(self, upstreams: list[Upstream], aliases: dict[str, str], slots: asyncio.Semaphore) -> None:
+    def __init__(self, upstreams: list[Upstream], aliases: dict[str, str], slots: CallSlots) -> None:
         if not upstreams:
             raise ValueError("upstream: at least one is required")
         self.upstreams = upstreams
         self.aliases = aliases
-        self._slots = slots  # the global cap on concurrent upstream calls
+        self._slots = slots  # the caps on concurrent upstream calls
         self._listings: list[list[dict[str, Any]] | None] = [None] * len(upstreams)
         self._owner: dict[str, Upstream] = {}
         self._refreshed = -float("inf")
         self._lock = asyncio.Lock()
 
     async def _list(self, upstream: Upstream) -> list[dict[str, Any]]:
-        async with self._slots:
+        async with self._slots(upstream):
             response = await upstream.request("GET", "/models")
             try:
                 raw = await response.body(4 << 20)

@@ -151,7 +151,9 @@ class Response:
 class Upstream:
     """One OpenAI-compatible base URL (``http(s)://host:port/v1``)."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout: float, max_idle: int = 64) -> None:
+    def __init__(
+        self, base_url: str, api_key: str | None, timeout: float, max_idle: int = 64, max_calls: int | None = None
+    ) -> None:
         parts = urlsplit(base_url.rstrip("/"))
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"upstream: not an http(s) URL: {base_url!r}")
@@ -164,6 +166,8 @@ class Upstream:
         auth = f"Authorization: Bearer {api_key}\r\n" if api_key else ""
         self._head = f"Host: {host_header}\r\n{auth}User-Agent: responses-rs\r\nConnection: keep-alive\r\n"
         self.timeout = timeout
+        # Its own cap on concurrent calls (`--upstream-max`; None: only the cap on all upstreams together).
+        self.slots = asyncio.Semaphore(max_calls) if max_calls is not None else None
         self._idle: list[_Connection] = []
         self._max_idle = max_idle
 
