@@ -13,6 +13,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -205,6 +206,24 @@ def test_a_bad_update_is_refused_and_stores_nothing(api: httpx.Client) -> None:
     assert [v["version"] for v in api.get(f"/prompts/{pid}/versions").json()["data"]] == [1]
 
 
+def test_two_updates_of_the_same_version_at_once_make_one_version(serve: Serve, api: httpx.Client) -> None:
+    pid = create_prompt(api, "Base.")["prompt_id"]
+
+    def update(text: str) -> int:
+        with httpx.Client(base_url=serve.base_url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30) as http:
+            return http.put(f"/prompts/{pid}", json={"prompt": text, "version": 1}).status_code
+
+    for _ in range(3):
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            statuses = sorted(pool.map(update, ["A.", "B.", "C.", "D."]))
+        assert statuses == [200, 400, 400, 400]
+        versions = api.get(f"/prompts/{pid}/versions").json()["data"]
+        assert [v["version"] for v in versions] == [1, 2]
+        assert [v["is_default"] for v in versions] == [False, True]
+        api.delete(f"/prompts/{pid}")
+        pid = create_prompt(api, "Base.")["prompt_id"]
+
+
 def test_prompts_are_visible_only_to_their_key(
     serve: Serve, api: httpx.Client, client: openai.OpenAI, chat_server
 ) -> None:
@@ -258,6 +277,22 @@ def test_a_streamed_response_renders_the_requested_version_first(
     plain = client.responses.create(model=MODEL, input="Hi", prompt={"id": pid})
     assert plain.output_text == "Again." and plain.prompt is not None and plain.prompt.version is None
     assert system_messages(chat_server.requests[-1]) == ["Version two for {{customer}}."]
+
+
+def test_an_image_variable_is_named_in_the_text_and_sent_as_an_image(
+    api: httpx.Client, client: openai.OpenAI, chat_server
+) -> None:
+    pid = create_prompt(api, "Describe {{ pic }} for {{who}}.", ["pic", "who"])["prompt_id"]
+    chat_server.script([{"text": "A cat."}])
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "low"}
+    response = streamed(client, model=MODEL, input="Go", prompt={"id": pid, "variables": {"pic": image, "who": "Bo"}})
+    assert response.output_text == "A cat."
+    sent = chat_server.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "Describe [Image: pic] for Bo."}
+    assert sent[1] == {"role": "user", "content": "Go"}
+    assert sent[-1]["role"] == "user" and sent[-1]["content"] == [
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}}
+    ]
 
 
 def test_a_prompt_along_a_chain_is_the_requests_own(api: httpx.Client, client: openai.OpenAI, chat_server) -> None:
