@@ -256,7 +256,7 @@ def test_deleting_the_middle_of_a_chain_keeps_the_chain(client: openai.OpenAI, c
             },
             "tools[1].type",
         ),
-        ({"model": MODEL, "input": "hi", "prompt": {"id": "pmpt_1"}}, "prompt"),
+        ({"model": MODEL, "input": "hi", "prompt": {"version": "1"}}, "prompt.id"),
         ({"model": MODEL, "input": "hi", "background": True, "store": False}, "background"),
         ({"model": MODEL, "input": "hi", "tool_choice": {"type": "function", "name": "nope"}}, "tool_choice.name"),
     ],

@@ -143,7 +143,7 @@ def test_migrations_run_once_under_two_servers_starting_together_and_match_sqlit
                     )
                 )
             ]
-            for table in ("responses", "conversations", "conversation_items")
+            for table in ("responses", "conversations", "conversation_items", "prompts")
         }
         # The same migrations made the same tables in sqlite.
         sqlite_store = Store(tmp_path / "responses.db")
@@ -154,6 +154,7 @@ def test_migrations_run_once_under_two_servers_starting_together_and_match_sqlit
                 table: [r[1] for r in conn.execute(f"PRAGMA table_info({table})")] for table in pg_columns
             }
         assert pg_columns == sqlite_columns and "previous_response_id" in pg_columns["responses"]
+        assert "is_default" in pg_columns["prompts"]
 
         # A database a newer responses-rs migrated is refused, and the server says so and exits.
         _run(_sql(url, "UPDATE schema_version SET version = $1", len(MIGRATIONS) + 1))

@@ -38,6 +38,10 @@ def test_a_version_1_database_is_migrated_and_keeps_its_rows(tmp_path: Path) -> 
         assert [i["id"] for i in items] == ["m1", "m2"]
         with pytest.raises(NotFound):
             asyncio.run(store.conversation_items("conv_x", ""))
+        # Migration 4: the prompts table, empty.
+        assert asyncio.run(store.list_prompts("")) == []
+        with pytest.raises(NotFound):
+            asyncio.run(store.get_prompt("pmpt_x", "", None))
     finally:
         store.close()
     # Opening again runs nothing twice.

@@ -48,7 +48,7 @@ _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "st
 # Server-side tools served only with a backend (`--search-url`), otherwise left out of what the model is offered.
 LEFT_OUT_TOOLS = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
 # Open Responses fields this server does not serve yet: refused naming the field.
-NOT_BUILT = ("prompt",)
+NOT_BUILT: tuple[str, ...] = ()
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
 # `web_search`, served by the search backend when one is configured (`_search.py`), otherwise left out of what the
 # model is offered (Codex offers it on default settings): the core's lookup of its definition is answered "not
@@ -333,6 +333,11 @@ class App:
 
             await _conversations.route(self, scope, receive, send, owner)
             return
+        if path == "/v1/prompts" or path.startswith("/v1/prompts/"):
+            from . import _prompts
+
+            await _prompts.route(self, scope, receive, send, owner)
+            return
         if path in ("/v1/models", "/v1/models/") and method == "GET":
             await self._models(send)
             return
@@ -446,6 +451,11 @@ class App:
         options = {k: v for k, v in body.items() if k not in _NAMED and k != "context_management" and v is not None}
         previous_id = body.get("previous_response_id")
         input = body.get("input")
+        template: tuple[str, list[str]] | None = None
+        if body.get("prompt") is not None:  # a stored prompt: rendered first (`_prompts.py`)
+            from . import _prompts
+
+            template = await _prompts.template(self, body["prompt"], owner)
         prefix = 0
         chain: list[Any] | None = None
         conversation = None
@@ -534,6 +544,8 @@ class App:
                 developer_role=self.config.developer_role,
                 compaction_trigger=True,
             )
+            if template is not None:
+                turn.apply_prompt(*template)
         except InvalidRequest as exc:
             raise invalid(str(exc)) from None
         except (TypeError, ValueError) as exc:  # a field of the wrong Python type before the core saw it

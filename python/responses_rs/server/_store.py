@@ -11,6 +11,7 @@ in one transaction with the version bump):
 - A deleted response whose descendants still need its items is kept with ``deleted = 1``: invisible to
   retrieve, input items, and as a ``previous_response_id``; only its input and output stay, for its descendants' chains.
   A response without descendants is removed.
+- ``prompts``: one row per version of a prompt (the Prompts API, ``_prompts.py``), owner-scoped the same way.
 """
 
 from __future__ import annotations
@@ -60,6 +61,21 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE responses ADD COLUMN events TEXT;
     """,
+    # 4: the Prompts API (`_prompts.py`): one row per version of a prompt (`prompt` its text, `variables` a JSON
+    # list of names); `is_default` (0 or 1) marks the version a reference without a version uses.
+    """
+    CREATE TABLE prompts (
+        prompt_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        prompt TEXT NOT NULL,
+        variables TEXT NOT NULL,
+        PRIMARY KEY (prompt_id, version)
+    );
+    CREATE INDEX prompts_owner ON prompts (owner, prompt_id);
+    """,
 ]
 
 
@@ -91,6 +107,27 @@ class NotFound(LookupError):
 
 class StillRunning(LookupError):
     """A ``previous_response_id`` names a background response still under way."""
+
+
+class VersionNotFound(NotFound):
+    """No such version of a prompt (or the prompt is not this owner's)."""
+
+
+class VersionConflict(ValueError):
+    """A prompt's new version was based on a version that is not its latest (``latest``)."""
+
+    def __init__(self, latest: int) -> None:
+        super().__init__(latest)
+        self.latest = latest
+
+
+# A stored prompt version: (prompt_id, version, prompt text, variables as JSON, is_default).
+PromptRow = tuple[str, int, str, str, bool]
+PROMPT_COLUMNS = "prompt_id, version, prompt, variables, is_default"
+
+
+def prompt_row(row: Any) -> PromptRow:
+    return (row[0], int(row[1]), row[2], row[3], bool(row[4]))
 
 
 class Stored:
@@ -425,3 +462,151 @@ class Store:
         )
         if cursor.rowcount == 0:
             raise NotFound(item_id)
+
+    # -- prompts -----------------------------------------------------------------------------------
+
+    async def create_prompt(self, prompt_id: str, owner: str, created_at: int, prompt: str, variables: str) -> None:
+        """A new prompt: its version 1, the default."""
+        await self._run(self._create_prompt, prompt_id, owner, created_at, prompt, variables)
+
+    def _create_prompt(self, prompt_id: str, owner: str, created_at: int, prompt: str, variables: str) -> None:
+        self.conn.execute(
+            "INSERT INTO prompts (prompt_id, version, owner, created_at, is_default, prompt, variables)"
+            " VALUES (?, 1, ?, ?, 1, ?, ?)",
+            (prompt_id, owner, created_at, prompt, variables),
+        )
+
+    async def get_prompt(self, prompt_id: str, owner: str, version: int | None) -> PromptRow:
+        """A version of a prompt, without ``version`` its default one. VersionNotFound (a version asked for) or
+        NotFound."""
+        return await self._run(self._get_prompt, prompt_id, owner, version)
+
+    def _get_prompt(self, prompt_id: str, owner: str, version: int | None) -> PromptRow:
+        if version is None:
+            row = self.conn.execute(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = ? AND owner = ? AND is_default = 1",
+                (prompt_id, owner),
+            ).fetchone()
+            if row is None:
+                raise NotFound(prompt_id)
+        else:
+            row = self.conn.execute(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = ? AND owner = ? AND version = ?",
+                (prompt_id, owner, version),
+            ).fetchone()
+            if row is None:
+                raise VersionNotFound(version)
+        return prompt_row(row)
+
+    async def list_prompts(self, owner: str) -> list[PromptRow]:
+        """The owner's prompts, each as its default version, by prompt id descending (as OGX lists them)."""
+        return await self._run(self._list_prompts, owner)
+
+    def _list_prompts(self, owner: str) -> list[PromptRow]:
+        rows = self.conn.execute(
+            f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE owner = ? AND is_default = 1 ORDER BY prompt_id DESC",
+            (owner,),
+        ).fetchall()
+        return [prompt_row(row) for row in rows]
+
+    async def prompt_versions(self, prompt_id: str, owner: str) -> list[PromptRow]:
+        """Every version of a prompt, oldest first; NotFound when it has none (or is not this owner's)."""
+        return await self._run(self._prompt_versions, prompt_id, owner)
+
+    def _prompt_versions(self, prompt_id: str, owner: str) -> list[PromptRow]:
+        rows = self.conn.execute(
+            f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = ? AND owner = ? ORDER BY version",
+            (prompt_id, owner),
+        ).fetchall()
+        if not rows:
+            raise NotFound(prompt_id)
+        return [prompt_row(row) for row in rows]
+
+    async def add_prompt_version(
+        self,
+        prompt_id: str,
+        owner: str,
+        based_on: int,
+        prompt: str,
+        variables: str,
+        set_as_default: bool,
+        created_at: int,
+    ) -> PromptRow:
+        """A prompt's next version, made from its latest one (``based_on``: VersionConflict otherwise; NotFound
+        when the prompt has no version), the default when ``set_as_default``."""
+        return await self._run(
+            self._add_prompt_version, prompt_id, owner, based_on, prompt, variables, set_as_default, created_at
+        )
+
+    def _add_prompt_version(
+        self,
+        prompt_id: str,
+        owner: str,
+        based_on: int,
+        prompt: str,
+        variables: str,
+        set_as_default: bool,
+        created_at: int,
+    ) -> PromptRow:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            latest = conn.execute(
+                "SELECT MAX(version) FROM prompts WHERE prompt_id = ? AND owner = ?", (prompt_id, owner)
+            ).fetchone()[0]
+            if latest is None:
+                raise NotFound(prompt_id)
+            if latest != based_on:
+                raise VersionConflict(latest)
+            version = latest + 1
+            conn.execute(
+                "INSERT INTO prompts (prompt_id, version, owner, created_at, is_default, prompt, variables)"
+                " VALUES (?, ?, ?, ?, 0, ?, ?)",
+                (prompt_id, version, owner, created_at, prompt, variables),
+            )
+            if set_as_default:
+                conn.execute(
+                    "UPDATE prompts SET is_default = CASE WHEN version = ? THEN 1 ELSE 0 END"
+                    " WHERE prompt_id = ? AND owner = ?",
+                    (version, prompt_id, owner),
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return (prompt_id, version, prompt, variables, set_as_default)
+
+    async def set_default_prompt_version(self, prompt_id: str, owner: str, version: int) -> PromptRow:
+        """Make ``version`` the prompt's default (VersionNotFound when it has no such version)."""
+        return await self._run(self._set_default_prompt_version, prompt_id, owner, version)
+
+    def _set_default_prompt_version(self, prompt_id: str, owner: str, version: int) -> PromptRow:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = ? AND owner = ? AND version = ?",
+                (prompt_id, owner, version),
+            ).fetchone()
+            if row is None:
+                raise VersionNotFound(version)
+            conn.execute(
+                "UPDATE prompts SET is_default = CASE WHEN version = ? THEN 1 ELSE 0 END"
+                " WHERE prompt_id = ? AND owner = ?",
+                (version, prompt_id, owner),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        found = prompt_row(row)
+        return (found[0], found[1], found[2], found[3], True)
+
+    async def delete_prompt(self, prompt_id: str, owner: str) -> None:
+        """Every version of a prompt; NotFound when it has none (or is not this owner's)."""
+        await self._run(self._delete_prompt, prompt_id, owner)
+
+    def _delete_prompt(self, prompt_id: str, owner: str) -> None:
+        cursor = self.conn.execute("DELETE FROM prompts WHERE prompt_id = ? AND owner = ?", (prompt_id, owner))
+        if cursor.rowcount == 0:
+            raise NotFound(prompt_id)

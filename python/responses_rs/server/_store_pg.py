@@ -16,7 +16,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._store import MIGRATIONS, RUNNING, NotFound, StillRunning, Stored, statements
+from ._store import (
+    MIGRATIONS,
+    PROMPT_COLUMNS,
+    RUNNING,
+    NotFound,
+    PromptRow,
+    StillRunning,
+    Stored,
+    VersionConflict,
+    VersionNotFound,
+    prompt_row,
+    statements,
+)
 
 try:
     import asyncpg
@@ -262,6 +274,127 @@ class PostgresStore:
             )
             if result == "DELETE 0":
                 raise NotFound(item_id)
+
+    # -- prompts -----------------------------------------------------------------------------------
+
+    async def create_prompt(self, prompt_id: str, owner: str, created_at: int, prompt: str, variables: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO prompts (prompt_id, version, owner, created_at, is_default, prompt, variables)"
+            " VALUES ($1, 1, $2, $3, 1, $4, $5)",
+            prompt_id,
+            owner,
+            created_at,
+            prompt,
+            variables,
+        )
+
+    async def get_prompt(self, prompt_id: str, owner: str, version: int | None) -> PromptRow:
+        """As the sqlite store's: the version asked for, else the default one."""
+        if version is None:
+            row = await self.pool.fetchrow(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = $1 AND owner = $2 AND is_default = 1",
+                prompt_id,
+                owner,
+            )
+            if row is None:
+                raise NotFound(prompt_id)
+        else:
+            row = await self.pool.fetchrow(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = $1 AND owner = $2 AND version = $3",
+                prompt_id,
+                owner,
+                version,
+            )
+            if row is None:
+                raise VersionNotFound(version)
+        return prompt_row(row)
+
+    async def list_prompts(self, owner: str) -> list[PromptRow]:
+        rows = await self.pool.fetch(
+            f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE owner = $1 AND is_default = 1 ORDER BY prompt_id DESC",
+            owner,
+        )
+        return [prompt_row(row) for row in rows]
+
+    async def prompt_versions(self, prompt_id: str, owner: str) -> list[PromptRow]:
+        rows = await self.pool.fetch(
+            f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = $1 AND owner = $2 ORDER BY version",
+            prompt_id,
+            owner,
+        )
+        if not rows:
+            raise NotFound(prompt_id)
+        return [prompt_row(row) for row in rows]
+
+    async def add_prompt_version(
+        self,
+        prompt_id: str,
+        owner: str,
+        based_on: int,
+        prompt: str,
+        variables: str,
+        set_as_default: bool,
+        created_at: int,
+    ) -> PromptRow:
+        """As the sqlite store's. The prompt's rows are locked; two replicas adding a version to the same latest
+        one at once: the second's insert meets the first's row (VersionConflict)."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT version FROM prompts WHERE prompt_id = $1 AND owner = $2 FOR UPDATE", prompt_id, owner
+                )
+                if not rows:
+                    raise NotFound(prompt_id)
+                latest = max(int(row[0]) for row in rows)
+                if latest != based_on:
+                    raise VersionConflict(latest)
+                version = latest + 1
+                await conn.execute(
+                    "INSERT INTO prompts (prompt_id, version, owner, created_at, is_default, prompt, variables)"
+                    " VALUES ($1, $2, $3, $4, 0, $5, $6)",
+                    prompt_id,
+                    version,
+                    owner,
+                    created_at,
+                    prompt,
+                    variables,
+                )
+                if set_as_default:
+                    await conn.execute(
+                        "UPDATE prompts SET is_default = CASE WHEN version = $1 THEN 1 ELSE 0 END"
+                        " WHERE prompt_id = $2 AND owner = $3",
+                        version,
+                        prompt_id,
+                        owner,
+                    )
+        except asyncpg.UniqueViolationError:
+            raise VersionConflict(based_on + 1) from None
+        return (prompt_id, version, prompt, variables, set_as_default)
+
+    async def set_default_prompt_version(self, prompt_id: str, owner: str, version: int) -> PromptRow:
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = $1 AND owner = $2 AND version = $3",
+                prompt_id,
+                owner,
+                version,
+            )
+            if row is None:
+                raise VersionNotFound(version)
+            await conn.execute(
+                "UPDATE prompts SET is_default = CASE WHEN version = $1 THEN 1 ELSE 0 END"
+                " WHERE prompt_id = $2 AND owner = $3",
+                version,
+                prompt_id,
+                owner,
+            )
+        found = prompt_row(row)
+        return (found[0], found[1], found[2], found[3], True)
+
+    async def delete_prompt(self, prompt_id: str, owner: str) -> None:
+        result = await self.pool.execute("DELETE FROM prompts WHERE prompt_id = $1 AND owner = $2", prompt_id, owner)
+        if result == "DELETE 0":
+            raise NotFound(prompt_id)
 
 
 async def _insert_items(conn: Any, id: str, items: list[tuple[str, str]]) -> None:
