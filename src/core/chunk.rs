@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::events::DeltaKind;
 use super::sse::{SseData, SseReader, UpstreamError};
+use super::surrogates::{self, Carry};
 use super::turn::Turn;
 
 #[derive(Deserialize)]
@@ -70,13 +71,45 @@ fn non_empty<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-/// Feed one chunk (the JSON of one `data:` payload) to the turn, which must be inferring.
-pub fn feed_chunk(turn: &mut Turn, payload: &[u8]) -> Result<(), UpstreamError> {
-    let chunk: Chunk<'_> = serde_json::from_slice(payload).map_err(|e| {
-        UpstreamError(format!(
-            "the model server sent a chunk that is not a chat completion chunk: {e}"
-        ))
-    })?;
+/// Feed one chunk (the JSON of one `data:` payload) to the turn, which must be inferring. `carry`
+/// holds the high half of a surrogate pair split across chunks (see `surrogates`); a chunk that does
+/// not parse because of an unpaired surrogate escape is repaired and read again.
+pub fn feed_chunk(turn: &mut Turn, payload: &[u8], carry: &mut Carry) -> Result<(), UpstreamError> {
+    match serde_json::from_slice::<Chunk<'_>>(payload) {
+        Ok(chunk) => apply_chunk(turn, chunk, carry, false),
+        Err(e) => {
+            let Some(fixed) = surrogates::repair(payload) else {
+                return Err(not_a_chunk(e));
+            };
+            let chunk = serde_json::from_slice::<Chunk<'_>>(&fixed).map_err(not_a_chunk)?;
+            apply_chunk(turn, chunk, carry, true)
+        }
+    }
+}
+
+fn not_a_chunk(e: serde_json::Error) -> UpstreamError {
+    UpstreamError(format!(
+        "the model server sent a chunk that is not a chat completion chunk: {e}"
+    ))
+}
+
+/// A string of a repaired chunk other than model text, with its sentinels made U+FFFD.
+fn plain<'s>(s: Option<&'s str>, repaired: bool) -> Option<Cow<'s, str>> {
+    s.map(|s| {
+        if repaired {
+            surrogates::lossy(s)
+        } else {
+            Cow::Borrowed(s)
+        }
+    })
+}
+
+fn apply_chunk(
+    turn: &mut Turn,
+    chunk: Chunk<'_>,
+    carry: &mut Carry,
+    repaired: bool,
+) -> Result<(), UpstreamError> {
     if let Some(error) = chunk.error.filter(|e| !e.is_null()) {
         let message = error
             .get("message")
@@ -89,14 +122,18 @@ pub fn feed_chunk(turn: &mut Turn, payload: &[u8]) -> Result<(), UpstreamError> 
     if let Some(choice) = choice {
         if let Some(delta) = &choice.delta {
             let reasoning = non_empty(&delta.reasoning_content).or(non_empty(&delta.reasoning));
-            if let Some(r) = reasoning {
-                turn.piece(DeltaKind::ReasoningText, r).map_err(core_err)?;
-            }
-            if let Some(r) = non_empty(&delta.refusal) {
-                turn.piece(DeltaKind::Refusal, r).map_err(core_err)?;
-            }
-            if let Some(text) = non_empty(&delta.content) {
-                turn.piece(DeltaKind::OutputText, text).map_err(core_err)?;
+            let pieces = [
+                (DeltaKind::ReasoningText, reasoning),
+                (DeltaKind::Refusal, non_empty(&delta.refusal)),
+                (DeltaKind::OutputText, non_empty(&delta.content)),
+            ];
+            for (kind, piece) in pieces {
+                if let Some(piece) = piece {
+                    let piece = carry.text(kind, piece, repaired);
+                    if !piece.is_empty() {
+                        turn.piece(kind, &piece).map_err(core_err)?;
+                    }
+                }
             }
             for (position, tc) in delta.tool_calls.iter().flatten().enumerate() {
                 let (name, arguments) = match &tc.function {
@@ -105,9 +142,9 @@ pub fn feed_chunk(turn: &mut Turn, payload: &[u8]) -> Result<(), UpstreamError> 
                 };
                 turn.tool_call_delta(
                     tc.index.unwrap_or(position as i64),
-                    tc.id.as_deref(),
-                    name,
-                    arguments,
+                    plain(tc.id.as_deref(), repaired).as_deref(),
+                    plain(name, repaired).as_deref(),
+                    plain(arguments, repaired).as_deref(),
                 )
                 .map_err(core_err)?;
             }
@@ -123,13 +160,16 @@ pub fn feed_chunk(turn: &mut Turn, payload: &[u8]) -> Result<(), UpstreamError> 
 }
 
 /// Feed a piece of an upstream SSE body (de-chunked) to the turn: every complete chunk in it.
+/// `carry` lives as long as the turn's inference (the caller ends each half left in it, see
+/// `Carry::take_all`, when the inference ends).
 pub fn feed_sse(
     reader: &mut SseReader,
     turn: &mut Turn,
+    carry: &mut Carry,
     bytes: &[u8],
 ) -> Result<(), UpstreamError> {
     reader.feed(bytes, |data| match data {
-        SseData::Data(payload) => feed_chunk(turn, payload),
+        SseData::Data(payload) => feed_chunk(turn, payload, carry),
         SseData::Done => Ok(()),
     })
 }
@@ -197,7 +237,7 @@ mod tests {
         let mut reader = SseReader::new();
         // Fed a byte at a time: the framing holds across reads.
         for b in body.as_bytes().chunks(1) {
-            feed_sse(&mut reader, &mut t, b).expect("feed");
+            feed_sse(&mut reader, &mut t, &mut Carry::default(), b).expect("feed");
         }
         assert!(reader.done());
         let streamed = sse_out(&mut t);
@@ -244,7 +284,7 @@ mod tests {
             r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#,
         ];
         for c in chunks {
-            feed_chunk(&mut t, c.as_bytes()).expect("chunk");
+            feed_chunk(&mut t, c.as_bytes(), &mut Carry::default()).expect("chunk");
         }
         t.end_inference().expect("end");
         while !matches!(t.next_action(), Ok(Action::Done)) {
@@ -260,7 +300,12 @@ mod tests {
     #[test]
     fn snapshots_of_a_response_under_way() {
         let mut t = turn(Value::Null);
-        feed_chunk(&mut t, br#"{"choices":[{"delta":{"content":"part"}}]}"#).expect("chunk");
+        feed_chunk(
+            &mut t,
+            br#"{"choices":[{"delta":{"content":"part"}}]}"#,
+            &mut Carry::default(),
+        )
+        .expect("chunk");
         let snap: Value =
             serde_json::from_str(&t.snapshot_json("in_progress").expect("known status"))
                 .expect("JSON");
@@ -281,13 +326,83 @@ mod tests {
     }
 
     #[test]
+    fn a_surrogate_pair_split_across_chunks_is_one_character() {
+        let mut t = turn(Value::Null);
+        let body = concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hi \\ud83d\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"r\\uDBFF\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\"\\ude00!\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"content\":\" lone \\udc00 and \\ud83d\\ude01\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n"
+        );
+        let mut reader = SseReader::new();
+        let mut carry = Carry::default();
+        for b in body.as_bytes().chunks(7) {
+            feed_sse(&mut reader, &mut t, &mut carry, b).expect("feed");
+        }
+        // The reasoning's high half never met its low half: the caller ends it as U+FFFD.
+        assert_eq!(carry.take_all(), vec![DeltaKind::ReasoningText]);
+        t.piece(DeltaKind::ReasoningText, "\u{FFFD}")
+            .expect("piece");
+        let events = data_lines(&sse_out(&mut t));
+        let deltas = |kind: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e["type"] == kind)
+                .filter_map(|e| e["delta"].as_str().map(str::to_owned))
+                .collect()
+        };
+        assert_eq!(
+            deltas("response.output_text.delta"),
+            ["Hi ", "\u{1F600}!", " lone \u{FFFD} and \u{1F601}"]
+        );
+        assert_eq!(
+            deltas("response.reasoning_text.delta").concat(),
+            "r\u{FFFD}"
+        );
+    }
+
+    #[test]
+    fn a_lone_surrogate_in_call_arguments_is_replaced() {
+        let tools = json!([{"type": "function", "name": "f", "parameters": {"type": "object"}}]);
+        let mut t = turn(tools);
+        let mut carry = Carry::default();
+        let chunk = br#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f","arguments":"{\"a\":\"\ud83d\"}"}}]},"finish_reason":"tool_calls"}]}"#;
+        feed_chunk(&mut t, chunk, &mut carry).expect("chunk");
+        t.end_inference().expect("end");
+        let snap: Value =
+            serde_json::from_str(&t.snapshot_json("in_progress").expect("status")).expect("JSON");
+        assert_eq!(snap["output"][0]["arguments"], "{\"a\":\"\u{FFFD}\"}");
+        // A chunk whose fault is not a surrogate is still refused.
+        let err = feed_chunk(
+            &mut t,
+            br#"{"choices":[{"delta":{"content":"\ud83d"}}"#,
+            &mut carry,
+        )
+        .unwrap_err();
+        assert!(err.0.contains("not a chat completion chunk"), "{err}");
+    }
+
+    #[test]
     fn bad_chunks_and_stream_errors_are_upstream_errors() {
         let mut t = turn(Value::Null);
-        let err = feed_chunk(&mut t, b"{not json").unwrap_err();
+        let err = feed_chunk(&mut t, b"{not json", &mut Carry::default()).unwrap_err();
         assert!(err.0.contains("not a chat completion chunk"), "{err}");
-        let err = feed_chunk(&mut t, br#"{"error":{"message":"overloaded"}}"#).unwrap_err();
+        let err = feed_chunk(
+            &mut t,
+            br#"{"error":{"message":"overloaded"}}"#,
+            &mut Carry::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.0, "the model server failed: overloaded");
-        let err = feed_chunk(&mut t, br#"{"choices":[{"delta":{"content":5}}]}"#).unwrap_err();
+        let err = feed_chunk(
+            &mut t,
+            br#"{"choices":[{"delta":{"content":5}}]}"#,
+            &mut Carry::default(),
+        )
+        .unwrap_err();
         assert!(err.0.contains("not a chat completion chunk"), "{err}");
     }
 }

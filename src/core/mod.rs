@@ -15,6 +15,7 @@ pub mod request;
 pub mod response;
 pub mod round;
 pub mod sse;
+pub mod surrogates;
 pub mod think;
 mod tool_calls;
 pub mod truncation;

@@ -16,6 +16,7 @@ use serde_json::Value;
 use crate::core::events::DeltaKind;
 use crate::core::request::RequestOptions;
 use crate::core::response::Shape;
+use crate::core::surrogates::Carry;
 use crate::core::turn::{Action, DirectDelta, Turn, TurnConfig};
 use crate::core::CoreError;
 use convert::{py_to_value, value_to_py};
@@ -241,8 +242,9 @@ pub struct PyTurn {
     turn: Turn,
     factory: Py<EventFactory>,
     hot: HotState,
-    /// A high surrogate that ended the last piece of each kind (see `model_text`).
-    carry: [Option<u16>; 3],
+    /// A high surrogate that ended the last piece of each kind (see `model_text`, and
+    /// `core::surrogates` for the bytes of `feed_sse`).
+    carry: Carry,
     /// The delta class seen last and what it can carry.
     profile: Option<(Py<pyo3::types::PyType>, DeltaProfile)>,
     /// The SSE framing of an upstream body fed as bytes (`feed_sse`).
@@ -315,14 +317,6 @@ struct DeltaProfile {
     extras: bool,
 }
 
-fn carry_slot(kind: DeltaKind) -> usize {
-    match kind {
-        DeltaKind::ReasoningText => 1,
-        DeltaKind::Refusal => 2,
-        _ => 0,
-    }
-}
-
 impl PyTurn {
     /// Feed one tool-call delta object (`index`, `id`, `function.name`, `function.arguments`); a
     /// complete message's calls are told apart `by_position`. Returns the call's arguments string,
@@ -369,7 +363,7 @@ impl PyTurn {
     /// Feed one piece of model text of `kind`; true when it went in as the very string given (so a
     /// delta event may reuse the object).
     fn piece(&mut self, kind: DeltaKind, text: &Bound<'_, PyString>) -> PyResult<bool> {
-        let carry = &mut self.carry[carry_slot(kind)];
+        let carry = self.carry.slot_mut(kind);
         match model_text(text, carry)? {
             None => {
                 self.turn.piece(kind, text.to_str()?).map_err(to_py_err)?;
@@ -644,7 +638,7 @@ impl PyTurn {
                 turn,
                 factory,
                 hot: HotState::default(),
-                carry: [None; 3],
+                carry: Carry::default(),
                 profile: None,
                 sse: crate::core::sse::SseReader::new(),
                 history_items,
@@ -818,7 +812,7 @@ impl PyTurn {
             // direct path: the core hands back the delta instead of queueing it.
             if let (Some(text), Some(0), None, true) = (&content, calls, &finish, others.is_empty())
             {
-                if self.carry[0].is_none() {
+                if self.carry.0[0].is_none() {
                     if let Ok(piece) = text.to_str() {
                         if let Some(d) = self.turn.text_delta_direct(piece).map_err(to_py_err)? {
                             let factory = self.factory.bind(py).borrow();
@@ -915,15 +909,8 @@ impl PyTurn {
             // last one saw `[DONE]` and would ignore the rest).
             self.sse = crate::core::sse::SseReader::new();
             // Half a surrogate pair that never got its other half.
-            for slot in 0..3 {
-                if self.carry[slot].take().is_some() {
-                    let kind = [
-                        DeltaKind::OutputText,
-                        DeltaKind::ReasoningText,
-                        DeltaKind::Refusal,
-                    ][slot];
-                    self.turn.piece(kind, "\u{FFFD}").map_err(to_py_err)?;
-                }
+            for kind in self.carry.take_all() {
+                self.turn.piece(kind, "\u{FFFD}").map_err(to_py_err)?;
             }
             self.turn.end_inference().map_err(to_py_err)
         })
@@ -1009,7 +996,7 @@ impl PyTurn {
 
     /// A guardrail flagged the input or this round's output: drop the round, complete with a refusal.
     fn refuse(&mut self, message: &str) -> PyResult<()> {
-        self.carry = [None; 3];
+        self.carry = Carry::default();
         guarded(|| self.turn.refuse(message).map_err(to_py_err))
     }
 
@@ -1028,7 +1015,7 @@ impl PyTurn {
         data: &[u8],
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
         guarded(|| {
-            crate::core::chunk::feed_sse(&mut self.sse, &mut self.turn, data)
+            crate::core::chunk::feed_sse(&mut self.sse, &mut self.turn, &mut self.carry, data)
                 .map_err(|e| sse::UpstreamError::new_err(e.0))?;
             self.drain_sse(py)
         })

@@ -509,3 +509,18 @@ def test_a_client_that_goes_away_stops_the_response(client: openai.OpenAI, chat_
     assert record["status"] == "failed" and record["error"] == "server_error"
     assert rows(serve.db) == before
     assert client.responses.create(model=MODEL, input="again").output_text == "next"
+
+
+def test_surrogate_pair_split_across_upstream_chunks(client: openai.OpenAI, chat_server: ScriptedChatServer) -> None:
+    # Some model servers split an emoji's UTF-16 surrogate pair across two chunks (`"\ud83d"`, then `"\ude00"`),
+    # or send a lone one: the pair comes out as the one character, a lone one as U+FFFD, and the response completes.
+    chat_server.script({"text_pieces": ["Hi \ud83d", "\ude00 and \udc00!"]})
+    final, events = streamed(client, model=MODEL, input="emoji please")
+    assert final.status == "completed"
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    assert deltas == ["Hi ", "\U0001f600 and \ufffd!"]
+    assert final.output_text == "Hi \U0001f600 and \ufffd!"
+    assert client.responses.retrieve(final.id).output_text == "Hi \U0001f600 and \ufffd!"
+    # Not streamed to the client: the same text.
+    chat_server.script({"text_pieces": ["\ud83d", "\ude00"]})
+    assert client.responses.create(model=MODEL, input="again").output_text == "\U0001f600"

@@ -25,6 +25,11 @@ answers with when it has no upstream).  A turn is a dict (or a callable
 ``{"text": "hello world", "chunk_size": 3}``
     Assistant text, streamed as content deltas of ``chunk_size`` characters
     (default 4).
+``{"text_pieces": ["Hi \\ud83d", "\\ude00!"]}``
+    Assistant text streamed as exactly these content deltas (instead of ``text``
+    in ``chunk_size`` pieces; the text is their concatenation).  A piece may hold
+    a lone UTF-16 surrogate, sent as its ``\\uXXXX`` escape: some model servers
+    split an emoji's surrogate pair across two chunks, or send a lone one.
 ``{"json": {...}}``
     Shorthand for ``{"text": json.dumps(value)}`` (structured output).
 ``{"tool_calls": [{"name": ..., "arguments": "...", "id": ..., "index": ...}], ...}``
@@ -643,7 +648,8 @@ class _Handler(BaseHTTPRequestHandler):
         events: list[JSON] = [chunk({"role": "assistant", "content": "", "refusal": None})]
         events += [chunk({plan["reasoning_field"]: piece}) for piece in _chunks(plan["reasoning"], size)]
         events += [chunk({"refusal": piece}) for piece in _chunks(plan["refusal"], size)]
-        events += [chunk({"content": piece}) for piece in _chunks(plan["text"], size)]
+        text_pieces = plan["text_pieces"] if plan["text_pieces"] is not None else _chunks(plan["text"], size)
+        events += [chunk({"content": piece}) for piece in text_pieces]
         events += [chunk({"tool_calls": [d]}) for d in _tool_call_deltas(plan)]
         events.append(chunk({}, plan["finish_reason"]))
         if include_usage:
@@ -916,6 +922,11 @@ class ScriptedChatServer:
             text = turn.get("text") or ""
             if not isinstance(text, str):
                 raise ValueError(f"'text' must be a string, got {text!r}")
+        text_pieces = turn.get("text_pieces")
+        if text_pieces is not None:
+            if not isinstance(text_pieces, list) or not all(isinstance(p, str) for p in text_pieces):
+                raise ValueError(f"'text_pieces' must be a list of strings, got {text_pieces!r}")
+            text = "".join(text_pieces)
         reasoning = turn.get("reasoning") or ""
         refusal = turn.get("refusal") or ""
         for key, value in (("reasoning", reasoning), ("refusal", refusal)):
@@ -934,6 +945,7 @@ class ScriptedChatServer:
             "created": int(time.time()),
             "model": str(turn.get("model") or body.get("model") or self.models[0]),
             "text": text,
+            "text_pieces": text_pieces,
             "reasoning": reasoning,
             "reasoning_field": reasoning_field,
             "refusal": refusal,
