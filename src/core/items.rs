@@ -179,6 +179,10 @@ pub enum Item {
         id: String,
         server_label: String,
         tools: Vec<Value>,
+        /// Why the server's tools could not be listed (OpenAI's `McpListTools.error`): written in
+        /// OpenAI's shape only, and only when set (llama-stack 0.2.x's item has no such field).
+        #[serde(default, skip_serializing)]
+        error: Option<String>,
     },
     /// A call to an MCP tool that needs the user's approval: it was not run (OpenAI's
     /// `McpApprovalRequest`). llama-stack 0.2.x has no such item.
@@ -500,6 +504,7 @@ pub fn parse_item(value: &Value, path: &str) -> Result<Item> {
                 Some(Value::Array(ts)) => ts.clone(),
                 _ => Vec::new(),
             },
+            error: opt_str_field(obj, "error", path)?,
         },
         "reasoning" => parse_reasoning(obj, path)?,
         "compaction" => Item::Compaction {

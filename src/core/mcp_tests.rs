@@ -351,3 +351,100 @@ fn a_listing_is_reused_only_when_it_covers_the_request() {
     let other = json!([{"type": "mcp", "server_label": "t", "server_url": "u"}]);
     assert!(listed(&list_item(listing()), &other));
 }
+
+/// A failed listing in a record of `shape`: (the final response in OpenAI's shape, the stored
+/// record, the events).
+fn failed_listing(shape: Shape) -> (Value, Value, Vec<Value>) {
+    let mut turn = Turn::new(cfg(shape), &json!("x"), &tools(json!("never"))).unwrap();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::ListMcpTools { .. }
+    ));
+    turn.tool_failed("ConnectError: refused").unwrap();
+    expect_infer(&mut turn);
+    turn.text_delta("hi").unwrap();
+    turn.end_inference().unwrap();
+    let mut stored = Value::Null;
+    loop {
+        match turn.next_action().unwrap() {
+            Action::Store { response, .. } => {
+                stored = serde_json::from_str(&response).unwrap();
+                turn.stored().unwrap();
+            }
+            Action::Done => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let mut events = Vec::new();
+    event_types(&mut turn, &mut events);
+    let response =
+        serde_json::from_str(&turn.final_response().unwrap().to_json(Shape::Full)).unwrap();
+    (response, stored, events)
+}
+
+#[test]
+fn a_failed_listing_carries_its_error_in_openais_shape_only() {
+    let (response, stored, events) = failed_listing(Shape::Full);
+    let item = &response["output"][0];
+    assert_eq!(item["type"], "mcp_list_tools");
+    assert_eq!(item["error"], "ConnectError: refused");
+    assert_eq!(item["tools"], json!([]));
+    assert_eq!(stored["output"][0], *item);
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    assert_eq!(done["item"]["error"], "ConnectError: refused");
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "response.mcp_list_tools.failed"));
+    // llama-stack 0.2.x's item has no `error`: its records keep their shape.
+    for shape in [Shape::LlamaStack0212, Shape::LlamaStack027] {
+        let (_, stored, _) = failed_listing(shape);
+        let item = stored["output"][0].as_object().unwrap();
+        assert_eq!(
+            item.keys().collect::<Vec<_>>(),
+            ["id", "server_label", "tools", "type"]
+        );
+        assert_eq!(item["tools"], json!([]));
+    }
+    // A successful listing has no `error`.
+    let (first, _) = first_response();
+    assert!(first["output"][0].get("error").is_none());
+}
+
+#[test]
+fn a_replayed_failed_listing_keeps_its_error_and_is_not_reused() {
+    let (first, _, _) = failed_listing(Shape::Full);
+    let context = json!([first["output"][0].clone(), {"role": "user", "content": "again"}]);
+    let mut turn = Turn::new(cfg(Shape::Full), &context, &tools(json!("never"))).unwrap();
+    // The failed listing lists nothing: the server is listed again.
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::ListMcpTools { .. }
+    ));
+    let items = crate::core::items::parse_input(&context).unwrap();
+    let replayed: Value = serde_json::from_str(
+        &serde_json::to_string(&crate::core::response::FullItem(&items[0])).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(replayed, first["output"][0]);
+}
+
+#[test]
+fn a_response_failing_during_a_listing_closes_it_with_the_failure() {
+    let mut turn = Turn::new(cfg(Shape::Full), &json!("x"), &tools(json!("never"))).unwrap();
+    assert!(matches!(
+        turn.next_action().unwrap(),
+        Action::ListMcpTools { .. }
+    ));
+    turn.fail("the store is gone");
+    let mut events = Vec::new();
+    event_types(&mut turn, &mut events);
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.done")
+        .unwrap();
+    assert_eq!(done["item"]["error"], "the store is gone");
+    assert_eq!(events.last().unwrap()["type"], "response.failed");
+}

@@ -585,6 +585,22 @@ impl Serialize for FullItem<'_> {
                 }
                 map.end()
             }
+            Item::McpListTools {
+                id,
+                server_label,
+                tools,
+                error,
+            } => {
+                let mut map = serializer.serialize_map(Some(5))?;
+                map.serialize_entry("type", "mcp_list_tools")?;
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("server_label", server_label)?;
+                map.serialize_entry("tools", tools)?;
+                if let Some(error) = error {
+                    map.serialize_entry("error", error)?;
+                }
+                map.end()
+            }
             Item::WebSearchCall { id, status, action } => {
                 // openai-python requires `action`; a search without a query still says what it was.
                 let mut map = serializer.serialize_map(Some(4))?;

@@ -58,6 +58,7 @@ fn rich_output() -> Vec<Item> {
             id: "mcpl_1".into(),
             server_label: "s".into(),
             tools: vec![json!({"name": "t", "input_schema": {}, "description": null})],
+            error: None,
         },
     ]
 }

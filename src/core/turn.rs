@@ -725,6 +725,7 @@ impl Turn {
                             id: item_id.clone(),
                             server_label: label.clone(),
                             tools: Vec::new(),
+                            error: None,
                         });
                         self.out
                             .marker(Marker::McpListToolsInProgress, &item_id, output_index);
@@ -927,6 +928,7 @@ impl Turn {
                 id: item_id,
                 server_label: self.mcp_servers[server].label.clone(),
                 tools: tools_json,
+                error: None,
             };
             self.out.close(output_index, item);
         }
@@ -991,7 +993,7 @@ impl Turn {
                             "listing the tools of MCP server '{}' failed: {message}",
                             self.mcp_servers[server].label
                         ));
-                        self.fail_listing();
+                        self.fail_listing(message);
                     }
                     None => return Err(CoreError::protocol("tool_failed answers no lookup")),
                 }
@@ -1012,7 +1014,8 @@ impl Turn {
         }
     }
 
-    fn fail_listing(&mut self) {
+    /// Close the open `mcp_list_tools` item (if any) as failed, carrying `message` as its `error`.
+    fn fail_listing(&mut self, message: &str) {
         if let Some((output_index, item_id)) = self.listing.take() {
             self.out
                 .marker(Marker::McpListToolsFailed, &item_id, output_index);
@@ -1026,6 +1029,7 @@ impl Turn {
                     id: item_id,
                     server_label: label,
                     tools: Vec::new(),
+                    error: Some(message.to_owned()),
                 },
             );
         }
@@ -1370,7 +1374,7 @@ impl Turn {
             self.round
                 .finish(&mut self.out, &self.catalog, Ending::Incomplete);
         }
-        self.fail_listing();
+        self.fail_listing(message);
         if let Some(exec) = self.running.take() {
             self.finish_execution(exec, Err(message.to_owned()), None);
         }

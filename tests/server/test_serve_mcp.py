@@ -238,8 +238,13 @@ def test_an_unreachable_mcp_server_fails_its_listing_and_the_response_goes_on(
     assert types.count("response.mcp_list_tools.failed") == 1
     assert types.count("response.mcp_list_tools.completed") == 1
     assert sorted(offered(chat_server.requests[0])) == ["add", "fail", "lookup"]
-    # Why it failed is in the server's log (the item has no field for it).
-    assert logged(serve, before, "list_mcp_tools failed")
+    # Why it failed: the item's `error` (openai-python's `McpListTools.error`), as the server logged it, in the
+    # stream's `output_item.done` and in the stored response.
+    assert failed.error, failed
+    assert logged(serve, before, f"list_mcp_tools failed: {failed.error}")
+    done = [e.item for e in events if e.type == "response.output_item.done" and e.item.type == "mcp_list_tools"]
+    assert [item.error for item in done] == [failed.error, None]
+    assert client.responses.retrieve(final.id).output[0].error == failed.error
 
 
 def test_a_bad_authorization_is_refused_naming_the_field(client: openai.OpenAI, mcp_server: MCPTestServer) -> None:
@@ -309,6 +314,7 @@ def test_an_mcp_server_that_does_not_answer_times_out_and_the_response_goes_on(
     assert 1 <= took < 5, took
     listing = final.output[0]
     assert listing.type == "mcp_list_tools" and listing.server_label == "silent" and listing.tools == []
+    assert listing.error is not None and "did not answer within 1 s" in listing.error, listing
     assert "tools" not in chat_server.requests[0]
 
 
