@@ -280,12 +280,58 @@ pub fn items_to_messages_with(items: &[Item], opts: ItemsToMessages) -> Result<V
 pub const TOOL_SEARCH: &str = "tool_search";
 
 /// The chat function name of a tool: a namespaced one is `{namespace}__{name}` (chat function names
-/// have no room for a separate namespace).
+/// have no room for a separate namespace), or its short form (`short_chat_name`) when that is longer
+/// than OpenAI allows (64) or has characters other than `a-zA-Z0-9_-`. The same pair always gives the
+/// same name, so the catalog maps a call back and a replayed call is named as the tool is offered.
 pub fn chat_tool_name(namespace: Option<&str>, name: &str) -> String {
     match namespace {
-        Some(ns) => format!("{ns}__{name}"),
+        Some(ns) => {
+            let joined = format!("{ns}__{name}");
+            if joined.len() <= MAX_CHAT_NAME && joined.bytes().all(chat_name_byte) {
+                joined
+            } else {
+                short_chat_name(ns, name)
+            }
+        }
         None => name.to_owned(),
     }
+}
+
+/// OpenAI's limit on a chat function's name (pattern `^[a-zA-Z0-9_-]{1,64}$`).
+pub const MAX_CHAT_NAME: usize = 64;
+
+fn chat_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// `{namespace}__{name}` within 64 characters of `a-zA-Z0-9_-`: each part with other characters as
+/// `_`, the name cut to 40 and the namespace to what is left, then `_` and 10 hex digits of a hash
+/// (FNV-1a, stable across versions) of the exact pair, which tells apart pairs that cut alike.
+fn short_chat_name(namespace: &str, name: &str) -> String {
+    const HASH_DIGITS: usize = 10;
+    let clean = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii() && chat_name_byte(c as u8) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut name_part = clean(name);
+    name_part.truncate(40);
+    let mut ns_part = clean(namespace);
+    // 64 = namespace + "__" + name + "_" + hash; the parts are ASCII, so any cut is a char boundary.
+    ns_part.truncate(MAX_CHAT_NAME - HASH_DIGITS - 3 - name_part.len());
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in namespace.bytes().chain([0]).chain(name.bytes()) {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let digest = format!("{hash:016x}");
+    format!("{ns_part}__{name_part}_{}", &digest[..HASH_DIGITS])
 }
 
 /// A custom tool's free-form input as the arguments of its chat function (one string parameter `input`).
@@ -444,6 +490,42 @@ pub fn mcp_tool_to_chat_tool(name: &str, description: Option<&str>, input_schema
 mod tests {
     use super::*;
     use crate::core::items::parse_input;
+
+    fn valid_chat_name(n: &str) -> bool {
+        !n.is_empty() && n.len() <= MAX_CHAT_NAME && n.bytes().all(chat_name_byte)
+    }
+
+    #[test]
+    fn namespaced_chat_names_fit_openais_limit() {
+        assert_eq!(chat_tool_name(Some("agents"), "spawn"), "agents__spawn");
+        assert_eq!(chat_tool_name(None, "x.y"), "x.y");
+        let ns = "mcp_server_with_a_really_quite_long_name";
+        let name = "and_a_tool_whose_name_is_long_as_well";
+        let short = chat_tool_name(Some(ns), name);
+        assert!(valid_chat_name(&short), "{short}");
+        assert_eq!(short.len(), MAX_CHAT_NAME);
+        assert!(short.starts_with("mcp_server_"), "{short}");
+        assert!(
+            short.contains("__and_a_tool_whose_name_is_long_as_well_"),
+            "{short}"
+        );
+        // Deterministic, and pairs that cut or clean alike still differ.
+        assert_eq!(chat_tool_name(Some(ns), name), short);
+        assert_ne!(chat_tool_name(Some(ns), &format!("{name}2")), short);
+        assert_ne!(chat_tool_name(Some(&format!("{ns}2")), name), short);
+        let dotted = chat_tool_name(Some("files"), "read.v2");
+        let spaced = chat_tool_name(Some("files"), "read v2");
+        assert!(valid_chat_name(&dotted) && valid_chat_name(&spaced));
+        assert!(dotted.starts_with("files__read_v2_"), "{dotted}");
+        assert_ne!(dotted, spaced);
+        let unicode = chat_tool_name(Some("outils"), "créer");
+        assert!(valid_chat_name(&unicode), "{unicode}");
+        // Exactly 64 is kept as it is.
+        let n = "n".repeat(64 - "ns__".len());
+        assert_eq!(chat_tool_name(Some("ns"), &n), format!("ns__{n}"));
+        let long = chat_tool_name(Some(&"a".repeat(300)), &"b".repeat(300));
+        assert!(valid_chat_name(&long), "{long}");
+    }
 
     #[test]
     fn roles_and_parts_convert() {

@@ -273,3 +273,81 @@ fn developer_messages_go_as_system_when_the_upstream_wants_it() {
     let (messages, _) = infer(&mut turn, &mut Log::default());
     assert_eq!(messages[0]["role"], "developer");
 }
+
+#[test]
+fn a_namespaced_tool_too_long_for_a_chat_name_round_trips() {
+    let ns = "github_enterprise_server_for_the_platform_team";
+    let tools = json!([
+        {"type": "namespace", "name": ns, "description": "GitHub", "tools": [
+            {"type": "function", "name": "list_pull_requests_for_repository",
+             "parameters": {"type": "object", "properties": {"repo": {"type": "string"}}}},
+            {"type": "custom", "name": "comment.add", "description": "Free text"},
+        ]},
+    ]);
+    let mut turn = Turn::new(full_cfg(), &json!("list them"), &tools).unwrap();
+    let mut log = Log::default();
+    let (_, chat_tools) = infer(&mut turn, &mut log);
+    let names: Vec<String> = chat_tools
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["function"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            chat::chat_tool_name(Some(ns), "list_pull_requests_for_repository"),
+            chat::chat_tool_name(Some(ns), "comment.add"),
+        ]
+    );
+    for name in &names {
+        assert!(name.len() <= 64, "{name}");
+        assert!(
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{name}"
+        );
+    }
+    // The model calls the short names; the items carry the namespace and name as the request gave them.
+    turn.tool_call_delta(
+        0,
+        Some("call_l"),
+        Some(&names[0]),
+        Some("{\"repo\": \"r\"}"),
+    )
+    .unwrap();
+    turn.tool_call_delta(
+        1,
+        Some("call_c"),
+        Some(&names[1]),
+        Some("{\"input\": \"LGTM\"}"),
+    )
+    .unwrap();
+    turn.end_inference().unwrap();
+    finish(&mut turn, &mut log);
+    log.check_invariants();
+    let output = full_output(&turn);
+    assert_eq!(output[0]["type"], "function_call");
+    assert_eq!(output[0]["namespace"], ns);
+    assert_eq!(output[0]["name"], "list_pull_requests_for_repository");
+    assert_eq!(output[0]["arguments"], "{\"repo\": \"r\"}");
+    assert_eq!(output[1]["type"], "custom_tool_call");
+    assert_eq!(output[1]["namespace"], ns);
+    assert_eq!(output[1]["name"], "comment.add");
+    assert_eq!(output[1]["input"], "LGTM");
+    // Replayed with their outputs, the calls go back to the model under the names it was offered.
+    let mut input = vec![json!({"role": "user", "content": "list them"})];
+    input.extend(output.as_array().unwrap().iter().cloned());
+    input.push(json!({"type": "function_call_output", "call_id": "call_l", "output": "[]"}));
+    input.push(json!({"type": "custom_tool_call_output", "call_id": "call_c", "output": "ok"}));
+    let mut next = Turn::new(full_cfg(), &Value::Array(input), &tools).unwrap();
+    let (messages, _) = infer(&mut next, &mut Log::default());
+    let called: Vec<&str> = messages[1]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["function"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(called, [names[0].as_str(), names[1].as_str()]);
+}

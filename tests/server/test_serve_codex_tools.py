@@ -219,3 +219,45 @@ def test_developer_role_system_for_upstreams_without_it(
     assert messages[0]["content"] == [{"type": "text", "text": "Be a coding agent."}]
     # The response keeps the input as the client sent it.
     assert final.model_dump()["status"] == "completed"
+
+
+def test_a_namespaced_tool_too_long_for_a_chat_name(client: openai.OpenAI, chat_server: ScriptedChatServer) -> None:
+    # `{namespace}__{name}` past OpenAI's 64 characters (or with other characters than a-zA-Z0-9_-) goes upstream
+    # under a short form; the model's call of it comes back with the namespace and name the request gave.
+    namespace = "github_enterprise_server_for_the_platform_team"
+    tools: list[dict[str, Any]] = [
+        {
+            "type": "namespace",
+            "name": namespace,
+            "description": "GitHub",
+            "tools": [
+                {"type": "function", "name": "list_pull_requests", "parameters": {"type": "object"}},
+                {"type": "function", "name": "get.issue", "parameters": {"type": "object"}},
+            ],
+        }
+    ]
+    first = {"model": MODEL, "input": "list them", "tools": tools}
+    chat_server.script([{"text": "Which repository?"}])
+    streamed(client, first)
+    offered = [t["function"]["name"] for t in chat_server.requests[-1]["tools"]]
+    assert len(offered) == 2 and len(set(offered)) == 2
+    for name in offered:
+        assert len(name) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-") for c in name), name
+    assert offered[0].startswith("github_enterprise_server_for_the_") and "__list_pull_requests_" in offered[0]
+    chat_server.script(
+        [{"tool_calls": [{"name": offered[0], "arguments": "{}", "id": "c1"}, {"name": offered[1], "id": "c2"}]}]
+    )
+    final, _ = streamed(client, first)
+    calls = [(item.type, item.namespace, item.name, item.call_id) for item in final.output]
+    assert calls == [
+        ("function_call", namespace, "list_pull_requests", "c1"),
+        ("function_call", namespace, "get.issue", "c2"),
+    ]
+    # Replayed, the calls go upstream under the names the model was offered.
+    replay = [*(item.model_dump(exclude_none=True) for item in final.output)]
+    replay += [{"type": "function_call_output", "call_id": c, "output": "[]"} for c in ("c1", "c2")]
+    chat_server.script([{"text": "None open."}])
+    done, _ = streamed(client, {**first, "input": [{"role": "user", "content": "list them"}, *replay]})
+    assert done.output_text == "None open."
+    sent = chat_server.requests[-1]["messages"]
+    assert [c["function"]["name"] for c in sent[1]["tool_calls"]] == offered
