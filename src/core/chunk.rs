@@ -75,15 +75,37 @@ fn non_empty<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
 /// holds the high half of a surrogate pair split across chunks (see `surrogates`); a chunk that does
 /// not parse because of an unpaired surrogate escape is repaired and read again.
 pub fn feed_chunk(turn: &mut Turn, payload: &[u8], carry: &mut Carry) -> Result<(), UpstreamError> {
-    match serde_json::from_slice::<Chunk<'_>>(payload) {
-        Ok(chunk) => apply_chunk(turn, chunk, carry, false),
-        Err(e) => {
-            let Some(fixed) = surrogates::repair(payload) else {
-                return Err(not_a_chunk(e));
-            };
-            let chunk = serde_json::from_slice::<Chunk<'_>>(&fixed).map_err(not_a_chunk)?;
-            apply_chunk(turn, chunk, carry, true)
-        }
+    read_chunk(turn, payload, carry, false)
+}
+
+/// `repaired`: the payload is a `surrogates::repair`ed one. The one deserialisation call site (the
+/// repaired payload comes back through it) keeps it inlined.
+fn read_chunk(
+    turn: &mut Turn,
+    payload: &[u8],
+    carry: &mut Carry,
+    repaired: bool,
+) -> Result<(), UpstreamError> {
+    let chunk: Chunk<'_> = match serde_json::from_slice(payload) {
+        Ok(chunk) => chunk,
+        Err(e) if repaired => return Err(not_a_chunk(e)),
+        Err(e) => return read_repaired(turn, payload, carry, e),
+    };
+    apply_chunk(turn, chunk, carry, repaired)
+}
+
+/// A chunk that did not parse: read again with its unpaired surrogate escapes repaired, if it has any.
+#[cold]
+#[inline(never)]
+fn read_repaired(
+    turn: &mut Turn,
+    payload: &[u8],
+    carry: &mut Carry,
+    err: serde_json::Error,
+) -> Result<(), UpstreamError> {
+    match surrogates::repair(payload) {
+        Some(fixed) => read_chunk(turn, &fixed, carry, true),
+        None => Err(not_a_chunk(err)),
     }
 }
 
@@ -104,6 +126,40 @@ fn plain<'s>(s: Option<&'s str>, repaired: bool) -> Option<Cow<'s, str>> {
     })
 }
 
+#[inline(always)]
+fn text_piece(
+    turn: &mut Turn,
+    carry: &mut Carry,
+    fix: bool,
+    repaired: bool,
+    kind: DeltaKind,
+    text: &str,
+) -> Result<(), UpstreamError> {
+    if !fix {
+        return turn.piece(kind, text).map_err(core_err);
+    }
+    fixed_piece(turn, carry, repaired, kind, text)
+}
+
+/// A piece of text through the carry (see `surrogates::Carry::text`).
+#[cold]
+#[inline(never)]
+fn fixed_piece(
+    turn: &mut Turn,
+    carry: &mut Carry,
+    repaired: bool,
+    kind: DeltaKind,
+    text: &str,
+) -> Result<(), UpstreamError> {
+    let text = carry.text(kind, text, repaired);
+    if text.is_empty() {
+        return Ok(());
+    }
+    turn.piece(kind, &text).map_err(core_err)
+}
+
+// Inlined into `read_chunk`, as this body was into `feed_chunk` before the surrogate repair.
+#[inline(always)]
 fn apply_chunk(
     turn: &mut Turn,
     chunk: Chunk<'_>,
@@ -118,22 +174,20 @@ fn apply_chunk(
             .unwrap_or_else(|| error.to_string());
         return Err(UpstreamError(format!("the model server failed: {message}")));
     }
+    // Text goes through the carry only after a repair or while it holds half a pair.
+    let fix = repaired || !carry.is_empty();
     let choice = chunk.choices.and_then(|c| c.into_iter().next());
     if let Some(choice) = choice {
         if let Some(delta) = &choice.delta {
             let reasoning = non_empty(&delta.reasoning_content).or(non_empty(&delta.reasoning));
-            let pieces = [
-                (DeltaKind::ReasoningText, reasoning),
-                (DeltaKind::Refusal, non_empty(&delta.refusal)),
-                (DeltaKind::OutputText, non_empty(&delta.content)),
-            ];
-            for (kind, piece) in pieces {
-                if let Some(piece) = piece {
-                    let piece = carry.text(kind, piece, repaired);
-                    if !piece.is_empty() {
-                        turn.piece(kind, &piece).map_err(core_err)?;
-                    }
-                }
+            if let Some(r) = reasoning {
+                text_piece(turn, carry, fix, repaired, DeltaKind::ReasoningText, r)?;
+            }
+            if let Some(r) = non_empty(&delta.refusal) {
+                text_piece(turn, carry, fix, repaired, DeltaKind::Refusal, r)?;
+            }
+            if let Some(text) = non_empty(&delta.content) {
+                text_piece(turn, carry, fix, repaired, DeltaKind::OutputText, text)?;
             }
             for (position, tc) in delta.tool_calls.iter().flatten().enumerate() {
                 let (name, arguments) = match &tc.function {
