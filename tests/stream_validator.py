@@ -15,7 +15,10 @@ Checked:
   (``open_responses_schema.validate_event``, with that module's exclusion tables for ``schema_host``);
 * sequence numbers start at 0 and grow by exactly 1 across the whole stream (all inference rounds);
 * framing: ``response.created`` first, ``response.in_progress`` second -- except the short stream
-  ``response.created`` -> ``response.failed`` of a request that failed before anything started --
+  ``response.created`` -> ``response.failed`` of a request that failed before anything started; a
+  background response's ``response.created`` has status ``queued`` and is followed by exactly one
+  ``response.queued`` (status ``queued``), then ``response.in_progress`` (status ``in_progress``), as
+  OpenAI streams it; ``response.queued`` appears nowhere else --
   exactly one terminal event (``response.completed`` | ``response.failed`` | ``response.incomplete``)
   and it is last; response events carry a ``response_cls`` and the same response id throughout;
 * terminal: ``response.completed`` has status completed, no error, no incomplete_details;
@@ -350,12 +353,26 @@ def validate_stream(
 
     # ---- framing ------------------------------------------------------------------------------
     _check(types[0] == "response.created", f"first event must be response.created, got {types[0]!r}")
-    # a request that fails before anything started: response.created -> response.failed
-    failed_at_start = types == ["response.created", "response.failed"]
+    # a background response starts queued: response.created (queued) -> response.queued -> response.in_progress
+    queued = dumps[0].get("response", {}).get("status") == "queued"
+    start = 2 if queued else 1
+    if queued:
+        _check(
+            types[1:2] == ["response.queued"],
+            f"a response created queued must be followed by response.queued, got {types[1:2]!r}",
+        )
     _check(
-        failed_at_start or (len(types) > 1 and types[1] == "response.in_progress"),
-        f"second event must be response.in_progress (or response.failed, ending a request that failed before "
-        f"it started), got {types[1:2]!r}",
+        types.count("response.queued") == (1 if queued else 0),
+        f"response.queued must come exactly once, right after a response.created with status queued; "
+        f"types: {types[:4]}",
+    )
+    # a request that fails before anything started: response.created -> response.failed
+    failed_at_start = types[start:] == ["response.failed"]
+    _check(
+        failed_at_start or (len(types) > start and types[start] == "response.in_progress"),
+        f"{'second' if start == 1 else 'third'} event must be response.in_progress (or response.failed, ending a "
+        f"request that failed before "
+        f"it started), got {types[start : start + 1]!r}",
     )
     _check(types.count("response.created") == 1, "more than one response.created")
     _check(types.count("response.in_progress") <= 1, "more than one response.in_progress")
@@ -392,10 +409,13 @@ def validate_stream(
         if response_id is None:
             response_id = rid
         _check(rid == response_id, f"{_describe(i, d)}: response id {rid!r} differs from {response_id!r}")
-        if d["type"] in ("response.created", "response.in_progress"):
+        if d["type"] in ("response.created", "response.queued", "response.in_progress"):
+            expected = {"response.created": ("in_progress", "queued"), "response.queued": ("queued",)}.get(
+                d["type"], ("in_progress",)
+            )
             _check(
-                d["response"].get("status") in ("in_progress", "queued"),
-                f"{_describe(i, d)}: response status {d['response'].get('status')!r}, expected in_progress",
+                d["response"].get("status") in expected,
+                f"{_describe(i, d)}: response status {d['response'].get('status')!r}, expected {' or '.join(expected)}",
             )
 
     # ---- items -------------------------------------------------------------------------------

@@ -1531,3 +1531,84 @@ def test_new_mutations_actually_change_the_stream():
         base = [_fingerprint(e) for e in good()]
         for mutate in mutations:
             assert [_fingerprint(e) for e in mutate(good())] != base, mutate.__name__
+
+
+# ---- background responses: response.created and response.queued (status queued), then response.in_progress
+
+
+def good_background() -> list:
+    """A background response as OpenAI streams it: created and queued with status queued, then in_progress."""
+    b = Builder().resp("response.created", "queued", background=True).resp("response.queued", "queued", background=True)
+    b.resp("response.in_progress", "in_progress", background=True)
+    b.message(0, "msg_1", ["Later, ", "done."])
+    return b.resp("response.completed", "completed", [_msg("msg_1", "Later, done.")], background=True).events
+
+
+def good_background_failed_at_start() -> list:
+    err = OpenAIResponseError(code="server_error", message="the server stopped before the response started")
+    b = Builder().resp("response.created", "queued", background=True).resp("response.queued", "queued", background=True)
+    return b.resp("response.failed", "failed", error=err, background=True).events
+
+
+def test_a_background_stream_passes() -> None:
+    for events in (good_background(), good_background_failed_at_start()):
+        validate_stream(events)
+        if SPEC_AVAILABLE:
+            validate_stream(events, schema_host="full")
+
+
+def bg_no_queued(ev):
+    del ev[_idx(ev, "response.queued")]
+    return _renumber(ev)
+
+
+def bg_queued_after_a_created_in_progress(ev):
+    ev[0].response.status = "in_progress"
+    return ev
+
+
+def bg_queued_twice(ev):
+    ev.insert(2, ev[1].model_copy(deep=True))
+    return _renumber(ev)
+
+
+def bg_queued_after_in_progress(ev):
+    return _move_after(ev, _idx(ev, "response.queued"), _idx(ev, "response.in_progress"))
+
+
+def bg_queued_status_in_progress(ev):
+    ev[1].response.status = "in_progress"
+    return ev
+
+
+def bg_in_progress_status_queued(ev):
+    ev[_idx(ev, "response.in_progress")].response.status = "queued"
+    return ev
+
+
+def bg_queued_in_a_foreground_stream(ev):
+    queued = RespEv(type="response.queued", sequence_number=0, response=_response("queued", []))
+    ev.insert(3, queued)
+    return _renumber(ev)
+
+
+BROKEN_BACKGROUND = {
+    bg_no_queued: "a response created queued must be followed by response.queued",
+    bg_queued_after_a_created_in_progress: "response.queued must come exactly once",
+    bg_queued_twice: "response.queued must come exactly once",
+    bg_queued_after_in_progress: "a response created queued must be followed by response.queued",
+    bg_queued_status_in_progress: "response status 'in_progress', expected queued",
+    bg_in_progress_status_queued: "response status 'queued', expected in_progress",
+}
+
+
+@pytest.mark.parametrize("mutate", list(BROKEN_BACKGROUND), ids=lambda f: f.__name__[3:])
+def test_broken_background_stream_rejected(mutate) -> None:
+    events = mutate(good_background())
+    with pytest.raises(AssertionError, match=BROKEN_BACKGROUND[mutate]):
+        validate_stream(events)
+
+
+def test_response_queued_in_a_stream_not_created_queued_is_rejected() -> None:
+    with pytest.raises(AssertionError, match="response.queued must come exactly once"):
+        validate_stream(bg_queued_in_a_foreground_stream(good_text()))

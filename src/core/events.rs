@@ -17,6 +17,8 @@ pub const EVENT_RESPONSE_SHAPE: Shape = Shape::Full;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResponseEventKind {
     Created,
+    /// A background response's, between `Created` and `InProgress` (openai-python's `ResponseQueuedEvent`).
+    Queued,
     InProgress,
     Completed,
     Incomplete,
@@ -180,6 +182,7 @@ impl Event {
         match &self.body {
             EventBody::Response { kind, .. } => match kind {
                 ResponseEventKind::Created => "response.created",
+                ResponseEventKind::Queued => "response.queued",
                 ResponseEventKind::InProgress => "response.in_progress",
                 ResponseEventKind::Completed => "response.completed",
                 ResponseEventKind::Incomplete => "response.incomplete",

@@ -678,9 +678,11 @@ impl Turn {
         response
     }
 
+    /// `status`: `queued` or `in_progress` (the response's status in the event).
     fn emit_response_event(&mut self, kind: ResponseEventKind, status: &'static str) {
         if self.out.emits() {
-            let response = Box::new(self.snapshot(status, None));
+            let mut response = Box::new(self.snapshot(status, None));
+            response.status = status;
             self.out.emit(EventBody::Response { kind, response });
         }
     }
@@ -707,7 +709,14 @@ impl Turn {
         loop {
             match self.phase {
                 Phase::Start => {
-                    self.emit_response_event(ResponseEventKind::Created, "in_progress");
+                    // A background response starts `queued`, as OpenAI's stream does: `response.created`
+                    // and `response.queued` with status `queued`, then `response.in_progress`.
+                    if self.response.background {
+                        self.emit_response_event(ResponseEventKind::Created, "queued");
+                        self.emit_response_event(ResponseEventKind::Queued, "queued");
+                    } else {
+                        self.emit_response_event(ResponseEventKind::Created, "in_progress");
+                    }
                     self.emit_response_event(ResponseEventKind::InProgress, "in_progress");
                     self.phase = Phase::Lookups;
                 }

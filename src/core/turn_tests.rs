@@ -76,8 +76,20 @@ impl Log {
         let terminal = types.iter().filter(|t| terminals.contains(t)).count();
         assert_eq!(terminal, 1, "exactly one terminal event: {types:?}");
         assert!(terminals.contains(types.last().unwrap_or(&"")));
-        if types.len() > 2 {
-            assert_eq!(types.get(1), Some(&"response.in_progress"));
+        // A background response: `response.queued` after `response.created`, both `queued`.
+        let queued = types.get(1) == Some(&"response.queued");
+        if queued {
+            assert_eq!(self.events[0]["response"]["status"], "queued");
+            assert_eq!(self.events[1]["response"]["status"], "queued");
+        }
+        assert_eq!(
+            types.iter().filter(|t| **t == "response.queued").count(),
+            usize::from(queued)
+        );
+        let start = 1 + usize::from(queued);
+        if types.len() > start + 1 {
+            assert_eq!(types.get(start), Some(&"response.in_progress"));
+            assert_eq!(self.events[start]["response"]["status"], "in_progress");
         }
         let final_output = self
             .events
@@ -1621,4 +1633,47 @@ fn response_ids_begin_as_the_host_spells_them() {
         "{}",
         openai.response_id()
     );
+}
+
+#[test]
+fn a_background_stream_starts_queued() {
+    let mut turn = Turn::new(
+        cfg_with(
+            true,
+            json!({"model": "m", "background": true, "store": true}),
+        ),
+        &json!("x"),
+        &Value::Null,
+    )
+    .unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    turn.text_delta("hi").unwrap();
+    turn.end_inference().unwrap();
+    let response = finish(&mut turn, &mut log);
+    log.check_invariants();
+    assert_eq!(
+        log.types()[..3],
+        [
+            "response.created",
+            "response.queued",
+            "response.in_progress"
+        ]
+    );
+    let statuses: Vec<&Value> = log.events[..3]
+        .iter()
+        .map(|e| &e["response"]["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!("queued"), &json!("queued"), &json!("in_progress")]
+    );
+    assert_eq!(log.events[1]["response"]["background"], true);
+    assert_eq!(response["status"], "completed");
+    // Not a background one: no `response.queued`.
+    let mut turn = Turn::new(cfg(true), &json!("x"), &Value::Null).unwrap();
+    let mut log = Log::default();
+    infer(&mut turn, &mut log);
+    assert_eq!(log.types(), ["response.created", "response.in_progress"]);
+    assert_eq!(log.events[0]["response"]["status"], "in_progress");
 }

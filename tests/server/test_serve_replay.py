@@ -55,6 +55,13 @@ def test_streamed_background_streams_then_replays_from_any_point(client: openai.
     events = list(client.responses.create(model=MODEL, input="Go", background=True, stream=True))
     final = validate_stream(events, response_cls=Response, schema_host="full")
     assert final.status == "completed" and final.output_text == text and final.background is True
+    # As OpenAI streams a background response: created and queued (status queued), then in_progress.
+    start = [(e.type, e.sequence_number, e.response.status) for e in events[:3]]
+    assert start == [
+        ("response.created", 0, "queued"),
+        ("response.queued", 1, "queued"),
+        ("response.in_progress", 2, "in_progress"),
+    ]
     stored = wait_for(client, final.id, ("completed",))
     assert stored.output_text == text and stored.background is True
     # The whole replay is the same stream, event for event, sequence numbers included.
@@ -64,8 +71,9 @@ def test_streamed_background_streams_then_replays_from_any_point(client: openai.
     # From N: exactly the events after N, with their own sequence numbers.
     numbers = [event.sequence_number for event in events]
     assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
-    for n in (numbers[0], numbers[len(numbers) // 2], numbers[-2]):
+    for n in (numbers[0], numbers[1], numbers[len(numbers) // 2], numbers[-2]):
         assert dumped(replay(client, final.id, n)) == [e for e in dumped(events) if e["sequence_number"] > n]
+    assert [e.type for e in replay(client, final.id, 0)[:2]] == ["response.queued", "response.in_progress"]
     assert replay(client, final.id, numbers[-1]) == []
 
 
