@@ -255,10 +255,11 @@ async def test_every_core_event_type_has_an_ogx_class() -> None:
     # response.mcp_call.arguments.*), the content part events (OGX requires its own response_id there and
     # writes logprobs: null), the MCP listing / call outcome events (OGX's lack item_id, output_index), the
     # output item events (OpenAI's mcp_call item: an error object, status, approval_request_id), and the
-    # events carrying the response (OGX's usage class drops cache_write_tokens)
+    # events carrying the response (OGX's usage class drops cache_write_tokens; OGX has no response.queued)
     adapted = {t for t in core_types - ogx_types if issubclass(EVENT_CLASSES[t], BaseModel)}
     assert adapted == {
         "response.created",
+        "response.queued",
         "response.in_progress",
         "response.completed",
         "response.incomplete",

@@ -204,7 +204,14 @@ def _event_classes() -> dict[str, type[BaseModel]]:
         if "response" in cls.model_fields and cls.model_fields["response"].annotation is OpenAIResponseObject
     ]
 
+    # OGX has no `response.queued` (OpenAI's second event of a background response's stream, status queued):
+    # OGX's `response.created` carrying the response, under OpenAI's type.
+    class ResponseQueued(ogx_responses.OpenAIResponseObjectStreamResponseCreated):
+        type: Literal["response.queued"] = "response.queued"  # type: ignore[assignment]
+        response: ResponseObject
+
     for cls in (
+        ResponseQueued,
         McpCallArgumentsDelta,
         McpCallArgumentsDone,
         ContentPartAdded,
