@@ -60,6 +60,48 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE responses ADD COLUMN events TEXT;
     """,
+    # 4: the Files and Vector stores APIs (file_search, `_vector_stores.py`). A file's bytes are in `content`; a
+    # vector store file's chunks are rows of `vector_store_chunks`, each with its embedding as float32 (little
+    # endian) in `embedding`, unit length; `attributes` and `metadata` are JSON text.
+    """
+    CREATE TABLE files (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        purpose TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        content BLOB NOT NULL
+    );
+    CREATE INDEX files_owner_created ON files (owner, created_at);
+    CREATE TABLE vector_stores (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL DEFAULT '',
+        created_at INTEGER NOT NULL,
+        name TEXT,
+        metadata TEXT NOT NULL
+    );
+    CREATE INDEX vector_stores_owner_created ON vector_stores (owner, created_at);
+    CREATE TABLE vector_store_files (
+        vector_store_id TEXT NOT NULL,
+        file_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        attributes TEXT NOT NULL,
+        chunking_strategy TEXT NOT NULL,
+        last_error TEXT,
+        usage_bytes INTEGER NOT NULL,
+        PRIMARY KEY (vector_store_id, file_id)
+    );
+    CREATE TABLE vector_store_chunks (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        vector_store_id TEXT NOT NULL,
+        file_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        embedding BLOB NOT NULL
+    );
+    CREATE INDEX vector_store_chunks_by_store ON vector_store_chunks (vector_store_id, file_id);
+    """,
 ]
 
 
@@ -70,6 +112,7 @@ _DIALECT: dict[str, dict[str, str]] = {
     "postgresql": {
         "INTEGER PRIMARY KEY AUTOINCREMENT": "BIGSERIAL PRIMARY KEY",
         "created_at INTEGER": "created_at BIGINT",
+        "BLOB": "BYTEA",
     },
 }
 
@@ -425,3 +468,188 @@ class Store:
         )
         if cursor.rowcount == 0:
             raise NotFound(item_id)
+
+    # -- files and vector stores (file_search) ------------------------------------------------------
+    # Rows: a file (id, created_at, filename, purpose, bytes); a vector store (id, created_at, name, metadata JSON);
+    # a vector store file (vector_store_id, file_id, created_at, status, attributes JSON, chunking_strategy JSON,
+    # last_error JSON or None, usage_bytes); a chunk for search (vector_store_id, file_id, filename, attributes
+    # JSON, text, embedding float32 bytes).
+
+    async def put_file(self, id: str, owner: str, created_at: int, filename: str, purpose: str, content: bytes) -> None:
+        await self._run(
+            lambda: self.conn.execute(
+                "INSERT INTO files (id, owner, created_at, filename, purpose, bytes, content)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (id, owner, created_at, filename, purpose, len(content), content),
+            )
+        )
+
+    async def files(self, owner: str) -> list[tuple[Any, ...]]:
+        return await self._run(
+            lambda: self.conn.execute(
+                "SELECT id, created_at, filename, purpose, bytes FROM files WHERE owner = ? ORDER BY created_at, id",
+                (owner,),
+            ).fetchall()
+        )
+
+    async def file(self, id: str, owner: str) -> tuple[Any, ...]:
+        return await self._run(self._file, id, owner)
+
+    def _file(self, id: str, owner: str) -> tuple[Any, ...]:
+        row = self.conn.execute(
+            "SELECT id, created_at, filename, purpose, bytes FROM files WHERE id = ? AND owner = ?", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return tuple(row)
+
+    async def file_content(self, id: str, owner: str) -> bytes:
+        def read() -> bytes:
+            row = self.conn.execute("SELECT content FROM files WHERE id = ? AND owner = ?", (id, owner)).fetchone()
+            if row is None:
+                raise NotFound(id)
+            return bytes(row[0])
+
+        return await self._run(read)
+
+    async def delete_file(self, id: str, owner: str) -> None:
+        """The file, and its chunks in every vector store (so no search finds a deleted file)."""
+
+        def delete() -> None:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("DELETE FROM files WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
+                    raise NotFound(id)
+                conn.execute("DELETE FROM vector_store_files WHERE file_id = ?", (id,))
+                conn.execute("DELETE FROM vector_store_chunks WHERE file_id = ?", (id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(delete)
+
+    async def create_vector_store(self, id: str, owner: str, created_at: int, name: str | None, metadata: str) -> None:
+        await self._run(
+            lambda: self.conn.execute(
+                "INSERT INTO vector_stores (id, owner, created_at, name, metadata) VALUES (?, ?, ?, ?, ?)",
+                (id, owner, created_at, name, metadata),
+            )
+        )
+
+    async def vector_stores(self, owner: str) -> list[tuple[Any, ...]]:
+        return await self._run(
+            lambda: self.conn.execute(
+                "SELECT id, created_at, name, metadata FROM vector_stores WHERE owner = ? ORDER BY created_at, id",
+                (owner,),
+            ).fetchall()
+        )
+
+    async def vector_store(self, id: str, owner: str) -> tuple[Any, ...]:
+        return await self._run(self._vector_store, id, owner)
+
+    def _vector_store(self, id: str, owner: str) -> tuple[Any, ...]:
+        row = self.conn.execute(
+            "SELECT id, created_at, name, metadata FROM vector_stores WHERE id = ? AND owner = ?", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        return tuple(row)
+
+    async def delete_vector_store(self, id: str, owner: str) -> None:
+        def delete() -> None:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("DELETE FROM vector_stores WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
+                    raise NotFound(id)
+                conn.execute("DELETE FROM vector_store_files WHERE vector_store_id = ?", (id,))
+                conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = ?", (id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(delete)
+
+    async def put_vector_store_file(self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]]) -> None:
+        """A vector store file (`row`, as read back) with its chunks, in one transaction, replacing the file's earlier
+        ones in that store; NotFound when the store is not this owner's (or was deleted meanwhile)."""
+
+        def put() -> None:
+            conn = self.conn
+            store_id, file_id = row[0], row[1]
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._vector_store(store_id, owner)
+                conn.execute(
+                    "DELETE FROM vector_store_files WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
+                )
+                conn.execute(
+                    "DELETE FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
+                )
+                conn.execute(
+                    "INSERT INTO vector_store_files (vector_store_id, file_id, created_at, status, attributes,"
+                    " chunking_strategy, last_error, usage_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                conn.executemany(
+                    "INSERT INTO vector_store_chunks (vector_store_id, file_id, text, embedding) VALUES (?, ?, ?, ?)",
+                    [(store_id, file_id, text, embedding) for text, embedding in chunks],
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(put)
+
+    async def vector_store_files(self, id: str, owner: str) -> list[tuple[Any, ...]]:
+        """The store's files, oldest first; NotFound when the store is not this owner's."""
+
+        def read() -> list[tuple[Any, ...]]:
+            self._vector_store(id, owner)
+            return self.conn.execute(
+                "SELECT vector_store_id, file_id, created_at, status, attributes, chunking_strategy, last_error,"
+                " usage_bytes FROM vector_store_files WHERE vector_store_id = ? ORDER BY created_at, file_id",
+                (id,),
+            ).fetchall()
+
+        return await self._run(read)
+
+    async def delete_vector_store_file(self, id: str, owner: str, file_id: str) -> None:
+        def delete() -> None:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._vector_store(id, owner)
+                cursor = conn.execute(
+                    "DELETE FROM vector_store_files WHERE vector_store_id = ? AND file_id = ?", (id, file_id)
+                )
+                if cursor.rowcount == 0:
+                    raise NotFound(file_id)
+                conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?", (id, file_id))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(delete)
+
+    async def chunks(self, ids: list[str], owner: str) -> list[tuple[Any, ...]]:
+        """Every chunk of the completed files of these vector stores (this owner's only), in store order."""
+
+        def read() -> list[tuple[Any, ...]]:
+            marks = ", ".join("?" * len(ids))
+            return self.conn.execute(
+                "SELECT c.vector_store_id, c.file_id, f.filename, vf.attributes, c.text, c.embedding"
+                " FROM vector_store_chunks c"
+                " JOIN vector_stores s ON s.id = c.vector_store_id"
+                " JOIN vector_store_files vf ON vf.vector_store_id = c.vector_store_id AND vf.file_id = c.file_id"
+                " JOIN files f ON f.id = c.file_id"
+                f" WHERE c.vector_store_id IN ({marks}) AND s.owner = ? AND vf.status = 'completed' ORDER BY c.seq",
+                (*ids, owner),
+            ).fetchall()
+
+        return await self._run(read)
