@@ -1,0 +1,584 @@
+"""The Vector stores API (``/v1/vector_stores``, openai-python's ``client.vector_stores``, its ``files`` and
+``search``) and the search ``file_search`` runs.
+
+Ingestion (adding a file) runs within the request: the file is decoded as UTF-8 text (anything else fails the
+vector store file, ``last_error.code`` ``unsupported_file``), cut into chunks (``chunking_strategy``: static, or
+auto = OpenAI's static defaults, 800 tokens with 400 overlapping; a token is estimated as 4 characters, the
+upstream's tokenizer being unknown here), each chunk embedded by the upstream's ``POST /embeddings``
+(``--embedding-model``, routed as chat models are) in batches of ``EMBED_BATCH``, and the file's row and chunks
+are written in one transaction (``completed``). A failing embeddings call fails the file (``server_error``) and
+writes no chunk. Search: the query is embedded the same way and every chunk of the stores' completed files (after
+the attribute ``filters``) is scored by cosine similarity in the Rust core (``top_k_cosine``, brute force).
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import re
+import sys
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from .._core import top_k_cosine
+from ._app import ApiError, _answer, _upstream_status
+from ._files import page
+from ._store import NotFound
+from ._upstream import UpstreamFailure
+
+if TYPE_CHECKING:
+    from ._app import App, Receive, Scope, Send
+
+CHARS_PER_TOKEN = 4  # the token estimate (characters / 4), as OGX's builtin does without a tokenizer
+DEFAULT_CHUNK_TOKENS = 800  # OpenAI's static defaults (auto)
+DEFAULT_OVERLAP_TOKENS = 400
+EMBED_BATCH = 64  # chunks per embeddings request
+MAX_RESULTS = 50
+DEFAULT_RESULTS = 10
+_SPACE = re.compile(r"\s")
+COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+
+
+class EmbeddingFailure(Exception):
+    """The upstream's embeddings call failed (or answered something that is not embeddings)."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Checking requests
+
+
+def _bad(field: str, message: str, status: int = 400) -> ApiError:
+    return ApiError(status, f"{field}: {message}", param=field)
+
+
+def chunking(value: Any, field: str = "chunking_strategy") -> dict[str, Any]:
+    """The chunking strategy as OpenAI echoes it: always ``static`` with its two sizes."""
+    if value is None or (isinstance(value, dict) and value.get("type") == "auto"):
+        size, overlap = DEFAULT_CHUNK_TOKENS, DEFAULT_OVERLAP_TOKENS
+    elif isinstance(value, dict) and value.get("type") == "static":
+        static = value.get("static")
+        if not isinstance(static, dict):
+            raise _bad(f"{field}.static", "required for a static strategy")
+        size = static.get("max_chunk_size_tokens")
+        overlap = static.get("chunk_overlap_tokens")
+        if not isinstance(size, int) or isinstance(size, bool) or not 100 <= size <= 4096:
+            raise _bad(f"{field}.static.max_chunk_size_tokens", "must be an integer from 100 to 4096")
+        if not isinstance(overlap, int) or isinstance(overlap, bool) or not 0 <= overlap <= size // 2:
+            raise _bad(f"{field}.static.chunk_overlap_tokens", "must be an integer from 0 to half the chunk size")
+    else:
+        raise _bad(f"{field}.type", "must be 'auto' or 'static'")
+    return {"type": "static", "static": {"max_chunk_size_tokens": size, "chunk_overlap_tokens": overlap}}
+
+
+def attributes(value: Any, field: str = "attributes") -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > 16:
+        raise _bad(field, "must be an object of at most 16 keys")
+    for key, item in value.items():
+        if len(key) > 64:
+            raise _bad(field, f"key '{key[:64]}...' is longer than 64 characters")
+        if isinstance(item, str):
+            if len(item) > 512:
+                raise _bad(f"{field}.{key}", "a string of at most 512 characters")
+        elif not isinstance(item, (bool, int, float)):
+            raise _bad(f"{field}.{key}", "must be a string, a number or a boolean")
+    return value
+
+
+def metadata(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > 16:
+        raise _bad("metadata", "must be an object of at most 16 string values")
+    for key, item in value.items():
+        if not isinstance(item, str) or len(key) > 64 or len(item) > 512:
+            raise _bad(f"metadata.{key}", "keys of at most 64 and string values of at most 512 characters")
+    return value
+
+
+def check_filter(value: Any, field: str = "filters") -> None:
+    """A comparison (``{type: eq|ne|gt|gte|lt|lte|in|nin, key, value}``) or compound (``{type: and|or,
+    filters}``) filter, as OpenAI documents them."""
+    if not isinstance(value, dict):
+        raise _bad(field, "must be a comparison or compound filter object")
+    kind = value.get("type")
+    if kind in ("and", "or"):
+        filters = value.get("filters")
+        if not isinstance(filters, list) or not filters:
+            raise _bad(f"{field}.filters", "must be a non-empty list of filters")
+        for i, inner in enumerate(filters):
+            check_filter(inner, f"{field}.filters[{i}]")
+    elif kind in COMPARISONS:
+        if not isinstance(value.get("key"), str):
+            raise _bad(f"{field}.key", "must be a string")
+        operand = value.get("value")
+        if kind in ("in", "nin"):
+            if not isinstance(operand, list) or not all(isinstance(v, (str, int, float)) for v in operand):
+                raise _bad(f"{field}.value", f"must be a list of strings or numbers for '{kind}'")
+        elif not isinstance(operand, (str, int, float, bool)):
+            raise _bad(f"{field}.value", "must be a string, a number or a boolean")
+    else:
+        raise _bad(f"{field}.type", f"must be one of {', '.join(COMPARISONS)}, and, or")
+
+
+def matches(flt: dict[str, Any], attrs: dict[str, Any]) -> bool:
+    """Does a file with these attributes pass the (checked) filter? A comparison on an attribute the file lacks is
+    false (``ne``/``nin`` included); ordering compares two numbers or two strings, anything else is false."""
+    kind = flt["type"]
+    if kind == "and":
+        return all(matches(f, attrs) for f in flt["filters"])
+    if kind == "or":
+        return any(matches(f, attrs) for f in flt["filters"])
+    if flt["key"] not in attrs:
+        return False
+    have, want = attrs[flt["key"]], flt["value"]
+    if kind == "eq":
+        return bool(have == want and isinstance(have, bool) == isinstance(want, bool))
+    if kind == "ne":
+        return not (have == want and isinstance(have, bool) == isinstance(want, bool))
+    if kind in ("in", "nin"):
+        return (have in want and not isinstance(have, bool)) == (kind == "in")
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (have, want))
+    if not numbers and not (isinstance(have, str) and isinstance(want, str)):
+        return False
+    return {"gt": have > want, "gte": have >= want, "lt": have < want, "lte": have <= want}[kind]
+
+
+def search_options(
+    filters: Any, max_num_results: Any, ranking_options: Any, prefix: str = ""
+) -> tuple[dict[str, Any] | None, int, float]:
+    """(filters, how many results, the score threshold) of a search or of a file_search tool, checked."""
+    if filters is not None:
+        check_filter(filters, f"{prefix}filters")
+    if max_num_results is None:
+        k = DEFAULT_RESULTS
+    elif isinstance(max_num_results, int) and not isinstance(max_num_results, bool) and 1 <= max_num_results <= 50:
+        k = max_num_results
+    else:
+        raise _bad(f"{prefix}max_num_results", f"must be an integer from 1 to {MAX_RESULTS}")
+    threshold = 0.0
+    if ranking_options is not None:
+        if not isinstance(ranking_options, dict):
+            raise _bad(f"{prefix}ranking_options", "must be an object")
+        ranker = ranking_options.get("ranker")
+        if ranker is not None and ranker not in ("auto", "default-2024-11-15", "default_2024_08_21", "none"):
+            raise _bad(f"{prefix}ranking_options.ranker", "must be 'auto', 'default-2024-11-15' or 'none'")
+        value = ranking_options.get("score_threshold")
+        if value is not None:
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise _bad(f"{prefix}ranking_options.score_threshold", "must be a number from 0 to 1")
+            threshold = float(value)
+    return filters, k, threshold
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chunking and embeddings
+
+
+def chunk_text(text: str, strategy: dict[str, Any]) -> list[str]:
+    """Windows of ``max_chunk_size_tokens`` (estimated: 4 characters a token) overlapping by
+    ``chunk_overlap_tokens``; a window ends at its last whitespace when that is past its middle, so words are not
+    cut (nor does the overlap start inside one)."""
+    static = strategy["static"]
+    size = static["max_chunk_size_tokens"] * CHARS_PER_TOKEN
+    overlap = static["chunk_overlap_tokens"] * CHARS_PER_TOKEN
+    chunks: list[str] = []
+    start = 0
+    while start < len(text):
+        end = min(start + size, len(text))
+        if end < len(text):
+            cut = max(text.rfind(" ", start, end), text.rfind("\n", start, end))
+            if cut > start + size // 2:
+                end = cut
+        piece = text[start:end].strip()
+        if piece:
+            chunks.append(piece)
+        if end >= len(text):
+            break
+        following = max(end - overlap, start + 1)
+        if not text[following - 1].isspace():  # the overlap starts at a word, not inside one
+            space = _SPACE.search(text, following, end)
+            if space is not None:
+                following = space.end()
+        start = following
+    return chunks
+
+
+def _unit_f32(vector: list[float]) -> bytes:
+    """A vector as unit-length little-endian float32 bytes (as stored)."""
+    norm = sum(v * v for v in vector) ** 0.5 or 1.0
+    values = array.array("f", (v / norm for v in vector))
+    if sys.byteorder == "big":
+        values.byteswap()
+    return values.tobytes()
+
+
+async def embed(app: App, texts: list[str]) -> list[bytes]:
+    """Each text's embedding (unit float32 bytes) from the upstream serving ``--embedding-model``, in batches."""
+    model = app.config.embedding_model
+    if model is None:
+        raise EmbeddingFailure("no --embedding-model is configured")
+    upstream, name = await app.router.route(model)
+    out: list[bytes] = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        batch = texts[start : start + EMBED_BATCH]
+        payload = json.dumps({"model": name, "input": batch, "encoding_format": "float"}).encode()
+        try:
+            async with app.slots:
+                response = await upstream.request("POST", "/embeddings", payload)
+                try:
+                    raw = await response.body(256 << 20)
+                finally:
+                    response.close()
+        except UpstreamFailure as exc:
+            raise EmbeddingFailure(f"the embeddings call failed: {exc}") from None
+        if response.status != 200:
+            raise EmbeddingFailure(f"the embeddings call failed: {_upstream_status(response.status, raw)}")
+        try:
+            data = sorted(json.loads(raw)["data"], key=lambda d: d["index"])
+            vectors = [d["embedding"] for d in data]
+            if len(vectors) != len(batch) or not all(isinstance(v, list) and v for v in vectors):
+                raise ValueError(f"{len(vectors)} embeddings for {len(batch)} inputs")
+            out.extend(_unit_f32(v) for v in vectors)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbeddingFailure(f"the embeddings answer is not OpenAI's embeddings list: {exc}") from None
+    return out
+
+
+def require_embeddings(app: App, field: str) -> None:
+    if app.config.embedding_model is None:
+        raise ApiError(
+            400,
+            f"{field}: needs embeddings, and this server has no embedding model (start it with --embedding-model NAME"
+            " or RESPONSES_RS_EMBEDDING_MODEL)",
+            param=field,
+            code="unsupported_parameter",
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Objects
+
+
+def store_object(row: tuple[Any, ...], files: list[tuple[Any, ...]]) -> dict[str, Any]:
+    id, created_at, name, meta = row
+    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    for f in files:
+        counts[f[3]] = counts.get(f[3], 0) + 1
+    return {
+        "id": id,
+        "object": "vector_store",
+        "created_at": created_at,
+        "name": name,
+        "metadata": json.loads(meta),
+        "usage_bytes": sum(f[7] for f in files),
+        "file_counts": {**counts, "total": len(files)},
+        "status": "in_progress" if counts["in_progress"] else "completed",
+        "last_active_at": max([created_at, *(f[2] for f in files)]),
+        "expires_after": None,
+        "expires_at": None,
+    }
+
+
+def file_object(row: tuple[Any, ...]) -> dict[str, Any]:
+    store_id, file_id, created_at, status, attrs, strategy, last_error, usage = row
+    return {
+        "id": file_id,
+        "object": "vector_store.file",
+        "created_at": created_at,
+        "vector_store_id": store_id,
+        "status": status,
+        "usage_bytes": usage,
+        "attributes": json.loads(attrs),
+        "chunking_strategy": json.loads(strategy),
+        "last_error": json.loads(last_error) if last_error else None,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Ingestion and search
+
+
+async def ingest(
+    app: App, owner: str, store_id: str, file_id: str, attrs: dict[str, Any], strategy: dict[str, Any]
+) -> dict[str, Any]:
+    """Add a file to a vector store (synchronously): its row and chunks are written together, `completed`; or, when
+    it cannot be read as text or its embeddings fail, `failed` with `last_error` and no chunk. NotFound (the file)
+    when it is not this owner's."""
+    await app.store.file(file_id, owner)
+    content = await app.store.file_content(file_id, owner)
+    error: dict[str, str] | None = None
+    chunks: list[tuple[str, bytes]] = []
+    try:
+        text = content.decode("utf-8")
+        if "\x00" in text:
+            raise UnicodeDecodeError("utf-8", content, 0, 1, "a NUL character: not a text file")
+    except UnicodeDecodeError:
+        error = {"code": "unsupported_file", "message": "the file is not UTF-8 text (text, markdown, json, code)"}
+    else:
+        pieces = chunk_text(text, strategy)
+        if not pieces:
+            error = {"code": "invalid_file", "message": "the file has no text"}
+        else:
+            try:
+                chunks = list(zip(pieces, await embed(app, pieces), strict=True))
+            except EmbeddingFailure as exc:
+                error = {"code": "server_error", "message": str(exc)}
+    status = "failed" if error else "completed"
+    usage = sum(len(t.encode()) + len(e) for t, e in chunks)
+    row = (
+        store_id,
+        file_id,
+        int(time.time()),
+        status,
+        json.dumps(attrs),
+        json.dumps(strategy),
+        json.dumps(error) if error else None,
+        usage,
+    )
+    await app.store.put_vector_store_file(owner, row, chunks)
+    return file_object(row)
+
+
+async def search(
+    app: App,
+    owner: str,
+    store_ids: list[str],
+    queries: list[str],
+    filters: dict[str, Any] | None,
+    k: int,
+    threshold: float,
+) -> list[dict[str, Any]]:
+    """The `k` best chunks of these stores for the queries (a chunk's score: its best cosine similarity to any of
+    them), at least `threshold`, best first, as OpenAI's search results. EmbeddingFailure when the query cannot be
+    embedded."""
+    rows = await app.store.chunks(store_ids, owner)
+    if filters is not None:
+        passes: dict[str, bool] = {}
+        kept = []
+        for row in rows:
+            if row[3] not in passes:
+                passes[row[3]] = matches(filters, json.loads(row[3]))
+            if passes[row[3]]:
+                kept.append(row)
+        rows = kept
+    if not rows:
+        return []
+    vectors = await embed(app, queries)
+    dim = len(vectors[0]) // 4
+    matrix = b"".join(row[5] for row in rows)
+    best: dict[int, float] = {}
+    for vector in vectors:
+        if len(vector) // 4 != dim or len(matrix) != dim * 4 * len(rows):
+            raise EmbeddingFailure(
+                "the query's embedding and the stored chunks' differ in dimension (was --embedding-model changed?)"
+            )
+        for index, score in top_k_cosine(vector, matrix, dim, k, threshold):
+            best[index] = max(score, best.get(index, -2.0))
+    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [
+        {
+            "file_id": rows[i][1],
+            "filename": rows[i][2],
+            "score": round(score, 6),
+            "attributes": json.loads(rows[i][3]),
+            "content": [{"type": "text", "text": rows[i][4]}],
+        }
+        for i, score in ranked
+    ]
+
+
+async def check_visible(app: App, owner: str, store_ids: list[str], field: str) -> None:
+    """404 naming the field when one of these vector stores is not this owner's."""
+    for i, store_id in enumerate(store_ids):
+        try:
+            await app.store.vector_store(store_id, owner)
+        except NotFound:
+            raise ApiError(
+                404, f"{field}[{i}]: no vector store with id '{store_id}'", param=f"{field}[{i}]", code="not_found"
+            ) from None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Routes
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise ApiError(400, f"the request body is not JSON: {exc}", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object", code="invalid_json")
+    return body
+
+
+def _file_ids(value: Any, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 500:
+        raise _bad(field, "must be a list of at most 500 file ids")
+    return list(dict.fromkeys(value))
+
+
+async def _store_answer(app: App, owner: str, store_id: str) -> bytes:
+    row = await app.store.vector_store(store_id, owner)
+    return json.dumps(store_object(row, await app.store.vector_store_files(store_id, owner))).encode()
+
+
+async def route(app: App, scope: Scope, receive: Receive, send: Send, owner: str) -> None:
+    path: str = scope["path"]
+    method: str = scope["method"]
+    parts = path[len("/v1/vector_stores") :].strip("/").split("/")
+    store_id = parts[0]
+    if not store_id:
+        if method == "POST":
+            await _create(app, _json(await app.read_body(receive)), owner, send)
+        elif method == "GET":
+            rows = await app.store.vector_stores(owner)
+            objects = [store_object(r, await app.store.vector_store_files(r[0], owner)) for r in rows]
+            await _answer(send, 200, page(objects, scope))
+        else:
+            raise ApiError(405, f"{method} is not allowed on /v1/vector_stores")
+        return
+    try:
+        if len(parts) == 1 and method == "GET":
+            await _answer(send, 200, await _store_answer(app, owner, store_id))
+        elif len(parts) == 1 and method == "DELETE":
+            await app.store.delete_vector_store(store_id, owner)
+            body = {"id": store_id, "object": "vector_store.deleted", "deleted": True}
+            await _answer(send, 200, json.dumps(body).encode())
+        elif parts[1:] == ["search"] and method == "POST":
+            await _search(app, _json(await app.read_body(receive)), owner, store_id, send)
+        elif parts[1:] == ["files"] and method == "POST":
+            await _add_file(app, _json(await app.read_body(receive)), owner, store_id, send)
+        elif parts[1:] == ["files"] and method == "GET":
+            files = [file_object(r) for r in await app.store.vector_store_files(store_id, owner)]
+            status = {k: v[-1] for k, v in _query_pairs(scope)}.get("filter")
+            if status:
+                files = [f for f in files if f["status"] == status]
+            await _answer(send, 200, page(files, scope))
+        elif len(parts) == 3 and parts[1] == "files" and method in ("GET", "DELETE"):
+            await _file(app, owner, store_id, parts[2], method, send)
+        else:
+            raise ApiError(404, f"no route {method} {path}", code="not_found")
+    except NotFound:
+        raise ApiError(404, f"No vector store found with id '{store_id}'.", code="not_found") from None
+
+
+def _query_pairs(scope: Scope) -> list[tuple[str, list[str]]]:
+    from urllib.parse import parse_qs
+
+    return list(parse_qs(scope.get("query_string", b"").decode()).items())
+
+
+async def _file(app: App, owner: str, store_id: str, file_id: str, method: str, send: Send) -> None:
+    files = await app.store.vector_store_files(store_id, owner)
+    row = next((r for r in files if r[1] == file_id), None)
+    if row is None:
+        raise ApiError(404, f"No file found with id '{file_id}' in vector store '{store_id}'.", code="not_found")
+    if method == "GET":
+        await _answer(send, 200, json.dumps(file_object(row)).encode())
+        return
+    await app.store.delete_vector_store_file(store_id, owner, file_id)
+    body = {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
+    await _answer(send, 200, json.dumps(body).encode())
+
+
+async def _check_files(app: App, owner: str, file_ids: list[str], field: str) -> None:
+    for i, file_id in enumerate(file_ids):
+        try:
+            await app.store.file(file_id, owner)
+        except NotFound:
+            raise ApiError(
+                404, f"{field}[{i}]: no file with id '{file_id}'", param=f"{field}[{i}]", code="not_found"
+            ) from None
+
+
+async def _create(app: App, body: dict[str, Any], owner: str, send: Send) -> None:
+    name = body.get("name")
+    if name is not None and not isinstance(name, str):
+        raise _bad("name", "must be a string")
+    meta = metadata(body.get("metadata"))
+    file_ids = _file_ids(body.get("file_ids"), "file_ids")
+    strategy = chunking(body.get("chunking_strategy"))
+    if body.get("expires_after") is not None:
+        raise ApiError(
+            400,
+            "expires_after: not supported by responses-rs serve",
+            param="expires_after",
+            code="unsupported_parameter",
+        )
+    if file_ids:
+        require_embeddings(app, "file_ids")
+        await _check_files(app, owner, file_ids, "file_ids")
+    store_id = "vs_" + uuid.uuid4().hex
+    await app.store.create_vector_store(store_id, owner, int(time.time()), name, json.dumps(meta))
+    for file_id in file_ids:
+        await ingest(app, owner, store_id, file_id, {}, strategy)
+    await _answer(send, 200, await _store_answer(app, owner, store_id))
+
+
+async def _add_file(app: App, body: dict[str, Any], owner: str, store_id: str, send: Send) -> None:
+    await app.store.vector_store(store_id, owner)  # NotFound: 404 naming the store
+    file_id = body.get("file_id")
+    if not isinstance(file_id, str) or not file_id:
+        raise _bad("file_id", "required: the id of an uploaded file")
+    attrs = attributes(body.get("attributes"))
+    strategy = chunking(body.get("chunking_strategy"))
+    require_embeddings(app, "file_id")
+    try:
+        await app.store.file(file_id, owner)
+    except NotFound:
+        raise ApiError(404, f"file_id: no file with id '{file_id}'", param="file_id", code="not_found") from None
+    await _answer(send, 200, json.dumps(await ingest(app, owner, store_id, file_id, attrs, strategy)).encode())
+
+
+async def _search(app: App, body: dict[str, Any], owner: str, store_id: str, send: Send) -> None:
+    await app.store.vector_store(store_id, owner)  # NotFound: 404 naming the store
+    query = body.get("query")
+    queries = [query] if isinstance(query, str) else query
+    if not isinstance(queries, list) or not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+        raise _bad("query", "must be a non-empty string or list of strings")
+    filters, k, threshold = search_options(
+        body.get("filters"), body.get("max_num_results"), body.get("ranking_options")
+    )
+    require_embeddings(app, "query")
+    try:
+        data = await search(app, owner, [store_id], queries, filters, k, threshold)
+    except EmbeddingFailure as exc:
+        raise ApiError(502, str(exc), code="upstream_error") from None
+    body = {
+        "object": "vector_store.search_results.page",
+        "search_query": queries,
+        "data": data,
+        "has_more": False,
+        "next_page": None,
+    }
+    await _answer(send, 200, json.dumps(body).encode())
+
+
+# ----------------------------------------------------------------------------------------------------
+# file_search in POST /v1/responses
+
+
+async def check_tool(app: App, owner: str, tool: dict[str, Any], index: int) -> None:
+    """A `file_search` tool of a request, before anything runs: 400 naming the field, 404 for a vector store the
+    caller cannot see."""
+    require_embeddings(app, f"tools[{index}].type")
+    ids = tool.get("vector_store_ids")
+    field = f"tools[{index}].vector_store_ids"
+    if not isinstance(ids, list) or not ids or not all(isinstance(v, str) for v in ids):
+        raise _bad(field, "must be a non-empty list of vector store ids")
+    search_options(tool.get("filters"), tool.get("max_num_results"), tool.get("ranking_options"), f"tools[{index}].")
+    await check_visible(app, owner, ids, field)
+
+
+async def perform(app: App, owner: str, action: Any) -> list[dict[str, Any]]:
+    """The core's `file_search` action: one search page over every listed store (the core reads its `data`)."""
+    _, query, store_ids, filters, max_num_results, ranking_options = action
+    filters, k, threshold = search_options(filters, max_num_results, ranking_options)
+    data = await search(app, owner, list(store_ids), [query], filters, k, threshold)
+    return [{"object": "vector_store.search_results.page", "search_query": [query], "data": data}]
