@@ -491,6 +491,7 @@ def test_without_an_embedding_model_the_calls_that_need_one_are_refused(
         for call, param in expected:
             status, body = api_error(call)
             assert status == 400 and body["param"] == param and "--embedding-model" in body["message"], body
+            assert ("file_search" in body["message"]) == (param == "tools[0].type")
         raw = httpx.get(f"{s.base_url}/files/{file_id}/content")
         assert raw.status_code == 200 and raw.content == LLAMAS
     assert chat_server.requests == [] and chat_server.embedding_inputs == []

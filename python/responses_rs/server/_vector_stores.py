@@ -247,12 +247,12 @@ async def embed(app: App, texts: list[str]) -> list[bytes]:
     return out
 
 
-def require_embeddings(app: App, field: str) -> None:
+def require_embeddings(app: App, field: str, what: str = "vector store search and ingestion") -> None:
     if app.config.embedding_model is None:
         raise ApiError(
             400,
-            f"{field}: needs embeddings, and this server has no embedding model (start it with --embedding-model NAME"
-            " or RESPONSES_RS_EMBEDDING_MODEL)",
+            f"{field}: {what} needs embeddings, and this server has no embedding model (start it with"
+            " --embedding-model NAME or RESPONSES_RS_EMBEDDING_MODEL)",
             param=field,
             code="unsupported_parameter",
         )
@@ -567,7 +567,7 @@ async def _search(app: App, body: dict[str, Any], owner: str, store_id: str, sen
 async def check_tool(app: App, owner: str, tool: dict[str, Any], index: int) -> None:
     """A `file_search` tool of a request, before anything runs: 400 naming the field, 404 for a vector store the
     caller cannot see."""
-    require_embeddings(app, f"tools[{index}].type")
+    require_embeddings(app, f"tools[{index}].type", "the file_search tool")
     ids = tool.get("vector_store_ids")
     field = f"tools[{index}].vector_store_ids"
     if not isinstance(ids, list) or not ids or not all(isinstance(v, str) for v in ids):
