@@ -1120,10 +1120,9 @@ fn top_k_cosine(
 ) -> PyResult<Vec<(usize, f32)>> {
     guarded(|| {
         let query = crate::core::vectors::f32_from_le_bytes(query);
-        let matrix = crate::core::vectors::f32_from_le_bytes(matrix);
-        crate::core::vectors::top_k_cosine(&query, &matrix, dim, k, min_score).ok_or_else(|| {
+        crate::core::vectors::top_k_cosine(&query, matrix, dim, k, min_score).ok_or_else(|| {
             PyValueError::new_err(format!(
-                "top_k_cosine: a query of {} values and a matrix of {} values are not rows of {dim}",
+                "top_k_cosine: a query of {} values and a matrix of {} bytes are not rows of {dim} float32",
                 query.len(),
                 matrix.len()
             ))

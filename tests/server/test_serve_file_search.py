@@ -130,7 +130,12 @@ def test_vector_store_search_relevance_filters_and_threshold(client: openai.Open
     assert store.file_counts.completed == 3 and store.file_counts.total == 3 and store.usage_bytes > 0
     assert store_id in [s.id for s in client.vector_stores.list()]
     files = client.vector_stores.files.list(vector_store_id=store_id)
-    assert sorted(f.id for f in files) == sorted(ids.values())
+    assert [f.id for f in files] == list(ids.values())[::-1]  # newest first, as OpenAI lists
+    oldest = client.vector_stores.files.list(vector_store_id=store_id, order="asc", limit=2)
+    assert [f.id for f in oldest.data] == list(ids.values())[:2] and oldest.has_more
+    after = client.vector_stores.files.list(vector_store_id=store_id, order="asc", after=oldest.data[-1].id)
+    assert [f.id for f in after.data] == [ids["bread.md"]] and not after.has_more
+    assert [f.id for f in client.files.list(order="asc")][-3:] == list(ids.values())
     one = client.vector_stores.files.retrieve(file_id=ids["bread.md"], vector_store_id=store_id)
     assert one.attributes == {"topic": "cooking", "year": 2023, "public": True}
     assert one.chunking_strategy.type == "static"  # auto is OpenAI's static defaults
@@ -245,6 +250,8 @@ def test_a_failing_embeddings_call_fails_the_file_and_writes_no_chunk(
     # Adding it again (the embedder is back) completes it, replacing the failed row.
     assert client.vector_stores.files.create(vector_store_id=store_id, file_id=extra).status == "completed"
     assert client.vector_stores.retrieve(store_id).file_counts.failed == 0
+    again = [r.file_id for r in client.vector_stores.search(vector_store_id=store_id, query="llamas leaves")]
+    assert again[0] == extra  # the search after the add sees it (nothing stale kept)
     # A search whose query cannot be embedded is a 502 naming the upstream's error.
     chat_server.embedding_errors.append({"status": 503, "message": "embedder is busy"})
     status, body = api_error(lambda: client.vector_stores.search(vector_store_id=store_id, query="llamas"))

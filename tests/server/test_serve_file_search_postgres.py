@@ -122,7 +122,9 @@ def test_ingested_on_one_server_searched_and_used_by_file_search_on_the_other(
     assert final.output[-1].content[0].annotations[0].file_id == llamas.id  # type: ignore[union-attr]
 
     a.files.delete(llamas.id)
-    assert [f.id for f in b.vector_stores.files.list(vector_store_id=store.id)] == [bread.id, extra.id]
+    # b's search matrix of the store (kept in memory) sees the deletion made through a.
+    assert llamas.id not in [h.file_id for h in b.vector_stores.search(vector_store_id=store.id, query="llamas eat")]
+    assert [f.id for f in b.vector_stores.files.list(vector_store_id=store.id)] == [extra.id, bread.id]  # newest first
     assert b.vector_stores.delete(store.id).deleted
     for table in TABLES[1:]:
         column = "id" if table == "vector_stores" else "vector_store_id"

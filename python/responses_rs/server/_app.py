@@ -31,6 +31,7 @@ from ._upstream import Response, Upstream, UpstreamFailure
 
 if TYPE_CHECKING:
     from ._store_pg import PostgresStore
+    from ._vector_stores import MatrixCache
 
 logger = logging.getLogger("responses_rs.server")
 
@@ -231,6 +232,7 @@ class App:
         # (a little past their end): id -> (owner, log).
         self._logs: dict[str, tuple[str, EventLog]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self.vector_cache: MatrixCache | None = None  # vector stores' embeddings, made at the first search
 
     # ------------------------------------------------------------------------------------------
     # ASGI

@@ -60,12 +60,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE responses ADD COLUMN events TEXT;
     """,
-    # 4: the Files and Vector stores APIs (file_search, `_vector_stores.py`). A file's bytes are in `content`; a
-    # vector store file's chunks are rows of `vector_store_chunks`, each with its embedding as float32 (little
-    # endian) in `embedding`, unit length; `attributes` and `metadata` are JSON text.
+    # 4: the Files and Vector stores APIs (file_search, `_vector_stores.py`). `seq` orders the lists (created_at has
+    # only seconds). A file's bytes are in `content`; a vector store file's chunks are rows of
+    # `vector_store_chunks`, each with its embedding as float32 (little endian) in `embedding`, unit length;
+    # `attributes` and `metadata` are JSON text.
     """
     CREATE TABLE files (
-        id TEXT PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
         owner TEXT NOT NULL DEFAULT '',
         created_at INTEGER NOT NULL,
         filename TEXT NOT NULL,
@@ -73,16 +75,18 @@ MIGRATIONS: list[str] = [
         bytes INTEGER NOT NULL,
         content BLOB NOT NULL
     );
-    CREATE INDEX files_owner_created ON files (owner, created_at);
+    CREATE INDEX files_owner ON files (owner, seq);
     CREATE TABLE vector_stores (
-        id TEXT PRIMARY KEY,
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
         owner TEXT NOT NULL DEFAULT '',
         created_at INTEGER NOT NULL,
         name TEXT,
         metadata TEXT NOT NULL
     );
-    CREATE INDEX vector_stores_owner_created ON vector_stores (owner, created_at);
+    CREATE INDEX vector_stores_owner ON vector_stores (owner, seq);
     CREATE TABLE vector_store_files (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
         vector_store_id TEXT NOT NULL,
         file_id TEXT NOT NULL,
         created_at INTEGER NOT NULL,
@@ -91,7 +95,7 @@ MIGRATIONS: list[str] = [
         chunking_strategy TEXT NOT NULL,
         last_error TEXT,
         usage_bytes INTEGER NOT NULL,
-        PRIMARY KEY (vector_store_id, file_id)
+        UNIQUE (vector_store_id, file_id)
     );
     CREATE TABLE vector_store_chunks (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -487,7 +491,7 @@ class Store:
     async def files(self, owner: str) -> list[tuple[Any, ...]]:
         return await self._run(
             lambda: self.conn.execute(
-                "SELECT id, created_at, filename, purpose, bytes FROM files WHERE owner = ? ORDER BY created_at, id",
+                "SELECT id, created_at, filename, purpose, bytes FROM files WHERE owner = ? ORDER BY seq",
                 (owner,),
             ).fetchall()
         )
@@ -541,7 +545,7 @@ class Store:
     async def vector_stores(self, owner: str) -> list[tuple[Any, ...]]:
         return await self._run(
             lambda: self.conn.execute(
-                "SELECT id, created_at, name, metadata FROM vector_stores WHERE owner = ? ORDER BY created_at, id",
+                "SELECT id, created_at, name, metadata FROM vector_stores WHERE owner = ? ORDER BY seq",
                 (owner,),
             ).fetchall()
         )
@@ -612,7 +616,7 @@ class Store:
             self._vector_store(id, owner)
             return self.conn.execute(
                 "SELECT vector_store_id, file_id, created_at, status, attributes, chunking_strategy, last_error,"
-                " usage_bytes FROM vector_store_files WHERE vector_store_id = ? ORDER BY created_at, file_id",
+                " usage_bytes FROM vector_store_files WHERE vector_store_id = ? ORDER BY seq",
                 (id,),
             ).fetchall()
 
@@ -637,19 +641,44 @@ class Store:
 
         await self._run(delete)
 
-    async def chunks(self, ids: list[str], owner: str) -> list[tuple[Any, ...]]:
-        """Every chunk of the completed files of these vector stores (this owner's only), in store order."""
+    async def chunk_stamp(self, id: str, owner: str) -> tuple[int, int] | None:
+        """What identifies a vector store's chunks as they stand: (how many, the highest `seq`); None when the store
+        is not this owner's. Chunks are only ever added (with a higher `seq`) or deleted, so any change changes it."""
+
+        def read() -> tuple[int, int] | None:
+            row = self.conn.execute(
+                "SELECT count(c.seq), coalesce(max(c.seq), 0) FROM vector_stores s"
+                " LEFT JOIN vector_store_chunks c ON c.vector_store_id = s.id WHERE s.id = ? AND s.owner = ?"
+                " GROUP BY s.id",
+                (id, owner),
+            ).fetchone()
+            return None if row is None else (int(row[0]), int(row[1]))
+
+        return await self._run(read)
+
+    async def chunks(self, id: str, owner: str) -> list[tuple[Any, ...]]:
+        """Every chunk of the vector store's completed files (this owner's only), without its text:
+        (seq, file_id, filename, attributes JSON, embedding bytes), in `seq` order."""
 
         def read() -> list[tuple[Any, ...]]:
-            marks = ", ".join("?" * len(ids))
             return self.conn.execute(
-                "SELECT c.vector_store_id, c.file_id, f.filename, vf.attributes, c.text, c.embedding"
+                "SELECT c.seq, c.file_id, f.filename, vf.attributes, c.embedding"
                 " FROM vector_store_chunks c"
                 " JOIN vector_stores s ON s.id = c.vector_store_id"
                 " JOIN vector_store_files vf ON vf.vector_store_id = c.vector_store_id AND vf.file_id = c.file_id"
                 " JOIN files f ON f.id = c.file_id"
-                f" WHERE c.vector_store_id IN ({marks}) AND s.owner = ? AND vf.status = 'completed' ORDER BY c.seq",
-                (*ids, owner),
+                " WHERE c.vector_store_id = ? AND s.owner = ? AND vf.status = 'completed' ORDER BY c.seq",
+                (id, owner),
             ).fetchall()
+
+        return await self._run(read)
+
+    async def chunk_texts(self, seqs: list[int]) -> dict[int, str]:
+        """The texts of these chunks (those still there)."""
+
+        def read() -> dict[int, str]:
+            marks = ", ".join("?" * len(seqs))
+            rows = self.conn.execute(f"SELECT seq, text FROM vector_store_chunks WHERE seq IN ({marks})", seqs)
+            return {int(seq): text for seq, text in rows.fetchall()}
 
         return await self._run(read)

@@ -280,7 +280,7 @@ class PostgresStore:
 
     async def files(self, owner: str) -> list[tuple[Any, ...]]:
         rows = await self.pool.fetch(
-            "SELECT id, created_at, filename, purpose, bytes FROM files WHERE owner = $1 ORDER BY created_at, id", owner
+            "SELECT id, created_at, filename, purpose, bytes FROM files WHERE owner = $1 ORDER BY seq", owner
         )
         return [tuple(row) for row in rows]
 
@@ -317,7 +317,7 @@ class PostgresStore:
 
     async def vector_stores(self, owner: str) -> list[tuple[Any, ...]]:
         rows = await self.pool.fetch(
-            "SELECT id, created_at, name, metadata FROM vector_stores WHERE owner = $1 ORDER BY created_at, id", owner
+            "SELECT id, created_at, name, metadata FROM vector_stores WHERE owner = $1 ORDER BY seq", owner
         )
         return [tuple(row) for row in rows]
 
@@ -369,7 +369,7 @@ class PostgresStore:
             await self.vector_store(id, owner, conn)
             rows = await conn.fetch(
                 "SELECT vector_store_id, file_id, created_at, status, attributes, chunking_strategy, last_error,"
-                " usage_bytes FROM vector_store_files WHERE vector_store_id = $1 ORDER BY created_at, file_id",
+                " usage_bytes FROM vector_store_files WHERE vector_store_id = $1 ORDER BY seq",
                 id,
             )
         return [tuple(row) for row in rows]
@@ -386,18 +386,32 @@ class PostgresStore:
                 "DELETE FROM vector_store_chunks WHERE vector_store_id = $1 AND file_id = $2", id, file_id
             )
 
-    async def chunks(self, ids: list[str], owner: str) -> list[tuple[Any, ...]]:
+    async def chunk_stamp(self, id: str, owner: str) -> tuple[int, int] | None:
+        row = await self.pool.fetchrow(
+            "SELECT count(c.seq), coalesce(max(c.seq), 0) FROM vector_stores s"
+            " LEFT JOIN vector_store_chunks c ON c.vector_store_id = s.id WHERE s.id = $1 AND s.owner = $2"
+            " GROUP BY s.id",
+            id,
+            owner,
+        )
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    async def chunks(self, id: str, owner: str) -> list[tuple[Any, ...]]:
         rows = await self.pool.fetch(
-            "SELECT c.vector_store_id, c.file_id, f.filename, vf.attributes, c.text, c.embedding"
+            "SELECT c.seq, c.file_id, f.filename, vf.attributes, c.embedding"
             " FROM vector_store_chunks c"
             " JOIN vector_stores s ON s.id = c.vector_store_id"
             " JOIN vector_store_files vf ON vf.vector_store_id = c.vector_store_id AND vf.file_id = c.file_id"
             " JOIN files f ON f.id = c.file_id"
-            " WHERE c.vector_store_id = ANY($1::text[]) AND s.owner = $2 AND vf.status = 'completed' ORDER BY c.seq",
-            ids,
+            " WHERE c.vector_store_id = $1 AND s.owner = $2 AND vf.status = 'completed' ORDER BY c.seq",
+            id,
             owner,
         )
         return [tuple(row) for row in rows]
+
+    async def chunk_texts(self, seqs: list[int]) -> dict[int, str]:
+        rows = await self.pool.fetch("SELECT seq, text FROM vector_store_chunks WHERE seq = ANY($1::bigint[])", seqs)
+        return {int(row[0]): row[1] for row in rows}
 
 
 async def _insert_items(conn: Any, id: str, items: list[tuple[str, str]]) -> None:

@@ -8,7 +8,8 @@ upstream's tokenizer being unknown here), each chunk embedded by the upstream's 
 (``--embedding-model``, routed as chat models are) in batches of ``EMBED_BATCH``, and the file's row and chunks
 are written in one transaction (``completed``). A failing embeddings call fails the file (``server_error``) and
 writes no chunk. Search: the query is embedded the same way and every chunk of the stores' completed files (after
-the attribute ``filters``) is scored by cosine similarity in the Rust core (``top_k_cosine``, brute force).
+the attribute ``filters``) is scored by cosine similarity in the Rust core (``top_k_cosine``, brute force) over
+the store's embeddings, kept in memory between searches while the store's chunks are unchanged (``MatrixCache``).
 """
 
 from __future__ import annotations
@@ -342,6 +343,58 @@ async def ingest(
     return file_object(row)
 
 
+class Matrix:
+    """A vector store's chunks as the search scores them: their (seq, file_id, filename, attributes JSON) and their
+    embeddings as one contiguous float32 buffer (`dim` values a row)."""
+
+    __slots__ = ("stamp", "rows", "buffer", "dim")
+
+    def __init__(self, stamp: tuple[int, int], chunks: list[tuple[Any, ...]]) -> None:
+        self.stamp = stamp
+        self.rows = [chunk[:4] for chunk in chunks]
+        self.buffer = b"".join(chunk[4] for chunk in chunks)
+        self.dim = len(chunks[0][4]) // 4 if chunks else 0
+        if any(len(chunk[4]) != self.dim * 4 for chunk in chunks):
+            raise EmbeddingFailure(
+                "the vector store's chunks differ in dimension (was --embedding-model changed?): re-add its files"
+            )
+
+
+class MatrixCache:
+    """The vector stores' matrices this server searched lately, up to `max_bytes` of embeddings (the least recently
+    searched dropped first). Each search reads the store's chunk stamp (one indexed count): a matrix whose stamp
+    changed (a file added or deleted, on any server of the database) is read again."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: dict[str, Matrix] = {}  # in least recently used order
+
+    async def get(self, app: App, store_id: str, owner: str) -> Matrix | None:
+        """The store's matrix as it stands; None when the store is not this owner's."""
+        stamp = await app.store.chunk_stamp(store_id, owner)
+        if stamp is None:
+            return None
+        matrix = self._entries.pop(store_id, None)
+        if matrix is None or matrix.stamp != stamp:
+            matrix = Matrix(stamp, await app.store.chunks(store_id, owner))
+        self._entries[store_id] = matrix
+        total = sum(len(m.buffer) for m in self._entries.values())
+        for key in list(self._entries):
+            if total <= self.max_bytes or key == store_id:
+                break
+            total -= len(self._entries.pop(key).buffer)
+        return matrix
+
+
+CACHE_BYTES = 256 << 20  # embeddings kept in memory for search, all vector stores together
+
+
+def _cache(app: App) -> MatrixCache:
+    if app.vector_cache is None:
+        app.vector_cache = MatrixCache(CACHE_BYTES)
+    return app.vector_cache
+
+
 async def search(
     app: App,
     owner: str,
@@ -354,39 +407,56 @@ async def search(
     """The `k` best chunks of these stores for the queries (a chunk's score: its best cosine similarity to any of
     them), at least `threshold`, best first, as OpenAI's search results. EmbeddingFailure when the query cannot be
     embedded."""
-    rows = await app.store.chunks(store_ids, owner)
-    if filters is not None:
-        passes: dict[str, bool] = {}
-        kept = []
-        for row in rows:
-            if row[3] not in passes:
-                passes[row[3]] = matches(filters, json.loads(row[3]))
-            if passes[row[3]]:
-                kept.append(row)
-        rows = kept
-    if not rows:
+    matrices: list[tuple[Matrix, list[int] | None]] = []
+    for store_id in dict.fromkeys(store_ids):
+        matrix = await _cache(app).get(app, store_id, owner)
+        if matrix is None or not matrix.rows:
+            continue
+        kept: list[int] | None = None  # rows passing the filters (None: every row)
+        if filters is not None:
+            passes: dict[str, bool] = {}
+            kept = []
+            for i, row in enumerate(matrix.rows):
+                if row[3] not in passes:
+                    passes[row[3]] = matches(filters, json.loads(row[3]))
+                if passes[row[3]]:
+                    kept.append(i)
+            if not kept:
+                continue
+        matrices.append((matrix, kept))
+    if not matrices:
         return []
     vectors = await embed(app, queries)
-    dim = len(vectors[0]) // 4
-    matrix = b"".join(row[5] for row in rows)
-    best: dict[int, float] = {}
-    for vector in vectors:
-        if len(vector) // 4 != dim or len(matrix) != dim * 4 * len(rows):
-            raise EmbeddingFailure(
-                "the query's embedding and the stored chunks' differ in dimension (was --embedding-model changed?)"
-            )
-        for index, score in top_k_cosine(vector, matrix, dim, k, threshold):
-            best[index] = max(score, best.get(index, -2.0))
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+    best: dict[tuple[int, int], tuple[float, tuple[Any, ...]]] = {}  # (store, row) -> (score, row)
+    for n, (matrix, kept) in enumerate(matrices):
+        width = matrix.dim * 4
+        if kept is None:
+            buffer = matrix.buffer
+        else:
+            view = memoryview(matrix.buffer)
+            buffer = b"".join(view[i * width : (i + 1) * width] for i in kept)
+        for vector in vectors:
+            if len(vector) != width:
+                raise EmbeddingFailure(
+                    f"the query's embedding has {len(vector) // 4} dimensions, the vector store's chunks"
+                    f" {matrix.dim} (was --embedding-model changed?)"
+                )
+            for index, score in top_k_cosine(vector, buffer, matrix.dim, k, threshold):
+                row = index if kept is None else kept[index]
+                if score > best.get((n, row), (-2.0,))[0]:
+                    best[(n, row)] = (score, matrix.rows[row])
+    ranked = sorted(best.values(), key=lambda hit: (-hit[0], hit[1][0]))[:k]
+    texts = await app.store.chunk_texts([row[0] for _, row in ranked])
     return [
         {
-            "file_id": rows[i][1],
-            "filename": rows[i][2],
+            "file_id": row[1],
+            "filename": row[2],
             "score": round(score, 6),
-            "attributes": json.loads(rows[i][3]),
-            "content": [{"type": "text", "text": rows[i][4]}],
+            "attributes": json.loads(row[3]),
+            "content": [{"type": "text", "text": texts[row[0]]}],
         }
-        for i, score in ranked
+        for score, row in ranked
+        if row[0] in texts  # (a chunk deleted meanwhile is left out)
     ]
 
 
