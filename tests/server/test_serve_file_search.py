@@ -117,6 +117,8 @@ def test_files_bad_requests_name_the_field(client: openai.OpenAI) -> None:
     status, body = api_error(lambda: client.files.create(file=("big.txt", b"a" * 20001), purpose="assistants"))
     assert status == 413 and body["param"] == "file" and "20000" in body["message"]
     assert client.files.create(file=("fits.txt", b"a" * 20000), purpose="assistants").bytes == 20000
+    status, body = api_error(lambda: client.files.create(file=("huge.txt", b"a" * 200_000), purpose="assistants"))
+    assert status == 413 and body["param"] == "file" and "--max-file-bytes" in body["message"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -220,6 +222,46 @@ def test_static_chunking_cuts_a_file_into_overlapping_chunks(
     best = max(chunks, key=lambda c: sum(a * b for a, b in zip(q, embed(c), strict=True)))
     hits = list(client.vector_stores.search(vector_store_id=store.id, query="word321 word322", max_num_results=3))
     assert hits[0].content[0].text == best and len(hits) == 3 and all(h.file_id == file_id for h in hits)
+
+
+def test_file_batches_and_the_clients_polling_helpers(client: openai.OpenAI, serve: Serve) -> None:
+    store = client.vector_stores.create(name="batched")
+    # files.upload_and_poll: upload, add, poll (ingestion ends within the request: the first poll sees it done).
+    single = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("llamas.txt", LLAMAS))
+    assert single.status == "completed"
+    batch = client.vector_stores.file_batches.upload_and_poll(
+        vector_store_id=store.id, files=[("quantum.txt", QUANTUM), ("image.png", b"\x89PNG\x00\xff")]
+    )
+    assert batch.object == "vector_store.files_batch" and batch.status == "completed"
+    assert (batch.file_counts.completed, batch.file_counts.failed, batch.file_counts.total) == (1, 1, 2)
+    bread = upload(client, "bread.md", BREAD)
+    per_file = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, files=[{"file_id": bread, "attributes": {"topic": "cooking"}}]
+    )
+    assert client.vector_stores.file_batches.retrieve(batch_id=per_file.id, vector_store_id=store.id) == per_file
+    listed = client.vector_stores.file_batches.list_files(batch_id=per_file.id, vector_store_id=store.id)
+    assert [(f.id, f.attributes) for f in listed] == [(bread, {"topic": "cooking"})]
+    failed = client.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=store.id, filter="failed")
+    assert [f.last_error.code for f in failed if f.last_error] == ["unsupported_file"]
+    assert client.vector_stores.file_batches.cancel(batch_id=batch.id, vector_store_id=store.id).status == "completed"
+    assert client.vector_stores.retrieve(store.id).file_counts.total == 4
+    hits = client.vector_stores.search(
+        vector_store_id=store.id, query="bread", filters={"type": "eq", "key": "topic", "value": "cooking"}
+    )
+    assert [h.file_id for h in hits] == [bread]
+    status, body = api_error(
+        lambda: client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[bread], files=[])
+    )
+    assert status == 400 and body["param"] == "files"
+    with _client(serve, OTHER) as other:
+        status, _ = api_error(
+            lambda: other.vector_stores.file_batches.retrieve(batch_id=batch.id, vector_store_id=store.id)
+        )
+        assert status == 404
+    status, _ = api_error(
+        lambda: client.vector_stores.file_batches.retrieve(batch_id="vsfb_nope", vector_store_id=store.id)
+    )
+    assert status == 404
 
 
 def test_a_file_that_is_not_text_fails_with_last_error(client: openai.OpenAI) -> None:
@@ -362,6 +404,8 @@ def test_file_search_streamed_with_a_file_citation(client: openai.OpenAI, chat_s
     # Stored as answered (the record keeps the results the answer left out).
     stored = client.responses.retrieve(final.id)
     assert stored.output[-1].content[0].annotations == part.annotations  # type: ignore[union-attr]
+    kept = stored.output[0].results  # type: ignore[union-attr]
+    assert kept is not None and [r.file_id for r in kept][:1] == [ids["llamas.txt"]] and len(kept) == 2
 
 
 def test_file_search_results_with_include_not_streamed_filters_and_ranking(

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
 MODEL = "scripted-model"
 EMBEDDING = "scripted-embedding"
 KEY = "key-shared"
-TABLES = ("files", "vector_stores", "vector_store_files", "vector_store_chunks")
+TABLES = ("files", "vector_stores", "vector_store_files", "vector_store_chunks", "vector_store_file_batches")
 
 
 async def _sql(url: str, query: str, *args: object) -> list[Any]:
@@ -121,10 +121,18 @@ def test_ingested_on_one_server_searched_and_used_by_file_search_on_the_other(
     final = validate_stream(events, response_cls=Response, schema_host="full")
     assert final.output[-1].content[0].annotations[0].file_id == llamas.id  # type: ignore[union-attr]
 
+    batch = a.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[bread.id], attributes={"k": 1})
+    assert b.vector_stores.file_batches.retrieve(batch_id=batch.id, vector_store_id=store.id) == batch
+    assert [
+        f.attributes for f in b.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=store.id)
+    ] == [{"k": 1}]
     a.files.delete(llamas.id)
     # b's search matrix of the store (kept in memory) sees the deletion made through a.
     assert llamas.id not in [h.file_id for h in b.vector_stores.search(vector_store_id=store.id, query="llamas eat")]
-    assert [f.id for f in b.vector_stores.files.list(vector_store_id=store.id)] == [extra.id, bread.id]  # newest first
+    assert [f.id for f in b.vector_stores.files.list(vector_store_id=store.id)] == [
+        bread.id,
+        extra.id,
+    ]  # newest first (bread re-added by the batch)
     assert b.vector_stores.delete(store.id).deleted
     for table in TABLES[1:]:
         column = "id" if table == "vector_stores" else "vector_store_id"

@@ -359,8 +359,10 @@ class App:
             if not message.get("more_body"):
                 return b"".join(parts)
 
-    async def read_body(self, receive: Receive, limit: int | None = None, what: str = "request body") -> bytes:
-        """The request body, at most `limit` bytes (default `--max-body-bytes`): 413 past it."""
+    async def read_body(
+        self, receive: Receive, limit: int | None = None, what: str = "request body", param: str | None = None
+    ) -> bytes:
+        """The request body, at most `limit` bytes (default `--max-body-bytes`): 413 past it (naming `param`)."""
         limit = self.config.max_body_bytes if limit is None else limit
         parts = []
         size = 0
@@ -371,7 +373,7 @@ class App:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise ApiError(413, f"the {what} is larger than {limit} bytes")
+                raise ApiError(413, f"the {what} is larger than {limit} bytes", param=param)
             parts.append(chunk)
             if not message.get("more_body"):
                 return b"".join(parts)

@@ -168,7 +168,9 @@ async def _upload(app: App, scope: Scope, receive: Receive, send: Send, owner: s
         if name == b"content-type":
             content_type = value.decode("latin-1")
     # The form's own framing on top of the file: a little room past the file's limit.
-    body = await app.read_body(receive, limit + (64 << 10), what="file")
+    body = await app.read_body(
+        receive, limit + (64 << 10), what=f"upload (the file's limit is {limit} bytes, --max-file-bytes)", param="file"
+    )
     fields = parse_multipart(body, content_type)
     purpose_field = fields.get("purpose")
     purpose = purpose_field[1].decode("utf-8", "replace") if purpose_field else ""

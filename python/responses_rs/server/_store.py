@@ -105,6 +105,13 @@ MIGRATIONS: list[str] = [
         embedding BLOB NOT NULL
     );
     CREATE INDEX vector_store_chunks_by_store ON vector_store_chunks (vector_store_id, file_id);
+    CREATE TABLE vector_store_file_batches (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        vector_store_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        file_ids TEXT NOT NULL
+    );
     """,
 ]
 
@@ -570,6 +577,7 @@ class Store:
                     raise NotFound(id)
                 conn.execute("DELETE FROM vector_store_files WHERE vector_store_id = ?", (id,))
                 conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = ?", (id,))
+                conn.execute("DELETE FROM vector_store_file_batches WHERE vector_store_id = ?", (id,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -680,5 +688,28 @@ class Store:
             marks = ", ".join("?" * len(seqs))
             rows = self.conn.execute(f"SELECT seq, text FROM vector_store_chunks WHERE seq IN ({marks})", seqs)
             return {int(seq): text for seq, text in rows.fetchall()}
+
+        return await self._run(read)
+
+    async def put_file_batch(self, id: str, store_id: str, created_at: int, file_ids: str) -> None:
+        await self._run(
+            lambda: self.conn.execute(
+                "INSERT INTO vector_store_file_batches (id, vector_store_id, created_at, file_ids) VALUES (?, ?, ?, ?)",
+                (id, store_id, created_at, file_ids),
+            )
+        )
+
+    async def file_batch(self, id: str, store_id: str, owner: str) -> tuple[Any, ...]:
+        """(id, created_at, file_ids JSON) of a batch of this owner's vector store; NotFound otherwise."""
+
+        def read() -> tuple[Any, ...]:
+            self._vector_store(store_id, owner)
+            row = self.conn.execute(
+                "SELECT id, created_at, file_ids FROM vector_store_file_batches WHERE id = ? AND vector_store_id = ?",
+                (id, store_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound(id)
+            return tuple(row)
 
         return await self._run(read)

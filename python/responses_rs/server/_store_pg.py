@@ -335,6 +335,7 @@ class PostgresStore:
                 raise NotFound(id)
             await conn.execute("DELETE FROM vector_store_files WHERE vector_store_id = $1", id)
             await conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = $1", id)
+            await conn.execute("DELETE FROM vector_store_file_batches WHERE vector_store_id = $1", id)
 
     async def put_vector_store_file(self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]]) -> None:
         store_id, file_id = row[0], row[1]
@@ -412,6 +413,27 @@ class PostgresStore:
     async def chunk_texts(self, seqs: list[int]) -> dict[int, str]:
         rows = await self.pool.fetch("SELECT seq, text FROM vector_store_chunks WHERE seq = ANY($1::bigint[])", seqs)
         return {int(row[0]): row[1] for row in rows}
+
+    async def put_file_batch(self, id: str, store_id: str, created_at: int, file_ids: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO vector_store_file_batches (id, vector_store_id, created_at, file_ids) VALUES ($1, $2, $3, $4)",
+            id,
+            store_id,
+            created_at,
+            file_ids,
+        )
+
+    async def file_batch(self, id: str, store_id: str, owner: str) -> tuple[Any, ...]:
+        async with self.pool.acquire() as conn:
+            await self.vector_store(store_id, owner, conn)
+            row = await conn.fetchrow(
+                "SELECT id, created_at, file_ids FROM vector_store_file_batches WHERE id = $1 AND vector_store_id = $2",
+                id,
+                store_id,
+            )
+        if row is None:
+            raise NotFound(id)
+        return tuple(row)
 
 
 async def _insert_items(conn: Any, id: str, items: list[tuple[str, str]]) -> None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core import top_k_cosine
 from ._app import ApiError, _answer, _upstream_status
-from ._files import page
+from ._files import new_id, page
 from ._store import NotFound
 from ._upstream import UpstreamFailure
 
@@ -265,9 +265,7 @@ def require_embeddings(app: App, field: str, what: str = "vector store search an
 
 def store_object(row: tuple[Any, ...], files: list[tuple[Any, ...]]) -> dict[str, Any]:
     id, created_at, name, meta = row
-    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
-    for f in files:
-        counts[f[3]] = counts.get(f[3], 0) + 1
+    counts = _counts(files)
     return {
         "id": id,
         "object": "vector_store",
@@ -275,7 +273,7 @@ def store_object(row: tuple[Any, ...], files: list[tuple[Any, ...]]) -> dict[str
         "name": name,
         "metadata": json.loads(meta),
         "usage_bytes": sum(f[7] for f in files),
-        "file_counts": {**counts, "total": len(files)},
+        "file_counts": counts,
         "status": "in_progress" if counts["in_progress"] else "completed",
         "last_active_at": max([created_at, *(f[2] for f in files)]),
         "expires_after": None,
@@ -532,6 +530,8 @@ async def route(app: App, scope: Scope, receive: Receive, send: Send, owner: str
             await _answer(send, 200, page(files, scope))
         elif len(parts) == 3 and parts[1] == "files" and method in ("GET", "DELETE"):
             await _file(app, owner, store_id, parts[2], method, send)
+        elif len(parts) >= 2 and parts[1] == "file_batches":
+            await _file_batches(app, scope, receive, send, owner, store_id, parts[2:])
         else:
             raise ApiError(404, f"no route {method} {path}", code="not_found")
     except NotFound:
@@ -555,6 +555,92 @@ async def _file(app: App, owner: str, store_id: str, file_id: str, method: str, 
     await app.store.delete_vector_store_file(store_id, owner, file_id)
     body = {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
     await _answer(send, 200, json.dumps(body).encode())
+
+
+def _counts(files: list[tuple[Any, ...]]) -> dict[str, int]:
+    counts = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0}
+    for f in files:
+        counts[f[3]] = counts.get(f[3], 0) + 1
+    return {**counts, "total": len(files)}
+
+
+def batch_object(row: tuple[Any, ...], store_id: str, files: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """A file batch: its files' counts as they stand (a file removed from the store since is no longer counted)."""
+    counts = _counts(files)
+    return {
+        "id": row[0],
+        "object": "vector_store.files_batch",
+        "created_at": row[1],
+        "vector_store_id": store_id,
+        "status": "in_progress" if counts["in_progress"] else "completed",
+        "file_counts": counts,
+    }
+
+
+async def _file_batches(
+    app: App, scope: Scope, receive: Receive, send: Send, owner: str, store_id: str, rest: list[str]
+) -> None:
+    """`POST .../file_batches` (each file ingested in turn, within the request), `GET .../file_batches/{id}`,
+    `POST .../file_batches/{id}/cancel` (nothing is ever left to cancel: the batch as it is), `GET
+    .../file_batches/{id}/files`."""
+    method = scope["method"]
+    if not rest and method == "POST":
+        body = _json(await app.read_body(receive))
+        if body.get("files") is not None and body.get("file_ids") is not None:
+            raise _bad("files", "give either file_ids or files, not both")
+        attrs = attributes(body.get("attributes"))
+        strategy = chunking(body.get("chunking_strategy"))
+        entries: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+        if body.get("files") is not None:
+            files = body["files"]
+            if not isinstance(files, list) or not files or len(files) > 2000:
+                raise _bad("files", "must be a list of 1 to 2000 {file_id, attributes, chunking_strategy} objects")
+            for i, entry in enumerate(files):
+                if not isinstance(entry, dict) or not isinstance(entry.get("file_id"), str):
+                    raise _bad(f"files[{i}].file_id", "required: the id of an uploaded file")
+                entries.append(
+                    (
+                        entry["file_id"],
+                        attributes(entry.get("attributes"), f"files[{i}].attributes"),
+                        chunking(entry.get("chunking_strategy"), f"files[{i}].chunking_strategy"),
+                    )
+                )
+            field = "files"
+        else:
+            ids = _file_ids(body.get("file_ids"), "file_ids")
+            if not ids:
+                raise _bad("file_ids", "required: a list of 1 to 2000 file ids (or files)")
+            entries = [(file_id, attrs, strategy) for file_id in ids]
+            field = "file_ids"
+        await app.store.vector_store(store_id, owner)
+        require_embeddings(app, field)
+        await _check_files(app, owner, [e[0] for e in entries], field)
+        for file_id, file_attrs, file_strategy in entries:
+            await ingest(app, owner, store_id, file_id, file_attrs, file_strategy)
+        row = (new_id("vsfb_"), int(time.time()), json.dumps([e[0] for e in entries]))
+        await app.store.put_file_batch(row[0], store_id, row[1], row[2])
+    elif rest and (
+        (len(rest) == 1 and method == "GET")
+        or (rest[1:] == ["cancel"] and method == "POST")
+        or (rest[1:] == ["files"] and method == "GET")
+    ):
+        try:
+            row = await app.store.file_batch(rest[0], store_id, owner)
+        except NotFound:
+            await app.store.vector_store(store_id, owner)  # NotFound: the store's 404
+            raise ApiError(
+                404, f"No file batch found with id '{rest[0]}' in vector store '{store_id}'.", code="not_found"
+            ) from None
+    else:
+        raise ApiError(404, f"no route {method} {scope['path']}", code="not_found")
+    batch_ids = set(json.loads(row[2]))
+    files = [f for f in await app.store.vector_store_files(store_id, owner) if f[1] in batch_ids]
+    if rest[1:] == ["files"]:
+        objects = [file_object(f) for f in files]
+        status = {k: v[-1] for k, v in _query_pairs(scope)}.get("filter")
+        await _answer(send, 200, page([o for o in objects if not status or o["status"] == status], scope))
+        return
+    await _answer(send, 200, json.dumps(batch_object(row, store_id, files)).encode())
 
 
 async def _check_files(app: App, owner: str, file_ids: list[str], field: str) -> None:
