@@ -15,6 +15,8 @@ the store's embeddings, kept in memory between searches while the store's chunks
 from __future__ import annotations
 
 import array
+import base64
+import binascii
 import json
 import re
 import sys
@@ -239,13 +241,31 @@ async def embed(app: App, texts: list[str]) -> list[bytes]:
             raise EmbeddingFailure(f"the embeddings call failed: {_upstream_status(response.status, raw)}")
         try:
             data = sorted(json.loads(raw)["data"], key=lambda d: d["index"])
-            vectors = [d["embedding"] for d in data]
-            if len(vectors) != len(batch) or not all(isinstance(v, list) and v for v in vectors):
+            vectors = [_vector(d["embedding"]) for d in data]
+            if len(vectors) != len(batch):
                 raise ValueError(f"{len(vectors)} embeddings for {len(batch)} inputs")
             out.extend(_unit_f32(v) for v in vectors)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise EmbeddingFailure(f"the embeddings answer is not OpenAI's embeddings list: {exc}") from None
+    if len({len(v) for v in out}) > 1:
+        raise EmbeddingFailure("the embeddings answer has vectors of different dimensions")
     return out
+
+
+def _vector(value: Any) -> list[float]:
+    """An embedding as the upstream sent it: a list of numbers, or (a server that answers base64 whatever it is
+    asked) base64 of little-endian float32."""
+    if isinstance(value, str):
+        raw = base64.b64decode(value, validate=True)
+        if not raw or len(raw) % 4:
+            raise ValueError("a base64 embedding that is not float32 values")
+        values = array.array("f", raw)
+        if sys.byteorder == "big":
+            values.byteswap()
+        return list(values)
+    if not isinstance(value, list) or not value or not all(isinstance(x, (int, float)) for x in value):
+        raise ValueError("an embedding that is not a list of numbers")
+    return value
 
 
 def require_embeddings(app: App, field: str, what: str = "vector store search and ingestion") -> None:
