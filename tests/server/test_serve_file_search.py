@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -78,11 +79,20 @@ def knowledge(client: openai.OpenAI) -> tuple[str, dict[str, str]]:
         "bread.md": {"topic": "cooking", "year": 2023, "public": True},
     }
     for name, file_id in ids.items():
-        added = client.vector_stores.files.create(
+        added = client.vector_stores.files.create_and_poll(
             vector_store_id=store.id, file_id=file_id, attributes=attributes[name]
         )
         assert added.status == "completed" and added.last_error is None, added
     return store.id, ids
+
+
+def settled(client: openai.OpenAI, store_id: str) -> Any:
+    """The vector store once none of its files is in progress (the client has no poll helper for a store)."""
+    deadline = time.monotonic() + 20
+    while (store := client.vector_stores.retrieve(store_id)).file_counts.in_progress:
+        assert time.monotonic() < deadline, store
+        time.sleep(0.05)
+    return store
 
 
 def api_error(call: Any) -> tuple[int, dict[str, Any]]:
@@ -209,7 +219,7 @@ def test_static_chunking_cuts_a_file_into_overlapping_chunks(
     file_id = upload(client, "long.txt", words.encode())
     strategy = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chunk_overlap_tokens": 20}}
     store = client.vector_stores.create(name="long", file_ids=[file_id], chunking_strategy=strategy)  # type: ignore[arg-type]
-    assert store.file_counts.completed == 1
+    assert settled(client, store.id).file_counts.completed == 1
     chunks = [text for batch in chat_server.embedding_inputs for text in batch]
     assert len(chunks) > 10 and all(len(c) <= 400 for c in chunks)
     assert all(not c.startswith(" ") and not c.endswith(" ") for c in chunks)
@@ -226,7 +236,7 @@ def test_static_chunking_cuts_a_file_into_overlapping_chunks(
 
 def test_file_batches_and_the_clients_polling_helpers(client: openai.OpenAI, serve: Serve) -> None:
     store = client.vector_stores.create(name="batched")
-    # files.upload_and_poll: upload, add, poll (ingestion ends within the request: the first poll sees it done).
+    # files.upload_and_poll: upload, add, poll (fast: the server answers with openai-poll-after-ms).
     single = client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("llamas.txt", LLAMAS))
     assert single.status == "completed"
     batch = client.vector_stores.file_batches.upload_and_poll(
@@ -267,7 +277,7 @@ def test_file_batches_and_the_clients_polling_helpers(client: openai.OpenAI, ser
 def test_a_file_that_is_not_text_fails_with_last_error(client: openai.OpenAI) -> None:
     store = client.vector_stores.create(name="bin")
     binary = upload(client, "image.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe")
-    added = client.vector_stores.files.create(vector_store_id=store.id, file_id=binary)
+    added = client.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=binary)
     assert added.status == "failed" and added.last_error is not None
     assert added.last_error.code == "unsupported_file"
     assert client.vector_stores.retrieve(store.id).file_counts.failed == 1
@@ -280,7 +290,7 @@ def test_a_failing_embeddings_call_fails_the_file_and_writes_no_chunk(
     store_id, ids = knowledge(client)
     extra = upload(client, "more-llamas.txt", b"Llamas also eat leaves and shrubs.")
     chat_server.embedding_errors.append({"status": 500, "message": "embedder is down"})
-    added = client.vector_stores.files.create(vector_store_id=store_id, file_id=extra)
+    added = client.vector_stores.files.create_and_poll(vector_store_id=store_id, file_id=extra)
     assert added.status == "failed" and added.last_error is not None
     assert added.last_error.code == "server_error" and "embedder is down" in added.last_error.message
     counts = client.vector_stores.retrieve(store_id).file_counts
@@ -290,7 +300,7 @@ def test_a_failing_embeddings_call_fails_the_file_and_writes_no_chunk(
         r.file_id for r in client.vector_stores.search(vector_store_id=store_id, query="llamas leaves")
     ]
     # Adding it again (the embedder is back) completes it, replacing the failed row.
-    assert client.vector_stores.files.create(vector_store_id=store_id, file_id=extra).status == "completed"
+    assert client.vector_stores.files.create_and_poll(vector_store_id=store_id, file_id=extra).status == "completed"
     assert client.vector_stores.retrieve(store_id).file_counts.failed == 0
     again = [r.file_id for r in client.vector_stores.search(vector_store_id=store_id, query="llamas leaves")]
     assert again[0] == extra  # the search after the add sees it (nothing stale kept)
@@ -546,3 +556,86 @@ def test_without_an_embedding_model_the_calls_that_need_one_are_refused(
         raw = httpx.get(f"{s.base_url}/files/{file_id}/content")
         assert raw.status_code == 200 and raw.content == LLAMAS
     assert chat_server.requests == [] and chat_server.embedding_inputs == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Ingestion runs after the answer
+
+
+def chunk_rows(serve: Serve, file_id: str) -> int:
+    with sqlite3.connect(f"file:{serve.db}?mode=ro", uri=True) as conn:
+        return int(conn.execute("SELECT count(*) FROM vector_store_chunks WHERE file_id = ?", (file_id,)).fetchone()[0])
+
+
+def test_a_file_is_in_progress_until_embedded(client: openai.OpenAI, chat_server: ScriptedChatServer) -> None:
+    store = client.vector_stores.create(name="slow")
+    file_id = upload(client, "llamas.txt", LLAMAS)
+    chat_server.embedding_delay = 0.6
+    added = client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+    assert added.status == "in_progress" and added.usage_bytes == 0
+    now = client.vector_stores.retrieve(store.id)
+    assert now.status == "in_progress" and now.file_counts.in_progress == 1
+    # A search meanwhile sees only completed files (its own query embedding waits too).
+    assert list(client.vector_stores.search(vector_store_id=store.id, query="llamas")) == []
+    chat_server.embedding_delay = 0.0
+    done = client.vector_stores.files.poll(file_id, vector_store_id=store.id)
+    assert done.status == "completed" and done.usage_bytes > 0
+    assert settled(client, store.id).status == "completed"
+    assert [h.file_id for h in client.vector_stores.search(vector_store_id=store.id, query="llamas")] == [file_id]
+
+
+def test_a_file_removed_or_added_again_while_in_progress(
+    client: openai.OpenAI, chat_server: ScriptedChatServer, serve: Serve
+) -> None:
+    store = client.vector_stores.create(name="racing")
+    removed, twice = upload(client, "a.txt", LLAMAS), upload(client, "b.txt", BREAD)
+    chat_server.embedding_delay = 0.4
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=removed)
+    client.vector_stores.files.delete(file_id=removed, vector_store_id=store.id)
+    client.vector_stores.files.create(vector_store_id=store.id, file_id=twice)
+    again = client.vector_stores.files.create(vector_store_id=store.id, file_id=twice, attributes={"n": 2})
+    assert again.status == "in_progress"
+    deadline = time.monotonic() + 20
+    while len(chat_server.embedding_inputs) < 3:  # the three runs have had their embeddings
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    chat_server.embedding_delay = 0.0
+    assert client.vector_stores.files.poll(twice, vector_store_id=store.id).status == "completed"
+    time.sleep(0.3)  # and the runs whose rows were no longer theirs have ended (writing nothing)
+    files = client.vector_stores.files.list(vector_store_id=store.id)
+    assert [(f.id, f.status, f.attributes) for f in files] == [(twice, "completed", {"n": 2})]
+    # The removed file's run wrote nothing; the file added twice has one set of chunks (the second run's).
+    assert chunk_rows(serve, removed) == 0 and chunk_rows(serve, twice) == 1
+    assert len(chat_server.embedding_inputs) == 3
+
+
+def test_cancelling_a_batch_stops_its_files(
+    client: openai.OpenAI, chat_server: ScriptedChatServer, serve: Serve
+) -> None:
+    store = client.vector_stores.create(name="cancelled")
+    ids = [upload(client, "a.txt", LLAMAS), upload(client, "b.txt", QUANTUM)]
+    chat_server.embedding_delay = 0.4
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=ids)
+    assert batch.status == "in_progress" and batch.file_counts.in_progress == 2
+    cancelled = client.vector_stores.file_batches.cancel(batch_id=batch.id, vector_store_id=store.id)
+    assert cancelled.status == "cancelled" and cancelled.file_counts.cancelled == 2
+    time.sleep(0.8)
+    chat_server.embedding_delay = 0.0
+    assert client.vector_stores.file_batches.retrieve(batch_id=batch.id, vector_store_id=store.id) == cancelled
+    assert [chunk_rows(serve, i) for i in ids] == [0, 0]
+
+
+def test_a_server_stopped_while_adding_a_file_marks_it_failed(chat_server: ScriptedChatServer, tmp_path: Any) -> None:
+    chat_server.reset()
+    flags = ("--embedding-model", EMBEDDING)
+    with serve_process(chat_server.base_url, tmp_path, *flags) as s, _client(s, "none") as c:
+        store = c.vector_stores.create(name="interrupted")
+        file_id = upload(c, "llamas.txt", LLAMAS)
+        chat_server.embedding_delay = 3.0
+        assert c.vector_stores.files.create(vector_store_id=store.id, file_id=file_id).status == "in_progress"
+    chat_server.embedding_delay = 0.0
+    with serve_process(chat_server.base_url, tmp_path, *flags) as s, _client(s, "none") as c:
+        stopped = c.vector_stores.files.retrieve(file_id=file_id, vector_store_id=store.id)
+        assert stopped.status == "failed" and stopped.last_error is not None
+        assert stopped.last_error.message == "the server stopped before the file was processed"
+        assert c.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=file_id).status == "completed"

@@ -9,6 +9,7 @@ import asyncio
 import os
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,7 +96,11 @@ def test_ingested_on_one_server_searched_and_used_by_file_search_on_the_other(
     llamas = a.files.create(file=("llamas.txt", b"Llamas eat grass and hay."), purpose="assistants")
     bread = a.files.create(file=("bread.md", b"Bake bread with flour, water and yeast."), purpose="assistants")
     store = a.vector_stores.create(name="kb", file_ids=[llamas.id, bread.id])
-    assert store.file_counts.completed == 2
+    deadline = time.monotonic() + 20
+    while (seen := b.vector_stores.retrieve(store.id)).file_counts.in_progress:  # run by a, seen from b
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert seen.file_counts.completed == 2 and seen.status == "completed"
     assert b.files.content(llamas.id).content == b"Llamas eat grass and hay."
     hits = list(b.vector_stores.search(vector_store_id=store.id, query="what do llamas eat"))
     assert hits[0].file_id == llamas.id and hits[0].content[0].text == "Llamas eat grass and hay."
@@ -103,7 +108,7 @@ def test_ingested_on_one_server_searched_and_used_by_file_search_on_the_other(
     # A failing embeddings call on the other server: the file is failed and no chunk of it is written.
     extra = b.files.create(file=("more.txt", b"Llamas also eat leaves."), purpose="assistants")
     chat_server.embedding_errors.append({"status": 500, "message": "embedder is down"})
-    failed = b.vector_stores.files.create(vector_store_id=store.id, file_id=extra.id, attributes={"kind": "x"})
+    failed = b.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=extra.id, attributes={"kind": "x"})
     assert failed.status == "failed" and failed.last_error is not None and failed.last_error.code == "server_error"
     rows = asyncio.run(_sql(database, "SELECT count(*) AS n FROM vector_store_chunks WHERE file_id = $1", extra.id))
     assert rows[0]["n"] == 0
@@ -121,11 +126,25 @@ def test_ingested_on_one_server_searched_and_used_by_file_search_on_the_other(
     final = validate_stream(events, response_cls=Response, schema_host="full")
     assert final.output[-1].content[0].annotations[0].file_id == llamas.id  # type: ignore[union-attr]
 
-    batch = a.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[bread.id], attributes={"k": 1})
+    batch = a.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[bread.id], attributes={"k": 1}
+    )
     assert b.vector_stores.file_batches.retrieve(batch_id=batch.id, vector_store_id=store.id) == batch
     assert [
         f.attributes for f in b.vector_stores.file_batches.list_files(batch_id=batch.id, vector_store_id=store.id)
     ] == [{"k": 1}]
+    # A batch run by a, cancelled through b: a's run then writes nothing.
+    slow = a.files.create(file=("slow.txt", b"Slow llamas."), purpose="assistants")
+    chat_server.embedding_delay = 0.5
+    started = a.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[slow.id])
+    assert started.status == "in_progress"
+    assert b.vector_stores.file_batches.cancel(batch_id=started.id, vector_store_id=store.id).status == "cancelled"
+    time.sleep(0.8)
+    chat_server.embedding_delay = 0.0
+    assert a.vector_stores.files.retrieve(file_id=slow.id, vector_store_id=store.id).status == "cancelled"
+    rows = asyncio.run(_sql(database, "SELECT count(*) AS n FROM vector_store_chunks WHERE file_id = $1", slow.id))
+    assert rows[0]["n"] == 0
+    a.vector_stores.files.delete(file_id=slow.id, vector_store_id=store.id)
     a.files.delete(llamas.id)
     # b's search matrix of the store (kept in memory) sees the deletion made through a.
     assert llamas.id not in [h.file_id for h in b.vector_stores.search(vector_store_id=store.id, query="llamas eat")]

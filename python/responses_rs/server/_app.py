@@ -31,7 +31,7 @@ from ._upstream import Response, Upstream, UpstreamFailure
 
 if TYPE_CHECKING:
     from ._store_pg import PostgresStore
-    from ._vector_stores import MatrixCache
+    from ._vector_stores import Ingestion, MatrixCache
 
 logger = logging.getLogger("responses_rs.server")
 
@@ -233,6 +233,10 @@ class App:
         self._logs: dict[str, tuple[str, EventLog]] = {}
         self._watcher: asyncio.Task[None] | None = None
         self.vector_cache: MatrixCache | None = None  # vector stores' embeddings, made at the first search
+        self.ingestions: dict[str, Ingestion] = {}  # files this server is adding to vector stores, by run id
+        from ._vector_stores import INGESTIONS
+
+        self.ingestion_slots = asyncio.Semaphore(INGESTIONS)  # files embedded at once
 
     # ------------------------------------------------------------------------------------------
     # ASGI
@@ -897,6 +901,10 @@ class App:
                 await self.store.set_response(response["id"], "failed", json.dumps(response))
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.ingestions:
+            from ._vector_stores import abandon_ingestions
+
+            await abandon_ingestions(self)
 
     async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
         run = self._background.get(response_id)

@@ -63,7 +63,8 @@ MIGRATIONS: list[str] = [
     # 4: the Files and Vector stores APIs (file_search, `_vector_stores.py`). `seq` orders the lists (created_at has
     # only seconds). A file's bytes are in `content`; a vector store file's chunks are rows of
     # `vector_store_chunks`, each with its embedding as float32 (little endian) in `embedding`, unit length;
-    # `attributes` and `metadata` are JSON text.
+    # `attributes` and `metadata` are JSON text. `ingestion` names the run (on some server) that will write an
+    # `in_progress` file's end: only that run writes it, and only while the row is still that run's.
     """
     CREATE TABLE files (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -95,6 +96,7 @@ MIGRATIONS: list[str] = [
         chunking_strategy TEXT NOT NULL,
         last_error TEXT,
         usage_bytes INTEGER NOT NULL,
+        ingestion TEXT,
         UNIQUE (vector_store_id, file_id)
     );
     CREATE TABLE vector_store_chunks (
@@ -126,6 +128,9 @@ _DIALECT: dict[str, dict[str, str]] = {
         "BLOB": "BYTEA",
     },
 }
+
+# last_error of a vector store file whose server stopped before adding it.
+STOPPED_INGESTION = json.dumps({"code": "server_error", "message": "the server stopped before the file was processed"})
 
 # A background response still under way (its row written when it started): the state a cancel or the end moves
 # it from.
@@ -196,6 +201,12 @@ class Store:
                 for statement in statements(script, "sqlite"):
                     conn.execute(statement)
                 conn.execute("UPDATE schema_version SET version = ?", (number,))
+            # Files a stopped server was still adding to a vector store will never be added: they failed.
+            conn.execute(
+                "UPDATE vector_store_files SET status = 'failed', ingestion = NULL, last_error = ?"
+                " WHERE status = 'in_progress'",
+                (STOPPED_INGESTION,),
+            )
             # Background responses a stopped server left under way can never end: they failed.
             conn.execute(
                 "UPDATE responses SET status = 'failed', response = json_set(response, '$.status', 'failed',"
@@ -585,9 +596,12 @@ class Store:
 
         await self._run(delete)
 
-    async def put_vector_store_file(self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]]) -> None:
+    async def put_vector_store_file(
+        self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]], ingestion: str | None = None
+    ) -> None:
         """A vector store file (`row`, as read back) with its chunks, in one transaction, replacing the file's earlier
-        ones in that store; NotFound when the store is not this owner's (or was deleted meanwhile)."""
+        ones in that store; NotFound when the store is not this owner's (or was deleted meanwhile). `ingestion`: the
+        run that will write the end of an `in_progress` row (`finish_vector_store_file`)."""
 
         def put() -> None:
             conn = self.conn
@@ -603,8 +617,8 @@ class Store:
                 )
                 conn.execute(
                     "INSERT INTO vector_store_files (vector_store_id, file_id, created_at, status, attributes,"
-                    " chunking_strategy, last_error, usage_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
+                    " chunking_strategy, last_error, usage_bytes, ingestion) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (*row, ingestion),
                 )
                 conn.executemany(
                     "INSERT INTO vector_store_chunks (vector_store_id, file_id, text, embedding) VALUES (?, ?, ?, ?)",
@@ -713,3 +727,55 @@ class Store:
             return tuple(row)
 
         return await self._run(read)
+
+    async def finish_vector_store_file(
+        self,
+        store_id: str,
+        file_id: str,
+        ingestion: str,
+        status: str,
+        last_error: str | None,
+        usage: int,
+        chunks: list[tuple[str, bytes]],
+    ) -> bool:
+        """The end of an ingestion: the row's state and its chunks in one transaction, only while the row is still
+        `in_progress` under that run (not deleted, re-added, cancelled or the store deleted meanwhile). False:
+        nothing was written."""
+
+        def finish() -> bool:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "UPDATE vector_store_files SET status = ?, last_error = ?, usage_bytes = ?, ingestion = NULL"
+                    " WHERE vector_store_id = ? AND file_id = ? AND ingestion = ? AND status = 'in_progress'",
+                    (status, last_error, usage, store_id, file_id, ingestion),
+                )
+                if cursor.rowcount:
+                    conn.executemany(
+                        "INSERT INTO vector_store_chunks (vector_store_id, file_id, text, embedding)"
+                        " VALUES (?, ?, ?, ?)",
+                        [(store_id, file_id, text, embedding) for text, embedding in chunks],
+                    )
+                conn.execute("COMMIT")
+                return bool(cursor.rowcount)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        return await self._run(finish)
+
+    async def cancel_vector_store_files(self, store_id: str, file_ids: list[str]) -> list[str]:
+        """Mark these files of the store `cancelled` where still `in_progress` (their runs, on any server, then write
+        nothing); the ids so marked."""
+
+        def cancel() -> list[str]:
+            marks = ", ".join("?" * len(file_ids))
+            rows = self.conn.execute(
+                "UPDATE vector_store_files SET status = 'cancelled', ingestion = NULL WHERE vector_store_id = ?"
+                f" AND file_id IN ({marks}) AND status = 'in_progress' RETURNING file_id",
+                (store_id, *file_ids),
+            ).fetchall()
+            return [row[0] for row in rows]
+
+        return await self._run(cancel)

@@ -337,7 +337,9 @@ class PostgresStore:
             await conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = $1", id)
             await conn.execute("DELETE FROM vector_store_file_batches WHERE vector_store_id = $1", id)
 
-    async def put_vector_store_file(self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]]) -> None:
+    async def put_vector_store_file(
+        self, owner: str, row: tuple[Any, ...], chunks: list[tuple[str, bytes]], ingestion: str | None = None
+    ) -> None:
         store_id, file_id = row[0], row[1]
         async with self.pool.acquire() as conn, conn.transaction():
             if (
@@ -355,8 +357,9 @@ class PostgresStore:
             )
             await conn.execute(
                 "INSERT INTO vector_store_files (vector_store_id, file_id, created_at, status, attributes,"
-                " chunking_strategy, last_error, usage_bytes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                " chunking_strategy, last_error, usage_bytes, ingestion) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 *row,
+                ingestion,
             )
             if chunks:
                 await conn.executemany(
@@ -434,6 +437,46 @@ class PostgresStore:
         if row is None:
             raise NotFound(id)
         return tuple(row)
+
+    async def finish_vector_store_file(
+        self,
+        store_id: str,
+        file_id: str,
+        ingestion: str,
+        status: str,
+        last_error: str | None,
+        usage: int,
+        chunks: list[tuple[str, bytes]],
+    ) -> bool:
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await conn.execute(
+                "UPDATE vector_store_files SET status = $1, last_error = $2, usage_bytes = $3, ingestion = NULL"
+                " WHERE vector_store_id = $4 AND file_id = $5 AND ingestion = $6 AND status = 'in_progress'",
+                status,
+                last_error,
+                usage,
+                store_id,
+                file_id,
+                ingestion,
+            )
+            if result == "UPDATE 0":
+                return False
+            if chunks:
+                await conn.executemany(
+                    "INSERT INTO vector_store_chunks (vector_store_id, file_id, text, embedding)"
+                    " VALUES ($1, $2, $3, $4)",
+                    [(store_id, file_id, text, embedding) for text, embedding in chunks],
+                )
+            return True
+
+    async def cancel_vector_store_files(self, store_id: str, file_ids: list[str]) -> list[str]:
+        rows = await self.pool.fetch(
+            "UPDATE vector_store_files SET status = 'cancelled', ingestion = NULL WHERE vector_store_id = $1"
+            " AND file_id = ANY($2::text[]) AND status = 'in_progress' RETURNING file_id",
+            store_id,
+            file_ids,
+        )
+        return [row[0] for row in rows]
 
 
 async def _insert_items(conn: Any, id: str, items: list[tuple[str, str]]) -> None:

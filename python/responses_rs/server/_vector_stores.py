@@ -1,12 +1,13 @@
 """The Vector stores API (``/v1/vector_stores``, openai-python's ``client.vector_stores``, its ``files`` and
 ``search``) and the search ``file_search`` runs.
 
-Ingestion (adding a file) runs within the request: the file is decoded as UTF-8 text (anything else fails the
-vector store file, ``last_error.code`` ``unsupported_file``), cut into chunks (``chunking_strategy``: static, or
-auto = OpenAI's static defaults, 800 tokens with 400 overlapping; a token is estimated as 4 characters, the
-upstream's tokenizer being unknown here), each chunk embedded by the upstream's ``POST /embeddings``
-(``--embedding-model``, routed as chat models are) in batches of ``EMBED_BATCH``, and the file's row and chunks
-are written in one transaction (``completed``). A failing embeddings call fails the file (``server_error``) and
+Ingestion (adding a file): the request writes the vector store file ``in_progress`` and answers; a task of the
+server (``INGESTIONS`` files at once) decodes the file as UTF-8 text (anything else fails the vector store file,
+``last_error.code`` ``unsupported_file``), cuts it into chunks (``chunking_strategy``: static, or auto = OpenAI's
+static defaults, 800 tokens with 400 overlapping; a token is estimated as 4 characters, the upstream's tokenizer
+being unknown here), has each chunk embedded by the upstream's ``POST /embeddings`` (``--embedding-model``, routed
+as chat models are) in batches of ``EMBED_BATCH``, and writes the file's end and its chunks in one transaction
+(``completed``), if the row is still that run's. A failing embeddings call fails the file (``server_error``) and
 writes no chunk. Search: the query is embedded the same way and every chunk of the stores' completed files (after
 the attribute ``filters``) is scored by cosine similarity in the Rust core (``top_k_cosine``, brute force) over
 the store's embeddings, kept in memory between searches while the store's chunks are unchanged (``MatrixCache``).
@@ -15,9 +16,11 @@ the store's embeddings, kept in memory between searches while the store's chunks
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 import sys
 import time
@@ -27,11 +30,13 @@ from typing import TYPE_CHECKING, Any
 from .._core import top_k_cosine
 from ._app import ApiError, _answer, _upstream_status
 from ._files import new_id, page
-from ._store import NotFound
+from ._store import STOPPED_INGESTION, NotFound
 from ._upstream import UpstreamFailure
 
 if TYPE_CHECKING:
     from ._app import App, Receive, Scope, Send
+
+logger = logging.getLogger("responses_rs.server")
 
 CHARS_PER_TOKEN = 4  # the token estimate (characters / 4), as OGX's builtin does without a tokenizer
 DEFAULT_CHUNK_TOKENS = 800  # OpenAI's static defaults (auto)
@@ -320,45 +325,103 @@ def file_object(row: tuple[Any, ...]) -> dict[str, Any]:
 # Ingestion and search
 
 
+INGESTIONS = 4  # files embedded at once by one server (each also takes the upstream slots it calls with)
+
+
+class Ingestion:
+    """A file being added to a vector store by this server: its task and the run id its row carries."""
+
+    __slots__ = ("id", "store_id", "file_id", "task")
+
+    def __init__(self, store_id: str, file_id: str) -> None:
+        self.id = uuid.uuid4().hex
+        self.store_id = store_id
+        self.file_id = file_id
+        self.task: asyncio.Task[None] | None = None
+
+
 async def ingest(
     app: App, owner: str, store_id: str, file_id: str, attrs: dict[str, Any], strategy: dict[str, Any]
 ) -> dict[str, Any]:
-    """Add a file to a vector store (synchronously): its row and chunks are written together, `completed`; or, when
-    it cannot be read as text or its embeddings fail, `failed` with `last_error` and no chunk. NotFound (the file)
-    when it is not this owner's."""
+    """Start adding a file to a vector store: its row is written `in_progress` (replacing an earlier one and its
+    chunks) and a task of this server reads, chunks and embeds it, then writes the end (`_run_ingestion`). The row
+    as written. NotFound when the file (or the store) is not this owner's."""
     await app.store.file(file_id, owner)
-    content = await app.store.file_content(file_id, owner)
+    run = Ingestion(store_id, file_id)
+    row = (store_id, file_id, int(time.time()), "in_progress", json.dumps(attrs), json.dumps(strategy), None, 0)
+    await app.store.put_vector_store_file(owner, row, [], run.id)
+    app.ingestions[run.id] = run
+    run.task = asyncio.create_task(_run_ingestion(app, owner, run, strategy), name=f"responses-rs ingest {file_id}")
+    return file_object(row)
+
+
+async def _run_ingestion(app: App, owner: str, run: Ingestion, strategy: dict[str, Any]) -> None:
+    """Read, chunk and embed the file, then write its end: `completed` with its chunks, or `failed` with
+    `last_error` (not text: `unsupported_file`; no text: `invalid_file`; the embeddings call failed, or anything
+    else: `server_error`) and no chunk. Written only if the row is still this run's (`finish_vector_store_file`)."""
     error: dict[str, str] | None = None
     chunks: list[tuple[str, bytes]] = []
     try:
-        text = content.decode("utf-8")
-        if "\x00" in text:
-            raise UnicodeDecodeError("utf-8", content, 0, 1, "a NUL character: not a text file")
-    except UnicodeDecodeError:
-        error = {"code": "unsupported_file", "message": "the file is not UTF-8 text (text, markdown, json, code)"}
-    else:
-        pieces = chunk_text(text, strategy)
-        if not pieces:
-            error = {"code": "invalid_file", "message": "the file has no text"}
-        else:
+        async with app.ingestion_slots:
             try:
-                chunks = list(zip(pieces, await embed(app, pieces), strict=True))
-            except EmbeddingFailure as exc:
-                error = {"code": "server_error", "message": str(exc)}
-    status = "failed" if error else "completed"
-    usage = sum(len(t.encode()) + len(e) for t, e in chunks)
-    row = (
-        store_id,
-        file_id,
-        int(time.time()),
-        status,
-        json.dumps(attrs),
-        json.dumps(strategy),
-        json.dumps(error) if error else None,
-        usage,
-    )
-    await app.store.put_vector_store_file(owner, row, chunks)
-    return file_object(row)
+                content = await app.store.file_content(run.file_id, owner)
+                text = content.decode("utf-8")
+                if "\x00" in text:
+                    raise UnicodeDecodeError("utf-8", content, 0, 1, "a NUL character: not a text file")
+            except UnicodeDecodeError:
+                error = {
+                    "code": "unsupported_file",
+                    "message": "the file is not UTF-8 text (text, markdown, json, code)",
+                }
+            except NotFound:
+                return  # the file was deleted meanwhile (and with it this row)
+            else:
+                pieces = chunk_text(text, strategy)
+                if not pieces:
+                    error = {"code": "invalid_file", "message": "the file has no text"}
+                else:
+                    try:
+                        chunks = list(zip(pieces, await embed(app, pieces), strict=True))
+                    except EmbeddingFailure as exc:
+                        error = {"code": "server_error", "message": str(exc)}
+                        logger.warning("responses-rs serve: adding %s to %s failed: %s", run.file_id, run.store_id, exc)
+    except asyncio.CancelledError:
+        raise  # the server is stopping: `abandon_ingestions` marks it failed
+    except Exception as exc:
+        logger.exception("responses-rs serve: adding %s to %s", run.file_id, run.store_id)
+        error, chunks = {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}, []
+    try:
+        usage = sum(len(t.encode()) + len(e) for t, e in chunks)
+        await app.store.finish_vector_store_file(
+            run.store_id,
+            run.file_id,
+            run.id,
+            "failed" if error else "completed",
+            json.dumps(error) if error else None,
+            usage,
+            chunks,
+        )
+    except Exception:
+        logger.exception("responses-rs serve: storing %s of %s", run.file_id, run.store_id)
+    finally:
+        if app.ingestions.get(run.id) is run:
+            del app.ingestions[run.id]
+
+
+async def abandon_ingestions(app: App) -> None:
+    """At shutdown: the files this server is still adding are stopped and stored `failed`."""
+    runs = list(app.ingestions.values())
+    app.ingestions.clear()
+    for run in runs:
+        if run.task is not None:
+            run.task.cancel()
+    for run in runs:
+        try:
+            await app.store.finish_vector_store_file(
+                run.store_id, run.file_id, run.id, "failed", STOPPED_INGESTION, 0, []
+            )
+        except Exception:
+            logger.exception("responses-rs serve: marking %s of %s failed", run.file_id, run.store_id)
 
 
 class Matrix:
@@ -533,7 +596,7 @@ async def route(app: App, scope: Scope, receive: Receive, send: Send, owner: str
         return
     try:
         if len(parts) == 1 and method == "GET":
-            await _answer(send, 200, await _store_answer(app, owner, store_id))
+            await _polled(send, await _store_answer(app, owner, store_id))
         elif len(parts) == 1 and method == "DELETE":
             await app.store.delete_vector_store(store_id, owner)
             body = {"id": store_id, "object": "vector_store.deleted", "deleted": True}
@@ -558,6 +621,18 @@ async def route(app: App, scope: Scope, receive: Receive, send: Send, owner: str
         raise ApiError(404, f"No vector store found with id '{store_id}'.", code="not_found") from None
 
 
+# How long the client's polling helpers (`create_and_poll`, `upload_and_poll`) wait between two looks, as OpenAI
+# tells them (their default is a second).
+POLL_AFTER_MS = b"100"
+
+
+async def _polled(send: Send, body: bytes) -> None:
+    """A 200 JSON answer the client polls: with `openai-poll-after-ms`."""
+    headers = [(b"content-type", b"application/json"), (b"openai-poll-after-ms", POLL_AFTER_MS)]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
 def _query_pairs(scope: Scope) -> list[tuple[str, list[str]]]:
     from urllib.parse import parse_qs
 
@@ -570,7 +645,7 @@ async def _file(app: App, owner: str, store_id: str, file_id: str, method: str, 
     if row is None:
         raise ApiError(404, f"No file found with id '{file_id}' in vector store '{store_id}'.", code="not_found")
     if method == "GET":
-        await _answer(send, 200, json.dumps(file_object(row)).encode())
+        await _polled(send, json.dumps(file_object(row)).encode())
         return
     await app.store.delete_vector_store_file(store_id, owner, file_id)
     body = {"id": file_id, "object": "vector_store.file.deleted", "deleted": True}
@@ -592,16 +667,27 @@ def batch_object(row: tuple[Any, ...], store_id: str, files: list[tuple[Any, ...
         "object": "vector_store.files_batch",
         "created_at": row[1],
         "vector_store_id": store_id,
-        "status": "in_progress" if counts["in_progress"] else "completed",
+        "status": "in_progress" if counts["in_progress"] else "cancelled" if counts["cancelled"] else "completed",
         "file_counts": counts,
     }
+
+
+async def _cancel_batch(app: App, store_id: str, file_ids: list[str]) -> None:
+    """Cancel a batch's files still in progress: this server's runs are stopped, and every row still
+    `in_progress` (whichever server runs it) becomes `cancelled`, which that run's end then leaves as it is."""
+    wanted = set(file_ids)
+    for run in list(app.ingestions.values()):
+        if run.store_id == store_id and run.file_id in wanted and run.task is not None:
+            del app.ingestions[run.id]
+            run.task.cancel()
+    await app.store.cancel_vector_store_files(store_id, file_ids)
 
 
 async def _file_batches(
     app: App, scope: Scope, receive: Receive, send: Send, owner: str, store_id: str, rest: list[str]
 ) -> None:
-    """`POST .../file_batches` (each file ingested in turn, within the request), `GET .../file_batches/{id}`,
-    `POST .../file_batches/{id}/cancel` (nothing is ever left to cancel: the batch as it is), `GET
+    """`POST .../file_batches` (each file's ingestion started), `GET .../file_batches/{id}`,
+    `POST .../file_batches/{id}/cancel` (its files still in progress become `cancelled`), `GET
     .../file_batches/{id}/files`."""
     method = scope["method"]
     if not rest and method == "POST":
@@ -651,6 +737,8 @@ async def _file_batches(
             raise ApiError(
                 404, f"No file batch found with id '{rest[0]}' in vector store '{store_id}'.", code="not_found"
             ) from None
+        if rest[1:] == ["cancel"]:
+            await _cancel_batch(app, store_id, json.loads(row[2]))
     else:
         raise ApiError(404, f"no route {method} {scope['path']}", code="not_found")
     batch_ids = set(json.loads(row[2]))
@@ -660,7 +748,7 @@ async def _file_batches(
         status = {k: v[-1] for k, v in _query_pairs(scope)}.get("filter")
         await _answer(send, 200, page([o for o in objects if not status or o["status"] == status], scope))
         return
-    await _answer(send, 200, json.dumps(batch_object(row, store_id, files)).encode())
+    await _polled(send, json.dumps(batch_object(row, store_id, files)).encode())
 
 
 async def _check_files(app: App, owner: str, file_ids: list[str], field: str) -> None:
