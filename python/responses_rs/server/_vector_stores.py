@@ -359,53 +359,46 @@ async def _run_ingestion(app: App, owner: str, run: Ingestion, strategy: dict[st
     """Read, chunk and embed the file, then write its end: `completed` with its chunks, or `failed` with
     `last_error` (not text: `unsupported_file`; no text: `invalid_file`; the embeddings call failed, or anything
     else: `server_error`) and no chunk. Written only if the row is still this run's (`finish_vector_store_file`)."""
-    error: dict[str, str] | None = None
-    chunks: list[tuple[str, bytes]] = []
     try:
-        async with app.ingestion_slots:
-            try:
-                content = await app.store.file_content(run.file_id, owner)
-                text = content.decode("utf-8")
-                if "\x00" in text:
-                    raise UnicodeDecodeError("utf-8", content, 0, 1, "a NUL character: not a text file")
-            except UnicodeDecodeError:
-                error = {
-                    "code": "unsupported_file",
-                    "message": "the file is not UTF-8 text (text, markdown, json, code)",
-                }
-            except NotFound:
-                return  # the file was deleted meanwhile (and with it this row)
-            else:
-                pieces = chunk_text(text, strategy)
-                if not pieces:
-                    error = {"code": "invalid_file", "message": "the file has no text"}
-                else:
-                    try:
-                        chunks = list(zip(pieces, await embed(app, pieces), strict=True))
-                    except EmbeddingFailure as exc:
-                        error = {"code": "server_error", "message": str(exc)}
-                        logger.warning("responses-rs serve: adding %s to %s failed: %s", run.file_id, run.store_id, exc)
-    except asyncio.CancelledError:
-        raise  # the server is stopping: `abandon_ingestions` marks it failed
-    except Exception as exc:
-        logger.exception("responses-rs serve: adding %s to %s", run.file_id, run.store_id)
-        error, chunks = {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}, []
-    try:
+        try:
+            async with app.ingestion_slots:
+                chunks, error = await _chunks(app, owner, run, strategy)
+        except NotFound:
+            return  # the file was deleted meanwhile (and with it this row)
+        except Exception as exc:
+            logger.exception("responses-rs serve: adding %s to %s", run.file_id, run.store_id)
+            chunks, error = [], {"code": "server_error", "message": f"{type(exc).__name__}: {exc}"}
         usage = sum(len(t.encode()) + len(e) for t, e in chunks)
-        await app.store.finish_vector_store_file(
-            run.store_id,
-            run.file_id,
-            run.id,
-            "failed" if error else "completed",
-            json.dumps(error) if error else None,
-            usage,
-            chunks,
-        )
+        status, last_error = ("failed", json.dumps(error)) if error else ("completed", None)
+        await app.store.finish_vector_store_file(run.store_id, run.file_id, run.id, status, last_error, usage, chunks)
+    except asyncio.CancelledError:
+        raise  # batch cancelled (the row is marked), or the server is stopping (`abandon_ingestions` marks it)
     except Exception:
         logger.exception("responses-rs serve: storing %s of %s", run.file_id, run.store_id)
     finally:
         if app.ingestions.get(run.id) is run:
             del app.ingestions[run.id]
+
+
+async def _chunks(
+    app: App, owner: str, run: Ingestion, strategy: dict[str, Any]
+) -> tuple[list[tuple[str, bytes]], dict[str, str] | None]:
+    """The file's chunks with their embeddings, or why it cannot be added (`last_error`)."""
+    content = await app.store.file_content(run.file_id, owner)
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\x00"
+    if "\x00" in text:
+        return [], {"code": "unsupported_file", "message": "the file is not UTF-8 text (text, markdown, json, code)"}
+    pieces = chunk_text(text, strategy)
+    if not pieces:
+        return [], {"code": "invalid_file", "message": "the file has no text"}
+    try:
+        return list(zip(pieces, await embed(app, pieces), strict=True)), None
+    except EmbeddingFailure as exc:
+        logger.warning("responses-rs serve: adding %s to %s failed: %s", run.file_id, run.store_id, exc)
+        return [], {"code": "server_error", "message": str(exc)}
 
 
 async def abandon_ingestions(app: App) -> None:
