@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from .._core import top_k_cosine
 from ._app import ApiError, _answer, _upstream_status
@@ -559,11 +560,11 @@ def _json(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def _file_ids(value: Any, field: str) -> list[str]:
+def _file_ids(value: Any, field: str, most: int = 500) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > 500:
-        raise _bad(field, "must be a list of at most 500 file ids")
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value) or len(value) > most:
+        raise _bad(field, f"must be a list of at most {most} file ids")
     return list(dict.fromkeys(value))
 
 
@@ -627,8 +628,6 @@ async def _polled(send: Send, body: bytes) -> None:
 
 
 def _query_pairs(scope: Scope) -> list[tuple[str, list[str]]]:
-    from urllib.parse import parse_qs
-
     return list(parse_qs(scope.get("query_string", b"").decode()).items())
 
 
@@ -706,7 +705,7 @@ async def _file_batches(
                 )
             field = "files"
         else:
-            ids = _file_ids(body.get("file_ids"), "file_ids")
+            ids = _file_ids(body.get("file_ids"), "file_ids", 2000)
             if not ids:
                 raise _bad("file_ids", "required: a list of 1 to 2000 file ids (or files)")
             entries = [(file_id, attrs, strategy) for file_id in ids]
