@@ -229,7 +229,10 @@ async def embed(app: App, texts: list[str]) -> list[bytes]:
     model = app.config.embedding_model
     if model is None:
         raise EmbeddingFailure("no --embedding-model is configured")
-    upstream, name = await app.router.route(model)
+    try:
+        upstream, name = await app.router.route(model)
+    except ApiError as exc:  # several upstreams, none listing it
+        raise EmbeddingFailure(f"--embedding-model: {exc}") from None
     out: list[bytes] = []
     for start in range(0, len(texts), EMBED_BATCH):
         batch = texts[start : start + EMBED_BATCH]
