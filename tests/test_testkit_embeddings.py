@@ -46,3 +46,16 @@ def test_embeddings_are_deterministic_unit_vectors_near_for_shared_words(server:
 def test_bad_embedding_input_is_a_400_naming_the_field(server: ScriptedChatServer) -> None:
     answer = httpx.post(f"{server.base_url}/embeddings", json={"model": "m", "input": [1, 2]})
     assert answer.status_code == 400 and "input" in answer.json()["error"]["message"]
+
+
+def test_scripted_embedding_errors_are_answered_in_order_and_inputs_recorded(server: ScriptedChatServer) -> None:
+    server.embedding_errors.append({"status": 503, "message": "embedder is busy"})
+    with openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.embeddings.create(model=EMBEDDING_MODEL, input=["a b"])
+        assert caught.value.status_code == 503 and "embedder is busy" in str(caught.value)
+        after = client.embeddings.create(model=EMBEDDING_MODEL, input="c", encoding_format="float")
+    assert after.data[0].embedding == embed("c")
+    assert server.embedding_inputs == [["a b"], ["c"]]
+    server.reset()
+    assert server.embedding_inputs == [] and server.embedding_errors == []

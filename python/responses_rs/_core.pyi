@@ -143,3 +143,6 @@ COMPACTION_SUMMARY_PREFIX: str
 
 def rejected_response(model: str, code: str, message: str, previous_response_id: str | None = None) -> str: ...
 def _panic_for_tests(message: str) -> None: ...
+def top_k_cosine(query: bytes, matrix: bytes, dim: int, k: int, min_score: float) -> list[tuple[int, float]]:
+    """The `k` rows of `matrix` (rows of `dim` little-endian float32) nearest `query` by cosine similarity, scoring
+    at least `min_score`, as (row, score) best first. ValueError when the shapes disagree."""

@@ -21,6 +21,7 @@ mod tool_calls;
 pub mod truncation;
 pub mod turn;
 pub mod url_citations;
+pub mod vectors;
 pub mod web_search;
 
 pub use error::CoreError;

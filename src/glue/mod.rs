@@ -1094,6 +1094,29 @@ fn rejected_response(
     })
 }
 
+/// A vector store search's scoring: the `k` rows of `matrix` (rows of `dim` little-endian float32)
+/// nearest `query` (`dim` little-endian float32) by cosine similarity, scoring at least
+/// `min_score`, as `(row, score)` best first.
+#[pyfunction]
+fn top_k_cosine(
+    query: &[u8],
+    matrix: &[u8],
+    dim: usize,
+    k: usize,
+    min_score: f32,
+) -> PyResult<Vec<(usize, f32)>> {
+    guarded(|| {
+        let query = crate::core::vectors::f32_from_le_bytes(query);
+        crate::core::vectors::top_k_cosine(&query, matrix, dim, k, min_score).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "top_k_cosine: a query of {} values and a matrix of {} bytes are not rows of {dim} float32",
+                query.len(),
+                matrix.len()
+            ))
+        })
+    })
+}
+
 /// Deliberately panic inside Rust: the tests use it to prove a panic surfaces as `InternalError`.
 #[pyfunction]
 fn _panic_for_tests(message: &str) -> PyResult<()> {
@@ -1120,6 +1143,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     m.add_function(wrap_pyfunction!(rejected_response, m)?)?;
     m.add_function(wrap_pyfunction!(check_request, m)?)?;
+    m.add_function(wrap_pyfunction!(top_k_cosine, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -208,6 +208,19 @@ def parser() -> argparse.ArgumentParser:
         help="seconds for one search; past it, only that web_search call fails (RESPONSES_RS_SEARCH_TIMEOUT)",
     )
     p.add_argument(
+        "--embedding-model",
+        default=_env("EMBEDDING_MODEL"),
+        help="the model whose POST /embeddings (on the upstream serving it, routed as chat models are) embeds vector "
+        "store chunks and file_search queries; without it, file_search and the vector store calls that need "
+        "embeddings are refused (RESPONSES_RS_EMBEDDING_MODEL)",
+    )
+    p.add_argument(
+        "--max-file-bytes",
+        type=int,
+        default=int(_env("MAX_FILE_BYTES", str(32 << 20)) or 32 << 20),
+        help="largest file POST /v1/files accepts (RESPONSES_RS_MAX_FILE_BYTES)",
+    )
+    p.add_argument(
         "--max-upstream",
         type=int,
         default=int(_env("MAX_UPSTREAM", "256") or 256),
@@ -339,6 +352,8 @@ def main(argv: list[str] | None = None) -> int:
                 search_url=args.search_url,
                 search_key=args.search_key,
                 search_timeout=args.search_timeout,
+                embedding_model=args.embedding_model,
+                max_file_bytes=args.max_file_bytes,
             ),
             store,
         )

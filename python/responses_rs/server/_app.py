@@ -31,6 +31,7 @@ from ._upstream import Response, Upstream, UpstreamFailure
 
 if TYPE_CHECKING:
     from ._store_pg import PostgresStore
+    from ._vector_stores import Ingestion, MatrixCache
 
 logger = logging.getLogger("responses_rs.server")
 
@@ -52,8 +53,9 @@ NOT_BUILT: tuple[str, ...] = ()
 # Tool types served: the client-side ones the core maps onto chat functions (Codex sends all of these), and
 # `web_search`, served by the search backend when one is configured (`_search.py`), otherwise left out of what the
 # model is offered (Codex offers it on default settings): the core's lookup of its definition is answered "not
-# available"; `mcp` (remote MCP servers, `_mcp.py`).
-SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", "mcp", *LEFT_OUT_TOOLS)
+# available"; `mcp` (remote MCP servers, `_mcp.py`); `file_search` (this server's vector stores, `_vector_stores.py`,
+# with `--embedding-model`).
+SERVED_TOOLS = ("function", "custom", "namespace", "tool_search", "mcp", "file_search", *LEFT_OUT_TOOLS)
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _SSE_HEADERS = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
@@ -115,6 +117,8 @@ class Config:
         search_url: str | None = None,
         search_key: str | None = None,
         search_timeout: float = 15.0,
+        embedding_model: str | None = None,
+        max_file_bytes: int = 32 << 20,
     ) -> None:
         urls = [upstream] if isinstance(upstream, str) else list(upstream)
         keys = upstream_key if isinstance(upstream_key, list) else [upstream_key] * len(urls)
@@ -150,6 +154,12 @@ class Config:
         self.mcp_timeout = mcp_timeout  # seconds for one MCP listing or tool call
         # `web_search`'s backend (a SearXNG JSON API); None: web_search is left out of what the model is offered.
         self.search = SearchBackend(search_url, search_key, search_timeout) if search_url else None
+        # The model whose `POST /embeddings` embeds vector store chunks and file_search queries (None: the vector
+        # store endpoints that need embeddings and `file_search` are refused, 400 naming the field).
+        self.embedding_model = embedding_model or None
+        if max_file_bytes < 1:
+            raise ValueError(f"max_file_bytes: must be positive, got {max_file_bytes!r}")
+        self.max_file_bytes = max_file_bytes  # largest file `POST /v1/files` accepts
 
 
 class Request:
@@ -248,6 +258,11 @@ class App:
         # (a little past their end): id -> (owner, log).
         self._logs: dict[str, tuple[str, EventLog]] = {}
         self._watcher: asyncio.Task[None] | None = None
+        self.vector_cache: MatrixCache | None = None  # vector stores' embeddings, made at the first search
+        self.ingestions: dict[str, Ingestion] = {}  # files this server is adding to vector stores, by run id
+        from ._vector_stores import INGESTIONS
+
+        self.ingestion_slots = asyncio.Semaphore(INGESTIONS)  # files embedded at once
 
     # ------------------------------------------------------------------------------------------
     # ASGI
@@ -338,6 +353,16 @@ class App:
 
             await _prompts.route(self, scope, receive, send, owner)
             return
+        if path == "/v1/files" or path.startswith("/v1/files/"):
+            from . import _files
+
+            await _files.route(self, scope, receive, send, owner)
+            return
+        if path == "/v1/vector_stores" or path.startswith("/v1/vector_stores/"):
+            from . import _vector_stores
+
+            await _vector_stores.route(self, scope, receive, send, owner)
+            return
         if path in ("/v1/models", "/v1/models/") and method == "GET":
             await self._models(send)
             return
@@ -365,6 +390,25 @@ class App:
             size += len(chunk)
             if size > self.config.max_body_bytes:
                 raise ApiError(413, f"the request body is larger than {self.config.max_body_bytes} bytes")
+            parts.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(parts)
+
+    async def read_body(
+        self, receive: Receive, limit: int | None = None, what: str = "request body", param: str | None = None
+    ) -> bytes:
+        """The request body, at most `limit` bytes (default `--max-body-bytes`): 413 past it (naming `param`)."""
+        limit = self.config.max_body_bytes if limit is None else limit
+        parts = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ApiError(400, "the client went away before sending its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the {what} is larger than {limit} bytes", param=param)
             parts.append(chunk)
             if not message.get("more_body"):
                 return b"".join(parts)
@@ -444,6 +488,10 @@ class App:
                         mcp_headers(tool)
                     except ValueError as exc:
                         raise ApiError(400, f"tools[{i}].{exc}", param=f"tools[{i}].authorization") from None
+                if kind == "file_search":
+                    from ._vector_stores import check_tool
+
+                    await check_tool(self, owner, tool, i)
         from . import _compact
 
         compact_at = _compact.thresholds(body.get("context_management"))
@@ -543,6 +591,7 @@ class App:
                 record_shape="full",
                 developer_role=self.config.developer_role,
                 compaction_trigger=True,
+                file_search_citations=True,
             )
             if template is not None:
                 turn.apply_prompt(*template)
@@ -613,6 +662,8 @@ class App:
                         turn.take_warnings()  # expected on every Codex request: not logged
                 elif kind == "invoke_tool" and self.config.search is not None:
                     await _perform_search(turn, self.config.search, action)
+                elif kind == "file_search":
+                    await _perform_file_search(self, request.owner, turn, action)
                 elif kind in ("list_mcp_tools", "invoke_mcp"):
                     if mcp is None:
                         mcp = McpSessions(self.config.mcp_timeout)
@@ -888,6 +939,10 @@ class App:
                 await self.store.set_response(response["id"], "failed", json.dumps(response))
         if self._watcher is not None:
             self._watcher.cancel()
+        if self.ingestions:
+            from ._vector_stores import abandon_ingestions
+
+            await abandon_ingestions(self)
 
     async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
         run = self._background.get(response_id)
@@ -978,6 +1033,21 @@ async def _perform_mcp(turn: Turn, mcp: McpSessions, action: Any) -> None:
     except Exception as exc:
         logger.warning("responses-rs serve: %s failed: %s: %s", action[0], type(exc).__name__, exc)
         turn.tool_failed(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    turn.take_warnings()
+
+
+async def _perform_file_search(app: App, owner: str, turn: Turn, action: Any) -> None:
+    """A file_search call the model made; a search that fails (the query's embeddings call, a vector store deleted
+    meanwhile) fails only it (the core is fed the failure; the model is told)."""
+    from ._vector_stores import perform
+
+    try:
+        turn.tool_result(await perform(app, owner, action))
+    except (asyncio.CancelledError, InvalidRequest):
+        raise
+    except Exception as exc:
+        logger.warning("responses-rs serve: file_search failed: %s: %s", type(exc).__name__, exc)
+        turn.tool_failed(str(exc) or type(exc).__name__)
     turn.take_warnings()
 
 

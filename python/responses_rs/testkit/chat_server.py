@@ -95,6 +95,9 @@ Endpoints
   L2-normalised; so texts sharing words are near each other.  ``encoding_format`` ``float``
   (default) or ``base64`` (little-endian float32, what the ``openai`` client asks for).  Any
   ``model`` is accepted and echoed (``EMBEDDING_MODEL`` is the name the OGX run config registers).
+  ``embedding_errors`` (a list of ``{"status", "message"}``) scripts failures: each embeddings request
+  pops the first one and answers that HTTP error; ``embedding_delay`` (seconds) delays every answer;
+  ``embedding_inputs`` records each request's inputs.
 * Control endpoints for out-of-process use (e.g. when started via the CLI for
   an end-to-end ``llama stack run``): ``POST /__scripted__/script`` with
   ``{"turns": [...], "append": false}``, ``GET /__scripted__/requests`` and
@@ -528,6 +531,16 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(dimensions, int) or dimensions < 1 or encoding not in ("float", "base64"):
             self._send_error(400, "dimensions or encoding_format: unsupported value", "invalid_request_error")
             return
+        owner = self.server.owner
+        with owner._lock:
+            owner.embedding_inputs.append(list(inputs))
+            error = owner.embedding_errors.pop(0) if owner.embedding_errors else None
+            delay = owner.embedding_delay
+        if delay:
+            time.sleep(delay)
+        if error is not None:
+            self._send_error(int(error.get("status", 500)), str(error.get("message", "boom")), "server_error")
+            return
         data = []
         for index, text in enumerate(inputs):
             vector = embed(text, dimensions)
@@ -759,6 +772,10 @@ class ScriptedChatServer:
         self._cond = threading.Condition(self._lock)
         self._queue: collections.deque[Turn] = collections.deque()
         self._requests: list[JSON] = []
+        # Failures the next embeddings requests answer, in order ({"status", "message"}); each request's inputs.
+        self.embedding_errors: list[JSON] = []
+        self.embedding_inputs: list[list[str]] = []
+        self.embedding_delay = 0.0
         self._connections: set[socket.socket] = set()
         self._call_counter = _Counter()
         self._httpd: _HTTPServer | None = None
@@ -877,6 +894,9 @@ class ScriptedChatServer:
         with self._lock:
             self._queue.clear()
             self._requests.clear()
+            self.embedding_errors.clear()
+            self.embedding_inputs.clear()
+            self.embedding_delay = 0.0
 
     # -- internals used by the handler ---------------------------------------
 
