@@ -16,6 +16,8 @@ from llama_stack.apis.inference import inference as ls_inference
 from llama_stack.providers.inline.agents.meta_reference import openai_responses as _ls_impl
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
+from ._construct import Builder
+
 try:
     LLAMA_STACK_VERSION = _dist_version("llama_stack")
 except PackageNotFoundError:  # an editable or vendored llama-stack
@@ -126,6 +128,12 @@ OpenAIResponseObject: Any = type(
         **dict.fromkeys(_FULL_FIELDS),
     },
 )
+
+
+# The response objects, built from the core's JSON as pydantic would validate them but without the
+# validation (see responses_rs._construct): what a request returns, and what the 0.2.12 store writes.
+response_object = Builder(OpenAIResponseObject)
+record_object = Builder(LlamaStackResponseObject)
 
 
 # Chat messages are built from the core's JSON in one validation call: the union is discriminated by
