@@ -16,7 +16,7 @@ from llama_stack.apis.inference import inference as ls_inference
 from llama_stack.providers.inline.agents.meta_reference import openai_responses as _ls_impl
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter
 
-from ._construct import Builder
+from ._construct import Builder, root_constructor
 
 try:
     LLAMA_STACK_VERSION = _dist_version("llama_stack")
@@ -217,6 +217,9 @@ _FAST_INPUT_ITEMS: TypeAdapter[Any] = TypeAdapter(
     ]
 )
 
+# The input items built without validation when they fit the plans (responses_rs._construct).
+_INPUT_CONSTRUCTOR = root_constructor(list[OpenAIResponseInput])
+
 
 def storable_input(input_json: str) -> list[Any]:
     """The input items as llama-stack's store takes them.
@@ -225,6 +228,10 @@ def storable_input(input_json: str) -> list[Any]:
     item types (`mcp_list_tools`, `mcp_call`), so those are left out of the stored input. They carry
     nothing the model is shown again (the conversion to messages skips them too).
     """
+    if _INPUT_CONSTRUCTOR is not None:
+        built = _INPUT_CONSTRUCTOR[0].build_root_json(_INPUT_CONSTRUCTOR[1], input_json)
+        if built is not None:
+            return built  # type: ignore[no-any-return]
     try:
         return _FAST_INPUT_ITEMS.validate_json(input_json)
     except ValueError:

@@ -145,11 +145,28 @@ class Planner:
             kind = self.kind(members[0], discriminator=discriminator)
         elif members and all(v is not None for v in literals):
             kind: tuple[Any, ...] = ("literal", [v for vs in literals for v in vs or ()])
-        elif discriminator == "type":
+        elif discriminator == "type" or self._all_tagged(members):
+            # Without a discriminator too: when every member is a model with its own `type` literal, data
+            # that gives `type` (first, as the plan requires) fits that member only, whatever the mode.
             kind = ("tagged", self.tagged(members))
         else:
             kind = self.disjoint(members)
         return ("nullable", kind) if nullable else kind
+
+    @staticmethod
+    def _all_tagged(members: list[Any]) -> bool:
+        seen: set[str] = set()
+        for member in members:
+            if get_origin(member) is Annotated:
+                return False  # metadata on a member: not planned
+            if not (isinstance(member, type) and issubclass(member, BaseModel)):
+                return False
+            field = member.model_fields.get("type")
+            values = _literal_values(field.annotation) if field is not None else None
+            if not values or len(values) != 1 or values[0] in seen:
+                return False
+            seen.add(values[0])
+        return True
 
     def tagged(self, members: list[Any]) -> dict[str, int]:
         tags: dict[str, int] = {}
@@ -213,6 +230,16 @@ def constructor(cls: type[BaseModel]) -> tuple[Constructor, int] | None:
     except Unsupported:
         return None
     return Constructor(planner.plans), index
+
+
+def root_constructor(tp: Any) -> tuple[Constructor, int] | None:
+    """The constructor and root index for a type that is not a model (`list[Union[...]]`), or None."""
+    planner = Planner()
+    try:
+        root = planner.kind(tp)
+    except Unsupported:
+        return None
+    return Constructor(planner.plans, [root]), 0
 
 
 class Builder:

@@ -70,6 +70,8 @@ struct Plan {
 #[pyclass(module = "responses_rs._core")]
 pub struct Constructor {
     plans: Vec<Plan>,
+    /// What `build_root_json` builds (`list[Union[...]]` of input items, ...).
+    roots: Vec<Kind>,
 }
 
 fn parse_kind(spec: &Bound<'_, PyAny>) -> PyResult<Kind> {
@@ -363,6 +365,15 @@ impl<'de, 'py> Visitor<'de> for EitherItem<'_, '_, 'py> {
 }
 
 impl Constructor {
+    fn read<'py>(&self, py: Python<'py>, kind: &Kind, text: &str) -> Option<Bound<'py, PyAny>> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let built = KindSeed { c: self, kind, py }.deserialize(&mut deserializer);
+        match built {
+            Ok(obj) if deserializer.end().is_ok() => Some(obj),
+            _ => None,
+        }
+    }
+
     /// An item of a union discriminated by `type`; `type` must be its first key (the core writes it
     /// first), otherwise it is unfit.
     fn tagged_from<'de, 'py, A: MapAccess<'de>>(
@@ -498,7 +509,8 @@ impl Constructor {
     /// `plans`: one `(cls, fields, extra_allow)` per class, `fields` a list of `(name, kind, has_default,
     /// default)`; a kind is a tuple (`("str",)`, `("model", index)`, `("list", kind)`, ...).
     #[new]
-    fn new(plans: &Bound<'_, PyList>) -> PyResult<Self> {
+    #[pyo3(signature = (plans, roots=None))]
+    fn new(plans: &Bound<'_, PyList>, roots: Option<&Bound<'_, PyList>>) -> PyResult<Self> {
         let mut out = Vec::new();
         for spec in plans.iter() {
             let spec = spec.cast::<PyTuple>()?;
@@ -533,7 +545,14 @@ impl Constructor {
                 tag,
             });
         }
-        Ok(Self { plans: out })
+        let roots = match roots {
+            Some(roots) => roots
+                .iter()
+                .map(|k| parse_kind(&k))
+                .collect::<PyResult<_>>()?,
+            None => Vec::new(),
+        };
+        Ok(Self { plans: out, roots })
     }
 
     /// An instance of plan `index` built from the JSON text (the core's), or `None` when the text is
@@ -548,17 +567,21 @@ impl Constructor {
             if index >= self.plans.len() {
                 return Ok(None);
             }
-            let kind = Kind::Model(index);
-            let mut deserializer = serde_json::Deserializer::from_str(text);
-            let built = KindSeed {
-                c: self,
-                kind: &kind,
-                py,
-            }
-            .deserialize(&mut deserializer);
-            Ok(match built {
-                Ok(obj) if deserializer.end().is_ok() => Some(obj),
-                _ => None,
+            Ok(self.read(py, &Kind::Model(index), text))
+        })
+    }
+
+    /// A value of root kind `root` (see the constructor) built from the JSON text, or `None` as above.
+    fn build_root_json<'py>(
+        &self,
+        py: Python<'py>,
+        root: usize,
+        text: &str,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        super::guarded(|| {
+            Ok(match self.roots.get(root) {
+                Some(kind) => self.read(py, kind, text),
+                None => None,
             })
         })
     }
