@@ -23,6 +23,7 @@ HAVE_OGX = importlib.util.find_spec("ogx") is not None and importlib.util.find_s
 LLAMA_STACK_SUITES = [
     "conftest_0212.py",
     "test_command_line.py",
+    "test_construct.py",
     "test_glue.py",
     "test_mcp_0212.py",
     "test_open_responses_schema.py",

@@ -33,6 +33,19 @@ class EventFactory:
     @property
     def fast_types(self) -> frozenset[str]: ...
 
+class Constructor:
+    """Builds pydantic objects from JSON text as validation would, by plans (see responses_rs._construct)."""
+
+    def __init__(
+        self,
+        plans: list[tuple[type[BaseModel], list[tuple[str, tuple[Any, ...], bool, Any]], bool]],
+        roots: list[tuple[Any, ...]] | None = None,
+    ) -> None: ...
+    def build_json(self, index: int, text: str) -> BaseModel | None:
+        """The instance of plan `index`, or None when the text does not fit the plan."""
+    def build_root_json(self, root: int, text: str) -> Any:
+        """The value of root kind `root` (e.g. a list of input items), or None when the text does not fit."""
+
 # Actions returned by Turn.next_action(), by their first element:
 #   ("get_tool", name)
 #   ("list_mcp_tools", server_label, server_url, headers | None)

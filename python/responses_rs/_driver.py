@@ -81,7 +81,7 @@ class OpenAIResponsesImpl(TurnDriver):
     @staticmethod
     def _response_object(response_json: str) -> Any:
         # A subclass of llama-stack's class that carries the whole OpenAI response object.
-        return _compat.OpenAIResponseObject.model_validate_json(response_json)
+        return _compat.response_object(response_json)
 
     async def _infer(self, action: Any, model: str, temperature: float | None) -> Any:
         _, messages_json, tools_json, stream, response_format, params = action
@@ -304,7 +304,7 @@ class _Impl0212(OpenAIResponsesImpl):
 
     async def _store(self, response_id: str, response_json: str, input_json: str) -> Any:
         # llama-stack's own class, so the stored row is exactly the one llama-stack writes.
-        response = _compat.LlamaStackResponseObject.model_validate_json(response_json)
+        response = _compat.record_object(response_json)
         await self.responses_store.store_response_object(
             response_object=response,
             input=_compat.storable_input(input_json),

@@ -492,7 +492,7 @@ impl EventFactory {
     }
 }
 
-fn generic_setattr(
+pub(super) fn generic_setattr(
     obj: &Bound<'_, PyAny>,
     name: &Bound<'_, PyString>,
     value: &Bound<'_, PyAny>,

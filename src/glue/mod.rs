@@ -2,8 +2,10 @@
 //! the Python driver (`python/responses_rs/_driver.py`) performs every await the core asks for.
 
 mod compaction;
+mod construct;
 pub(crate) mod convert;
 mod events;
+mod pyjson;
 mod sse;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -1128,6 +1130,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyTurn>()?;
     m.add_class::<EventFactory>()?;
+    m.add_class::<construct::Constructor>()?;
     sse::register(m)?;
     m.add_class::<compaction::PyCompaction>()?;
     m.add_function(wrap_pyfunction!(compaction::is_context_length_error, m)?)?;
