@@ -7,9 +7,10 @@ Completions servers, on the same Rust core as the llama-stack and OGX providers.
 
 Every flag has an environment variable (``RESPONSES_RS_<FLAG>``; lists comma-separated). The endpoint is
 ``http://HOST:PORT/v1/responses`` (the ``openai`` client's ``base_url`` is ``http://HOST:PORT/v1``).
-HTTP: uvicorn (httptools and uvloop when installed) with a raw ASGI app (``_app.py``); the upstream client is
-a small HTTP/1.1 client (``_upstream.py``); responses are stored in sqlite (``_store.py``) or, with
-``--database-url postgresql://...``, in PostgreSQL (``_store_pg.py``), which several servers can share.
+HTTP: uvicorn (httptools and uvloop when installed) with a raw ASGI app (``_app.py``, its background responses
+in ``_background.py``); the upstream client is a small HTTP/1.1 client (``_upstream.py``); responses are stored in
+sqlite (``_store.py``) or, with ``--database-url postgresql://...``, in PostgreSQL (``_store_pg.py``), which several
+servers can share (both made of ``_store_*.py`` parts, one per concept).
 """
 
 from __future__ import annotations

@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from .._core import EventFactory, InvalidRequest, Turn, UpstreamError, check_request
+from ._background import BackgroundResponses, BackgroundRun
 from ._mcp import McpSessions, mcp_headers
-from ._replay import EventLog, split_events
-from ._replay import after as events_after
+from ._replay import EventLog
 from ._router import CallSlots, Router
 from ._search import TOOL_DEF as WEB_SEARCH_DEF
 from ._search import SearchBackend, SearchFailure
-from ._store import RUNNING, NotFound, StillRunning, Store
+from ._store import NotFound, StillRunning, Store
 from ._upstream import Response, Upstream, UpstreamFailure
 
 if TYPE_CHECKING:
@@ -42,8 +42,6 @@ Emit = Callable[[bytes], Awaitable[None]]
 
 # The core builds no event objects here (events leave as SSE bytes), so its factory has no classes.
 _FACTORY = EventFactory({})
-# Seconds between two looks at the store for background responses cancelled through another server.
-BACKGROUND_POLL = 0.5
 # Request fields passed to the core by name; the others go in `options` (the core parses and echoes them).
 _NAMED = ("input", "model", "instructions", "previous_response_id", "store", "stream", "temperature", "text", "tools")
 # Server-side tools served only with a backend (`--search-url`), otherwise left out of what the model is offered.
@@ -222,23 +220,12 @@ class Request:
         return None if self.compacted else response.get("previous_response_id")
 
 
-class BackgroundRun:
-    """A background response under way: its request, the task running it and its events (kept for replay)."""
-
-    __slots__ = ("request", "task", "log")
-
-    def __init__(self, request: Request) -> None:
-        self.request = request
-        self.task: asyncio.Task[None] | None = None
-        self.log = EventLog()
-
-
 def _owner(key: str) -> str:
     """What a stored row keeps of the API key that created it (never the key itself)."""
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-class App:
+class App(BackgroundResponses):
     def __init__(self, config: Config, store: Store | PostgresStore) -> None:
         self.config = config
         self.store = store
@@ -776,209 +763,6 @@ class App:
         await self.store.add_conversation_items(request.conversation, request.owner, with_ids(items))
 
     # ------------------------------------------------------------------------------------------
-    # Background responses
-
-    async def _start_background(self, request: Request, send: Send, receive: Receive, stream: bool) -> None:
-        """Write the queued response, run it in a task, answer with it at once (streamed: follow its events until
-        its terminal event; a client that goes away stops following, the response runs on)."""
-        turn = request.turn
-        queued = turn.snapshot_json("queued")
-        meta = json.loads(queued)
-        await self.store.put(
-            id=turn.response_id,
-            owner=request.owner,
-            created_at=int(meta.get("created_at") or 0),
-            model=str(meta.get("model") or ""),
-            status="queued",
-            previous_response_id=request.stored_previous(meta),
-            response=queued,
-            input=json.dumps(_stored_items(request.items[request.prefix :])),
-        )
-        run = BackgroundRun(request)
-        self._background[turn.response_id] = run
-        self._logs[turn.response_id] = (request.owner, run.log)
-        run.task = asyncio.create_task(self._background_run(run), name=f"responses-rs {turn.response_id}")
-        if self._watcher is None or self._watcher.done():
-            self._watcher = asyncio.create_task(self._watch_background(), name="responses-rs background watcher")
-        if stream:
-            await _follow(run.log, -1, send, receive)
-            return
-        await _answer(send, 200, queued.encode())
-
-    async def _background_run(self, run: BackgroundRun) -> None:
-        turn = run.request.turn
-        try:
-            # Under way: what another server on the same database answers for it from now on (this one answers
-            # with the response as it stands).
-            if not await self.store.set_response(turn.response_id, "in_progress", turn.snapshot_json("in_progress")):
-                return  # cancelled or deleted (through another server) before it started
-
-            async def emit(out: bytes) -> None:
-                run.log.add(out)
-
-            await self._run(run.request, emit)
-            if json.loads(turn.response_json()).get("status") == "failed":
-                # It failed: stored failed, so that whoever polls learns why.
-                await self.store.set_response(turn.response_id, "failed", turn.response_json())
-        except asyncio.CancelledError:
-            pass  # cancelled: the cancel wrote the response's state (the log has its terminal event)
-        except Exception:
-            logger.exception("responses-rs serve: background response %s", turn.response_id)
-        finally:
-            if self._background.get(turn.response_id) is run:
-                del self._background[turn.response_id]
-            run.log.close()
-            await self._keep_events(turn.response_id, run.log)
-
-    async def _keep_events(self, response_id: str, log: EventLog) -> None:
-        """A background response has ended: its events are stored with it, for replay on any server."""
-        try:
-            if log.events:
-                await self.store.set_events(response_id, log.text())
-        except Exception:
-            logger.exception("responses-rs serve: storing the events of %s", response_id)
-        finally:
-            if self._logs.get(response_id, (None, None))[1] is log:
-                del self._logs[response_id]
-
-    async def _replay(self, response_id: str, owner: str, query: dict[str, str], receive: Receive, send: Send) -> None:
-        """`GET /v1/responses/{id}?stream=true&starting_after=N`: a background response's events after sequence
-        number N (all without N), then, while it runs on this server, the live ones until its terminal event.
-        One another server runs is replayed once it has ended (its events are in the store then)."""
-        try:
-            starting_after = int(query.get("starting_after", "-1"))
-        except ValueError:
-            raise ApiError(400, "starting_after: must be an integer", param="starting_after") from None
-        entry = self._logs.get(response_id)
-        if entry is not None and entry[0] == owner:
-            await _follow(entry[1], starting_after, send, receive)
-            return
-        stored = await self._stored(response_id, owner)
-        if not json.loads(stored.response).get("background"):
-            raise ApiError(
-                400,
-                f"stream: response '{response_id}' was not a background response: its events were not kept",
-                param="stream",
-            )
-
-        deadline = time.monotonic() + 2
-        while True:
-            try:
-                status, events = await self.store.events(response_id, owner)
-            except NotFound:
-                raise _not_found(response_id) from None
-            if events is not None or status in RUNNING or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)  # ended on another server an instant ago: its events are written just after
-        if events is None and status not in RUNNING:
-            raise ApiError(
-                400,
-                f"stream: no events were kept for response '{response_id}' (it ended before its server kept them)",
-                param="stream",
-            )
-
-        async def from_store(events: str | None) -> None:
-            ended = None
-            while events is None:  # run by another server: its events are in the store once it has ended
-                await asyncio.sleep(BACKGROUND_POLL)
-                try:
-                    status, events = await self.store.events(response_id, owner)
-                except NotFound:
-                    return  # deleted meanwhile
-                if events is None and status not in RUNNING:
-                    ended = ended or time.monotonic()
-                    if time.monotonic() - ended > 2:
-                        return  # its server ended it without keeping its events
-            out = events_after(split_events(events.encode()), starting_after)
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
-
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        await _until_disconnect(from_store(events), send, receive)
-
-    async def _watch_background(self) -> None:
-        """While this server runs background responses, look every `BACKGROUND_POLL` seconds for those the
-        store says are no longer under way (cancelled or deleted through another server on the same database)
-        and stop their tasks (their upstream connections are dropped)."""
-        while self._background:
-            await asyncio.sleep(BACKGROUND_POLL)
-            ids = list(self._background)
-            if not ids:
-                break
-            try:
-                stopped = await self.store.stopped(ids)
-            except Exception:
-                logger.exception("responses-rs serve: reading the background responses' state")
-                continue
-            for response_id in stopped:
-                run = self._background.pop(response_id, None)
-                if run is not None and run.task is not None:
-                    run.request.interrupted = "cancelled"
-                    run.task.cancel()
-
-    async def abandon_background(self) -> None:
-        """At shutdown: the background responses this server still runs can never end; stored failed (only
-        those still under way: one cancelled meanwhile stays cancelled)."""
-        runs = list(self._background.values())
-        self._background.clear()
-        for run in runs:
-            if run.task is not None:
-                run.task.cancel()
-        tasks = [run.task for run in runs if run.task is not None]
-        if tasks:  # their streams end (response.failed) and their events are stored
-            await asyncio.wait(tasks, timeout=2)
-        for run in runs:
-            with contextlib.suppress(Exception):
-                turn = run.request.turn
-                try:
-                    response = json.loads(turn.snapshot_json("failed"))
-                except Exception:  # its task has ended the turn (failed): the response as it ended
-                    response = json.loads(turn.response_json())
-                error = {"code": "server_error", "message": "the server stopped before the response ended"}
-                response["error"] = error
-                await self.store.set_response(response["id"], "failed", json.dumps(response))
-        if self._watcher is not None:
-            self._watcher.cancel()
-        if self.ingestions:
-            from ._vector_stores import abandon_ingestions
-
-            await abandon_ingestions(self)
-
-    async def _cancel(self, response_id: str, owner: str, send: Send) -> None:
-        run = self._background.get(response_id)
-        if run is not None and run.request.owner == owner:
-            del self._background[response_id]
-            if run.task is not None:
-                run.request.interrupted = "cancelled"
-                run.task.cancel()
-            cancelled = run.request.turn.snapshot_json("cancelled")
-            await self.store.set_response(response_id, "cancelled", cancelled)
-            await _answer(send, 200, cancelled.encode())
-            return
-        stored = await self._stored(response_id, owner)
-        response = json.loads(stored.response)
-        if stored.status in RUNNING and response.get("background"):
-            # Run by another server on the same database: the row is marked cancelled (if it is still under way
-            # then); that server's watcher stops the task, and its end no longer overwrites the row.
-            response["status"] = "cancelled"
-            cancelled = json.dumps(response)
-            if await self.store.set_response(response_id, "cancelled", cancelled):
-                await _answer(send, 200, cancelled.encode())
-                return
-            stored = await self._stored(response_id, owner)  # it ended meanwhile
-            response = json.loads(stored.response)
-        if stored.status == "cancelled":
-            await _answer(send, 200, stored.response.encode())
-            return
-        if not response.get("background"):
-            raise ApiError(
-                409,
-                f"Cannot cancel response '{response_id}': only background responses can be cancelled",
-                code="conflict",
-            )
-        raise ApiError(409, f"Cannot cancel response '{response_id}' with status '{stored.status}'", code="conflict")
-
-    # ------------------------------------------------------------------------------------------
     # The other routes
 
     async def _input_items(self, response_id: str, owner: str, scope: Scope, send: Send) -> None:
@@ -1096,39 +880,6 @@ async def _on_disconnect(receive: Receive, request: Request, handler: asyncio.Ta
     if message["type"] == "http.disconnect" and handler is not None and not handler.done():
         request.interrupted = "interrupted: the client disconnected"
         handler.cancel()
-
-
-async def _follow(log: EventLog, starting_after: int, send: Send, receive: Receive) -> None:
-    """Stream a background response's events after `starting_after` until its terminal event (a client that goes
-    away stops only this)."""
-
-    async def emit(out: bytes) -> None:
-        await send({"type": "http.response.body", "body": out, "more_body": True})
-
-    await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-    await _until_disconnect(log.follow(starting_after, emit), send, receive)
-
-
-async def _until_disconnect(sending: Awaitable[None], send: Send, receive: Receive) -> None:
-    """Run `sending` (the SSE body's events) until it ends or the client disconnects; then end the body."""
-    handler = asyncio.current_task()
-
-    async def watch() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass  # a GET's (empty) body
-        if handler is not None and not handler.done():
-            handler.cancel()
-
-    watcher = asyncio.create_task(watch())
-    try:
-        await sending
-    except asyncio.CancelledError:
-        if not watcher.done():
-            raise  # not the client going away: shutdown
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(Exception):
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 request_log = logging.getLogger("responses_rs.server.requests")

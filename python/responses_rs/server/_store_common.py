@@ -1,0 +1,56 @@
+"""What both stores (``_store.py`` sqlite, ``_store_pg.py`` PostgreSQL) and their parts share: their errors,
+the states and rows they read and write."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+# last_error of a vector store file whose server stopped before adding it.
+STOPPED_INGESTION = json.dumps({"code": "server_error", "message": "the server stopped before the file was processed"})
+
+# A background response still under way (its row written when it started): the state a cancel or the end moves
+# it from.
+RUNNING = ("queued", "in_progress")
+
+
+class NotFound(LookupError):
+    """No such response (or not this owner's)."""
+
+
+class StillRunning(LookupError):
+    """A ``previous_response_id`` names a background response still under way."""
+
+
+class VersionNotFound(NotFound):
+    """No such version of a prompt (or the prompt is not this owner's)."""
+
+
+class VersionConflict(ValueError):
+    """A prompt's new version was based on a version that is not its latest (``latest``)."""
+
+    def __init__(self, latest: int) -> None:
+        super().__init__(latest)
+        self.latest = latest
+
+
+# A stored prompt version: (prompt_id, version, prompt text, variables as JSON, is_default).
+PromptRow = tuple[str, int, str, str, bool]
+PROMPT_COLUMNS = "prompt_id, version, prompt, variables, is_default"
+
+
+def prompt_row(row: Any) -> PromptRow:
+    return (row[0], int(row[1]), row[2], row[3], bool(row[4]))
+
+
+class Stored:
+    """A stored response: its JSON text, and what the chain walk needs."""
+
+    __slots__ = ("id", "response", "input", "previous_response_id", "status")
+
+    def __init__(self, id: str, response: str, input: str, previous_response_id: str | None, status: str) -> None:
+        self.id = id
+        self.response = response
+        self.input = input
+        self.previous_response_id = previous_response_id
+        self.status = status
