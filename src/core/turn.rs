@@ -1376,6 +1376,17 @@ impl Turn {
         if self.phase == Phase::Done {
             return;
         }
+        if self.phase == Phase::Start {
+            // Failed before its first action (a background response cancelled before its run began):
+            // the stream still begins as it would have (`response.created`, and `response.queued` for
+            // a background response), then ends.
+            if self.response.background {
+                self.emit_response_event(ResponseEventKind::Created, "queued");
+                self.emit_response_event(ResponseEventKind::Queued, "queued");
+            } else {
+                self.emit_response_event(ResponseEventKind::Created, "in_progress");
+            }
+        }
         if let Some(compacting) = &mut self.compacting {
             compacting.finish(&mut self.out);
         } else if self.phase == Phase::Inferring {

@@ -1677,3 +1677,24 @@ fn a_background_stream_starts_queued() {
     assert_eq!(log.types(), ["response.created", "response.in_progress"]);
     assert_eq!(log.events[0]["response"]["status"], "in_progress");
 }
+
+#[test]
+fn a_turn_failed_before_its_first_action_still_begins_with_response_created() {
+    let mut turn = Turn::new(cfg(true), &json!("hi"), &Value::Null).unwrap();
+    turn.fail("cancelled before it started");
+    let mut log = Log::default();
+    log.take(&mut turn);
+    assert_eq!(log.types(), ["response.created", "response.failed"]);
+    log.check_invariants();
+    assert_eq!(turn.next_action().unwrap(), Action::Done);
+    let background = cfg_with(true, json!({"model": "m", "background": true}));
+    let mut turn = Turn::new(background, &json!("hi"), &Value::Null).unwrap();
+    turn.fail("cancelled before it started");
+    let mut log = Log::default();
+    log.take(&mut turn);
+    assert_eq!(
+        log.types(),
+        ["response.created", "response.queued", "response.failed"]
+    );
+    assert_eq!(log.events[0]["response"]["status"], "queued");
+}

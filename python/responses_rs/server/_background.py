@@ -103,6 +103,11 @@ class BackgroundResponses:
         finally:
             if self._background.get(turn.response_id) is run:
                 del self._background[turn.response_id]
+            if not run.log.events:
+                # Cancelled or deleted before its run began: its followers still get a stream that begins with
+                # response.created and ends with a terminal event.
+                turn.fail(run.request.interrupted or "cancelled before it started")
+                run.log.add(turn.drain_sse())
             run.log.close()
             await self._keep_events(turn.response_id, run.log)
 
