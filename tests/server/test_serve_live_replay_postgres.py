@@ -190,3 +190,102 @@ def test_a_follow_of_a_response_whose_server_died_ends_failed(database: str, mon
         _run(_sql(database, "SELECT count(*) AS n FROM response_events WHERE response_id = $1", response_id))[0]["n"]
         == 0
     )
+
+
+def _event(kind: str, n: int, response: dict[str, Any]) -> str:
+    data = json.dumps({"type": kind, "sequence_number": n, "response": response}, separators=(",", ":"))
+    return f"event: {kind}\ndata: {data}\n\n"
+
+
+def test_the_writer_batches_events_and_beats_while_quiet(database: str, monkeypatch) -> None:
+    """``write_live`` on the real PostgreSQL store: the events of an interval in one batch, a heartbeat while there
+    are none, nothing after the log is closed (the end writes the whole log)."""
+    from responses_rs.server import _live_events
+    from responses_rs.server._replay import EventLog
+    from responses_rs.server._store_pg import PostgresStore
+
+    monkeypatch.setattr(_live_events, "HEARTBEAT", 0.3)
+    response_id = "resp_writer_" + str(int(time.time() * 1000))
+    snapshot = {"id": response_id, "object": "response", "status": "in_progress", "background": True, "output": []}
+
+    async def scenario() -> tuple[list[Any], Any, list[Any]]:
+        store = PostgresStore(database)
+        await store.open()
+        try:
+            await store.put(
+                id=response_id,
+                owner="",
+                created_at=1,
+                model=MODEL,
+                status="in_progress",
+                previous_response_id=None,
+                response=json.dumps(snapshot),
+                input="[]",
+            )
+            log = EventLog()
+            writer = asyncio.create_task(_live_events.write_live(store, response_id, log))
+            for n in range(3):  # three events well within one interval: one batch
+                log.add(_event("response.created" if n == 0 else "response.in_progress", n, snapshot).encode())
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(1.0)  # quiet: heartbeats
+            batches = await _sql(
+                database, "SELECT first_sequence, events FROM response_events WHERE response_id = $1", response_id
+            )
+            heartbeat = (await _sql(database, "SELECT heartbeat FROM responses WHERE id = $1", response_id))[0][0]
+            log.add(_event("response.completed", 3, snapshot).encode())
+            log.close()
+            await asyncio.wait_for(writer, 2)
+            query = "SELECT first_sequence FROM response_events WHERE response_id = $1"
+            after = await _sql(database, query, response_id)
+            return batches, heartbeat, after
+        finally:
+            await store.close()
+
+    batches, heartbeat, after = _run(scenario())
+    assert [(b["first_sequence"], b["events"].count("event: ")) for b in batches] == [(0, 3)]
+    assert heartbeat is not None and abs(heartbeat - time.time()) < 30
+    # Closed within the interval: no batch for its terminal event (left to the end's whole log, ``set_events``).
+    assert [row["first_sequence"] for row in after] == [0]
+
+
+def test_a_follow_of_an_ended_row_whose_last_events_never_came(database: str, monkeypatch) -> None:
+    """A row stored `completed` whose server died before writing its whole log: the follower sends the batches,
+    then, after ENDED_GRACE, `response.completed` made from the stored response."""
+    from responses_rs.server import _live_events
+    from responses_rs.server._store_pg import PostgresStore
+
+    monkeypatch.setattr(_live_events, "ENDED_GRACE", 0.5)
+    monkeypatch.setattr(_live_events, "REPLAY_POLL", 0.05)
+    response_id = "resp_ended_" + str(int(time.time() * 1000))
+    running = {"id": response_id, "object": "response", "status": "in_progress", "background": True, "output": []}
+    done = {**running, "status": "completed"}
+
+    async def scenario() -> list[bytes]:
+        store = PostgresStore(database)
+        await store.open()
+        try:
+            await store.put(
+                id=response_id,
+                owner="",
+                created_at=1,
+                model=MODEL,
+                status="completed",
+                previous_response_id=None,
+                response=json.dumps(done),
+                input="[]",
+            )
+            await store.add_events(response_id, 0, _event("response.created", 0, running))
+            sent: list[bytes] = []
+
+            async def emit(out: bytes) -> None:
+                sent.append(out)
+
+            await asyncio.wait_for(_live_events.follow_store(store, response_id, "", -1, emit), 5)
+            return sent
+        finally:
+            await store.close()
+
+    body = b"".join(_run(scenario())).decode().rstrip().split("\n\n")
+    assert [part.split("\n", 1)[0] for part in body] == ["event: response.created", "event: response.completed"]
+    last = json.loads(body[-1].split("data: ", 1)[1])
+    assert last["sequence_number"] == 1 and last["response"] == done
