@@ -143,7 +143,7 @@ def test_migrations_run_once_under_two_servers_starting_together_and_match_sqlit
                     )
                 )
             ]
-            for table in ("responses", "conversations", "conversation_items", "prompts")
+            for table in ("responses", "conversations", "conversation_items", "prompts", "response_events")
         }
         # The same migrations made the same tables in sqlite.
         sqlite_store = Store(tmp_path / "responses.db")
@@ -299,7 +299,7 @@ def test_a_streamed_background_response_replayed_on_the_other_server(clients: li
             if event.type == "response.output_text.delta":
                 break  # A's client goes away: A runs it on
     response_id = seen[0].response.id
-    # B replays it while A still runs it: B waits for its end (its events are in the database then).
+    # B replays it while A still runs it: B follows the events A writes to the database as it runs.
     events = list(b.responses.retrieve(response_id, stream=True, starting_after=seen[-1].sequence_number))
     assert events and events[0].sequence_number == seen[-1].sequence_number + 1
     assert validate_stream(seen + events, response_cls=Response, schema_host="full").output_text == text

@@ -12,8 +12,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from ._replay import EventLog, split_events
-from ._replay import after as events_after
+from ._live_events import follow_store, write_live
+from ._replay import EventLog
 from ._store import RUNNING, NotFound
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class BackgroundResponses:
 
     async def _background_run(self, run: BackgroundRun) -> None:
         turn = run.request.turn
+        writer: asyncio.Task[None] | None = None
         try:
             # Under way: what another server on the same database answers for it from now on (this one answers
             # with the response as it stands).
@@ -92,6 +93,8 @@ class BackgroundResponses:
             async def emit(out: bytes) -> None:
                 run.log.add(out)
 
+            if self.store.shared:  # other servers on the database replay it live from the store
+                writer = asyncio.create_task(write_live(self.store, turn.response_id, run.log))
             await self._run(run.request, emit)
             if json.loads(turn.response_json()).get("status") == "failed":
                 # It failed: stored failed, so that whoever polls learns why.
@@ -109,6 +112,8 @@ class BackgroundResponses:
                 turn.fail(run.request.interrupted or "cancelled before it started")
                 run.log.add(turn.drain_sse())
             run.log.close()
+            if writer is not None:
+                await asyncio.wait([writer])  # its last batch lands before the whole log replaces the batches
             await self._keep_events(turn.response_id, run.log)
 
     async def _keep_events(self, response_id: str, log: EventLog) -> None:
@@ -124,8 +129,8 @@ class BackgroundResponses:
 
     async def _replay(self, response_id: str, owner: str, query: dict[str, str], receive: Receive, send: Send) -> None:
         """`GET /v1/responses/{id}?stream=true&starting_after=N`: a background response's events after sequence
-        number N (all without N), then, while it runs on this server, the live ones until its terminal event.
-        One another server runs is replayed once it has ended (its events are in the store then)."""
+        number N (all without N), then, while it runs, the live ones until its terminal event: from its log when
+        this server runs it, else from the store (``_live_events.follow_store``: the batches its server writes)."""
         from ._app import _SSE_HEADERS, ApiError, _not_found
 
         try:
@@ -160,24 +165,12 @@ class BackgroundResponses:
                 param="stream",
             )
 
-        async def from_store(events: str | None) -> None:
-            ended = None
-            while events is None:  # run by another server: its events are in the store once it has ended
-                await asyncio.sleep(BACKGROUND_POLL)
-                try:
-                    status, events = await self.store.events(response_id, owner)
-                except NotFound:
-                    return  # deleted meanwhile
-                if events is None and status not in RUNNING:
-                    ended = ended or time.monotonic()
-                    if time.monotonic() - ended > 2:
-                        return  # its server ended it without keeping its events
-            out = events_after(split_events(events.encode()), starting_after)
-            if out:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+        async def emit(out: bytes) -> None:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
 
+        # Run by another server (live: its events are written while it runs), or ended (its whole log).
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
-        await _until_disconnect(from_store(events), send, receive)
+        await _until_disconnect(follow_store(self.store, response_id, owner, starting_after, emit), send, receive)
 
     async def _watch_background(self) -> None:
         """While this server runs background responses, look every `BACKGROUND_POLL` seconds for those the

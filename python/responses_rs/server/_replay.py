@@ -4,6 +4,9 @@ While the response runs, its events are kept in memory (``EventLog``) by the ser
 ``background`` request and every replay on that server follow the same log (past events first, then the live
 ones, until the terminal event). When it ends, the whole log is written with the response's row (the ``events``
 column, SSE text), so any server on the same database replays a finished one.
+
+On a store several servers share (PostgreSQL), the server running it also writes its new events while it runs, in
+batches (``_background.EVENTS_FLUSH``), so that a replay on another server follows it live from the store.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ def split_events(data: bytes) -> list[tuple[int, bytes]]:
     return events
 
 
+_TERMINAL = (b"event: response.completed\n", b"event: response.failed\n", b"event: response.incomplete\n")
+
+
+def is_terminal(event: bytes) -> bool:
+    """A response's last event (completed, failed or incomplete)."""
+    return event.startswith(_TERMINAL)
+
+
 def after(events: list[tuple[int, bytes]], starting_after: int) -> bytes:
     """The events whose sequence number is greater than ``starting_after``, as SSE bytes."""
     return b"".join(event for sequence, event in events if sequence > starting_after)
@@ -33,11 +44,12 @@ def after(events: list[tuple[int, bytes]], starting_after: int) -> bytes:
 class EventLog:
     """A running background response's events, in order; followers are woken at every new batch."""
 
-    __slots__ = ("events", "done", "_partial", "_changed")
+    __slots__ = ("events", "done", "ended", "_partial", "_changed")
 
     def __init__(self) -> None:
         self.events: list[tuple[int, bytes]] = []
         self.done = False
+        self.ended = asyncio.Event()  # set with ``done``
         self._partial = b""
         self._changed = asyncio.Event()
 
@@ -53,6 +65,7 @@ class EventLog:
     def close(self) -> None:
         """The response has ended: its terminal event is in the log."""
         self.done = True
+        self.ended.set()
         self._wake()
 
     def text(self) -> str:

@@ -21,6 +21,7 @@ from ._store_common import (
     PROMPT_COLUMNS,
     RUNNING,
     STOPPED_INGESTION,
+    LiveEvents,
     NotFound,
     PromptRow,
     StillRunning,
@@ -36,6 +37,7 @@ from ._store_vectors import SqliteVectorStores
 
 __all__ = [
     "MIGRATIONS",
+    "LiveEvents",
     "PROMPT_COLUMNS",
     "RUNNING",
     "STOPPED_INGESTION",
@@ -53,6 +55,9 @@ __all__ = [
 
 class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
     """sqlite in ``path``; every call runs on one worker thread (sqlite connections are not shared)."""
+
+    # One server: its replays follow a running response in memory; its events are written once, when it ends.
+    shared = False
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -187,6 +192,7 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
             if row is None:
                 raise NotFound(id)
             child = conn.execute("SELECT 1 FROM responses WHERE previous_response_id = ? LIMIT 1", (id,)).fetchone()
+            conn.execute("DELETE FROM response_events WHERE response_id = ?", (id,))
             if child is None:
                 conn.execute("DELETE FROM responses WHERE id = ?", (id,))
             else:
@@ -208,7 +214,73 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
         await self._run(self._set_events, id, events)
 
     def _set_events(self, id: str, events: str) -> None:
-        self.conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
+            conn.execute("DELETE FROM response_events WHERE response_id = ?", (id,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    async def add_events(self, id: str, first_sequence: int, events: str) -> None:
+        """A batch of a running background response's new events (whole events, SSE text), for replays on other
+        servers (``live_events``); ``set_events`` replaces the batches with the whole log when it ends."""
+        await self._run(
+            lambda: self.conn.execute(
+                "INSERT INTO response_events (response_id, first_sequence, events) VALUES (?, ?, ?)"
+                " ON CONFLICT (response_id, first_sequence) DO UPDATE SET events = excluded.events",
+                (id, first_sequence, events),
+            )
+        )
+
+    async def heartbeat(self, id: str, now: int) -> None:
+        """The server running a background response is alive (it had no new events to write for a while)."""
+        await self._run(lambda: self.conn.execute("UPDATE responses SET heartbeat = ? WHERE id = ?", (now, id)))
+
+    async def live_events(self, id: str, owner: str, after_first: int) -> LiveEvents:
+        """The row's state and events, and the batches written while it runs whose first sequence number is
+        greater than ``after_first``. NotFound when it is not this owner's (or was deleted)."""
+        return await self._run(self._live_events, id, owner, after_first)
+
+    def _live_events(self, id: str, owner: str, after_first: int) -> LiveEvents:
+        row = self.conn.execute(
+            "SELECT status, heartbeat, events FROM responses WHERE id = ? AND owner = ? AND deleted = 0", (id, owner)
+        ).fetchone()
+        if row is None:
+            raise NotFound(id)
+        batches = self.conn.execute(
+            "SELECT first_sequence, events FROM response_events WHERE response_id = ? AND first_sequence > ?"
+            " ORDER BY first_sequence",
+            (id, after_first),
+        ).fetchall()
+        return LiveEvents(row[0], row[1], row[2], [(int(b[0]), b[1]) for b in batches])
+
+    async def end_stale(self, id: str, response: str, terminal: str) -> bool:
+        """A running background response whose server stopped writing (a replay saw no sign of it for a while):
+        stored failed, its batches and ``terminal`` (its last event) become its events; only while it is still
+        under way (False otherwise: it ended or was cancelled meanwhile)."""
+        return await self._run(self._end_stale, id, response, terminal)
+
+    def _end_stale(self, id: str, response: str, terminal: str) -> bool:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if not self._set_response(id, "failed", response):
+                conn.execute("COMMIT")
+                return False
+            batches = conn.execute(
+                "SELECT events FROM response_events WHERE response_id = ? ORDER BY first_sequence", (id,)
+            ).fetchall()
+            events = "".join(b[0] for b in batches) + terminal
+            conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
+            conn.execute("DELETE FROM response_events WHERE response_id = ?", (id,))
+            conn.execute("COMMIT")
+            return True
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     async def events(self, id: str, owner: str) -> tuple[str, str | None]:
         """A response's status and its kept stream events (None: none kept, or not yet)."""

@@ -54,3 +54,17 @@ class Stored:
         self.input = input
         self.previous_response_id = previous_response_id
         self.status = status
+
+
+class LiveEvents:
+    """A background response's events as the store has them while another server runs it (``live_events``):
+    the row's ``status``, ``heartbeat`` and ``events`` (the whole log, set once it has ended) and the batches
+    written while it runs after a given first sequence number, ``(first_sequence, SSE text)`` in order."""
+
+    __slots__ = ("status", "heartbeat", "events", "batches")
+
+    def __init__(self, status: str, heartbeat: int | None, events: str | None, batches: list[tuple[int, str]]) -> None:
+        self.status = status
+        self.heartbeat = heartbeat
+        self.events = events
+        self.batches = batches

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._store_common import RUNNING, NotFound, StillRunning, Stored
+from ._store_common import RUNNING, LiveEvents, NotFound, StillRunning, Stored
 from ._store_conversations import PostgresConversations
 from ._store_prompts import PostgresPrompts
 from ._store_schema import MIGRATIONS, statements
@@ -37,6 +37,9 @@ def is_postgres_url(url: str) -> bool:
 
 class PostgresStore(PostgresConversations, PostgresPrompts, PostgresVectorStores):
     """The store on PostgreSQL; ``open`` and every method run on the server's event loop."""
+
+    # Several servers share it: a running background response's events are written while it runs (``_live_events``).
+    shared = True
 
     def __init__(self, url: str, *, max_connections: int = 10) -> None:
         self.url = url
@@ -134,6 +137,7 @@ class PostgresStore(PostgresConversations, PostgresPrompts, PostgresVectorStores
             )
             if row is None:
                 raise NotFound(id)
+            await conn.execute("DELETE FROM response_events WHERE response_id = $1", id)
             child = await conn.fetchrow("SELECT 1 FROM responses WHERE previous_response_id = $1 LIMIT 1", id)
             if child is None:
                 await conn.execute("DELETE FROM responses WHERE id = $1", id)
@@ -148,7 +152,61 @@ class PostgresStore(PostgresConversations, PostgresPrompts, PostgresVectorStores
     # -- reads -----------------------------------------------------------------------------------
 
     async def set_events(self, id: str, events: str) -> None:
-        await self.pool.execute("UPDATE responses SET events = $1 WHERE id = $2", events, id)
+        """As the sqlite store's: the whole log in the row, its batches removed, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE responses SET events = $1 WHERE id = $2", events, id)
+            await conn.execute("DELETE FROM response_events WHERE response_id = $1", id)
+
+    async def add_events(self, id: str, first_sequence: int, events: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO response_events (response_id, first_sequence, events) VALUES ($1, $2, $3)"
+            " ON CONFLICT (response_id, first_sequence) DO UPDATE SET events = excluded.events",
+            id,
+            first_sequence,
+            events,
+        )
+
+    async def heartbeat(self, id: str, now: int) -> None:
+        await self.pool.execute("UPDATE responses SET heartbeat = $1 WHERE id = $2", now, id)
+
+    async def live_events(self, id: str, owner: str, after_first: int) -> LiveEvents:
+        """As the sqlite store's (two reads on one connection: a batch moved into ``events`` between them is
+        read from ``events`` at the next look)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT status, heartbeat, events FROM responses WHERE id = $1 AND owner = $2 AND deleted = 0",
+                id,
+                owner,
+            )
+            if row is None:
+                raise NotFound(id)
+            batches = await conn.fetch(
+                "SELECT first_sequence, events FROM response_events WHERE response_id = $1 AND first_sequence > $2"
+                " ORDER BY first_sequence",
+                id,
+                after_first,
+            )
+        return LiveEvents(row[0], row[1], row[2], [(int(b[0]), b[1]) for b in batches])
+
+    async def end_stale(self, id: str, response: str, terminal: str) -> bool:
+        """As the sqlite store's, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            result = await conn.execute(
+                "UPDATE responses SET status = 'failed', response = $1 WHERE id = $2 AND status = ANY($3::text[])",
+                response,
+                id,
+                list(RUNNING),
+            )
+            if result == "UPDATE 0":
+                return False
+            await conn.execute(
+                "UPDATE responses SET events = COALESCE((SELECT string_agg(events, '' ORDER BY first_sequence)"
+                " FROM response_events WHERE response_id = $1), '') || $2 WHERE id = $1",
+                id,
+                terminal,
+            )
+            await conn.execute("DELETE FROM response_events WHERE response_id = $1", id)
+            return True
 
     async def events(self, id: str, owner: str) -> tuple[str, str | None]:
         row = await self.pool.fetchrow(

@@ -11,6 +11,7 @@ in one transaction with the version bump):
 - A deleted response whose descendants still need its items is kept with ``deleted = 1``: invisible to
   retrieve, input items, and as a ``previous_response_id``; only its input and output stay, for its descendants' chains.
   A response without descendants is removed.
+- ``response_events``: a running background response's events in batches (PostgreSQL; migration 6), until it ends.
 - ``prompts``: one row per version of a prompt (the Prompts API, ``_prompts.py``), owner-scoped the same way.
 """
 
@@ -122,6 +123,21 @@ MIGRATIONS: list[str] = [
         created_at INTEGER NOT NULL,
         file_ids TEXT NOT NULL
     );
+    """,
+    # 6: a running background response's events, written by its server while it runs (PostgreSQL), so that a
+    # replay on another replica follows it live: one row per batch of whole events (SSE text), keyed by the
+    # batch's first sequence number. Each write inserts a batch (its cost does not grow with the stream, as
+    # rewriting a TEXT column would); when the response ends its batches become the row's `events` and are
+    # removed. `heartbeat` (unix seconds) is bumped by the running server while it has no new events to write,
+    # so that a follower tells a quiet response from one whose server died.
+    """
+    CREATE TABLE response_events (
+        response_id TEXT NOT NULL,
+        first_sequence INTEGER NOT NULL,
+        events TEXT NOT NULL,
+        PRIMARY KEY (response_id, first_sequence)
+    );
+    ALTER TABLE responses ADD COLUMN heartbeat INTEGER;
     """,
 ]
 
