@@ -137,7 +137,6 @@ def test_cancelling_a_streamed_background_response(client: openai.OpenAI, chat_s
     assert dumped(replay(client, response_id)) == dumped(seen)
 
 
-
 def test_a_background_response_cancelled_at_once_replays_a_whole_stream(client: openai.OpenAI, chat_server) -> None:
     """Cancelled right after it was queued: its replay is a whole stream, from response.created to one terminal
     event (the run has usually begun by then; test_serve_background_start.py covers a run that had not)."""
@@ -150,6 +149,7 @@ def test_a_background_response_cancelled_at_once_replays_a_whole_stream(client: 
         assert final.status == "failed" and final.error.message == "cancelled"  # type: ignore[union-attr]
         assert events[0].response.status == "queued" and events[0].response.id == queued.id
         chat_server.reset()
+
 
 def test_replay_refusals(client: openai.OpenAI, chat_server, serve: Serve) -> None:
     plain = client.responses.create(model=MODEL, input="Hi")
