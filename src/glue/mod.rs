@@ -351,22 +351,29 @@ impl PyTurn {
             id.as_ref().map(|s| s.to_str()).transpose()?,
             name.as_ref().map(|s| s.to_str()).transpose()?,
         );
-        // Arguments holding a surrogate (or while a call holds half a pair) are joined per call.
-        let fixed = match &arguments {
-            Some(a) if self.carry.holds_calls() => self.call_arguments(index, a)?,
-            Some(a) if a.to_str().is_err() => {
-                PyErr::take(py);
-                self.call_arguments(index, a)?
-            }
+        // Arguments holding a surrogate (or while a call holds half a pair) are joined per call;
+        // the common piece is read once, as it is.
+        let plain = match &arguments {
+            Some(a) if !self.carry.holds_calls() => match a.to_str() {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    PyErr::take(py);
+                    None
+                }
+            },
             _ => None,
         };
-        let (arguments, direct) = match &fixed {
-            Some(_) => (None, false),
-            None => (arguments, direct),
+        let fixed = match (&arguments, plain) {
+            (Some(a), None) => self.call_arguments(index, a)?,
+            _ => None,
         };
-        let piece = match &fixed {
-            Some(f) => Some(f.as_str()),
-            None => arguments.as_ref().map(|s| s.to_str()).transpose()?,
+        // Fixed arguments are not the string given: no direct delta reusing it.
+        let direct = direct && fixed.is_none();
+        let piece = match (&fixed, plain) {
+            (Some(f), _) => Some(f.as_str()),
+            (None, Some(s)) => Some(s),
+            // Valid as it is (a call holds half a pair, not this one), or no arguments.
+            (None, None) => arguments.as_ref().map(|s| s.to_str()).transpose()?,
         };
         let delta = if direct {
             self.turn.tool_call_delta_direct(index, id, name, piece)
@@ -375,6 +382,7 @@ impl PyTurn {
                 .tool_call_delta(index, id, name, piece)
                 .map(|()| None)
         };
+        let arguments = if fixed.is_some() { None } else { arguments };
         Ok((arguments, delta.map_err(to_py_err)?))
     }
 
