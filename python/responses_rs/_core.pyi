@@ -114,7 +114,7 @@ class Turn:
     def feed_sse(self, data: bytes, /) -> bytes:
         """Upstream SSE body bytes in (split anywhere), the client's SSE event bytes out. One body per inference
         call: `end_inference` starts the next round's body afresh. A UTF-16 surrogate pair split across two chunks
-        is joined; a lone surrogate becomes U+FFFD."""
+        (of text, or of one tool call's arguments) is joined; a lone surrogate becomes U+FFFD."""
     @property
     def sse_done(self) -> bool: ...
     def drain_sse(self) -> bytes: ...

@@ -158,6 +158,39 @@ fn fixed_piece(
     turn.piece(kind, &text).map_err(core_err)
 }
 
+/// A piece of a tool call (its id, name and arguments) through the carry: the arguments as
+/// `surrogates::Carry::arguments` makes them, the id and name with each sentinel U+FFFD.
+#[cold]
+#[inline(never)]
+fn fixed_call(
+    turn: &mut Turn,
+    carry: &mut Carry,
+    repaired: bool,
+    index: i64,
+    (id, name, arguments): (Option<&str>, Option<&str>, Option<&str>),
+) -> Result<(), UpstreamError> {
+    let arguments = arguments.map(|a| carry.arguments(index, a, repaired));
+    turn.tool_call_delta(
+        index,
+        plain(id, repaired).as_deref(),
+        plain(name, repaired).as_deref(),
+        arguments.as_deref(),
+    )
+    .map_err(core_err)
+}
+
+/// The inference is over: each half pair the carry still holds ends its text, or its call's
+/// arguments, as U+FFFD (before `Turn::end_inference`). The carry is left empty.
+pub fn end_carry(turn: &mut Turn, carry: &mut Carry) -> Result<(), super::CoreError> {
+    for kind in carry.take_all() {
+        turn.piece(kind, "\u{FFFD}")?;
+    }
+    for index in carry.take_calls() {
+        turn.tool_call_delta(index, None, None, Some("\u{FFFD}"))?;
+    }
+    Ok(())
+}
+
 // Inlined into `read_chunk`, as this body was into `feed_chunk` before the surrogate repair.
 #[inline(always)]
 fn apply_chunk(
@@ -194,13 +227,14 @@ fn apply_chunk(
                     Some(f) => (f.name.as_deref(), f.arguments.as_deref()),
                     None => (None, None),
                 };
-                turn.tool_call_delta(
-                    tc.index.unwrap_or(position as i64),
-                    plain(tc.id.as_deref(), repaired).as_deref(),
-                    plain(name, repaired).as_deref(),
-                    plain(arguments, repaired).as_deref(),
-                )
-                .map_err(core_err)?;
+                let index = tc.index.unwrap_or(position as i64);
+                if fix {
+                    let strings = (tc.id.as_deref(), name, arguments);
+                    fixed_call(turn, carry, repaired, index, strings)?;
+                    continue;
+                }
+                turn.tool_call_delta(index, tc.id.as_deref(), name, arguments)
+                    .map_err(core_err)?;
             }
         }
         if let Some(reason) = &choice.finish_reason {
@@ -214,8 +248,8 @@ fn apply_chunk(
 }
 
 /// Feed a piece of an upstream SSE body (de-chunked) to the turn: every complete chunk in it.
-/// `carry` lives as long as the turn's inference (the caller ends each half left in it, see
-/// `Carry::take_all`, when the inference ends).
+/// `carry` lives as long as the turn's inference (the caller ends each half left in it with
+/// `end_carry` when the inference ends).
 pub fn feed_sse(
     reader: &mut SseReader,
     turn: &mut Turn,
@@ -460,3 +494,7 @@ mod tests {
         assert!(err.0.contains("not a chat completion chunk"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[path = "chunk_arguments_tests.rs"]
+mod arguments_tests;

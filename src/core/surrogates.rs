@@ -6,8 +6,9 @@
 //! character (the last 2048 code points, U+10F800–U+10FFFF, of Supplementary Private Use Area-B, one
 //! per surrogate) so the chunk parses; `Carry::text` then turns the sentinels of a piece of model text
 //! back into surrogates, joins a high half held from the previous piece of the same kind, holds a
-//! trailing high half for the next one, and makes any other lone surrogate U+FFFD. Chunks that parse
-//! take none of this (one check of an empty carry per piece).
+//! trailing high half for the next one, and makes any other lone surrogate U+FFFD. `Carry::arguments`
+//! does the same for the pieces of a tool call's `function.arguments`, held per call index. Chunks
+//! that parse take none of this (one check of an empty carry per chunk).
 //!
 //! A real character in U+10F800–U+10FFFF inside a chunk that also holds an unpaired surrogate escape
 //! would be read as a surrogate: such characters are private-use and the case needs both at once.
@@ -19,9 +20,11 @@ use super::events::DeltaKind;
 const SENTINEL_BASE: u32 = 0x10_F800;
 
 /// A high surrogate that ended the last piece of each kind of model text (output text, reasoning,
-/// refusal), held until the next piece of that kind; `take_all` gives what never got its low half.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Carry(pub [Option<u16>; 3]);
+/// refusal), held until the next piece of that kind, and one that ended the last arguments piece of
+/// a tool call (by its index), held until that call's next piece; `take_all` and `take_calls` give
+/// what never got its low half.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Carry(pub [Option<u16>; 3], Vec<(i64, u16)>);
 
 fn slot(kind: DeltaKind) -> usize {
     match kind {
@@ -39,7 +42,29 @@ const KINDS: [DeltaKind; 3] = [
 
 impl Carry {
     pub fn is_empty(&self) -> bool {
-        self.0.iter().all(Option::is_none)
+        self.0.iter().all(Option::is_none) && self.1.is_empty()
+    }
+
+    /// Whether some tool call's arguments hold half a pair.
+    pub fn holds_calls(&self) -> bool {
+        !self.1.is_empty()
+    }
+
+    /// The held half of call `index`'s arguments, taken out.
+    pub fn take_call(&mut self, index: i64) -> Option<u16> {
+        let at = self.1.iter().position(|&(i, _)| i == index)?;
+        Some(self.1.swap_remove(at).1)
+    }
+
+    /// Hold `high` for call `index`'s next arguments piece.
+    pub fn hold_call(&mut self, index: i64, high: u16) {
+        self.1.push((index, high));
+    }
+
+    /// The calls (by index, in the order their halves were held) whose arguments ended with a high
+    /// half that never got its low half (each then ends with U+FFFD); emptied.
+    pub fn take_calls(&mut self) -> Vec<i64> {
+        self.1.drain(..).map(|(index, _)| index).collect()
     }
 
     /// The held slot of `kind`.
@@ -59,23 +84,40 @@ impl Carry {
     /// A piece of model text of `kind` as it goes into the turn. `sentinels`: the chunk was
     /// `repair`ed, so sentinel characters stand for surrogates. Borrowed when nothing changes.
     pub fn text<'s>(&mut self, kind: DeltaKind, s: &'s str, sentinels: bool) -> Cow<'s, str> {
-        let held = &mut self.0[slot(kind)];
-        if held.is_none() && !sentinels {
-            return Cow::Borrowed(s);
+        join(&mut self.0[slot(kind)], s, sentinels)
+    }
+
+    /// A piece of call `index`'s arguments, as `text` does for model text: a high half held from
+    /// that call's last piece is joined (or U+FFFD when this piece does not begin with the low
+    /// half), and a trailing high half is held for its next piece.
+    pub fn arguments<'s>(&mut self, index: i64, s: &'s str, sentinels: bool) -> Cow<'s, str> {
+        let mut held = self.take_call(index);
+        let out = join(&mut held, s, sentinels);
+        if let Some(high) = held {
+            self.hold_call(index, high);
         }
-        let mut units: Vec<u16> = Vec::with_capacity(s.len() + 1);
-        units.extend(held.take());
-        push_units(s, sentinels, &mut units);
-        if let Some(&last) = units.last() {
-            if (0xD800..0xDC00).contains(&last) {
-                *held = units.pop();
-            }
-        }
-        Cow::Owned(decode_lossy(&units))
+        out
     }
 }
 
-/// Any other string of a `repair`ed chunk (a call's arguments, name or id): each sentinel U+FFFD.
+/// `held` (a high half from the last piece) and `s`, with a trailing high half held back in `held`
+/// and any other lone surrogate U+FFFD. Borrowed when nothing is held and `s` has no sentinels.
+fn join<'s>(held: &mut Option<u16>, s: &'s str, sentinels: bool) -> Cow<'s, str> {
+    if held.is_none() && !sentinels {
+        return Cow::Borrowed(s);
+    }
+    let mut units: Vec<u16> = Vec::with_capacity(s.len() + 1);
+    units.extend(held.take());
+    push_units(s, sentinels, &mut units);
+    if let Some(&last) = units.last() {
+        if (0xD800..0xDC00).contains(&last) {
+            *held = units.pop();
+        }
+    }
+    Cow::Owned(decode_lossy(&units))
+}
+
+/// Any other string of a `repair`ed chunk (a call's name or id): each sentinel U+FFFD.
 pub fn lossy(s: &str) -> Cow<'_, str> {
     if !s.chars().any(is_sentinel) {
         return Cow::Borrowed(s);

@@ -351,7 +351,30 @@ impl PyTurn {
             id.as_ref().map(|s| s.to_str()).transpose()?,
             name.as_ref().map(|s| s.to_str()).transpose()?,
         );
-        let piece = arguments.as_ref().map(|s| s.to_str()).transpose()?;
+        // Arguments holding a surrogate (or while a call holds half a pair) are joined per call;
+        // the common piece is read once, as it is.
+        let plain = match &arguments {
+            Some(a) if !self.carry.holds_calls() => match a.to_str() {
+                Ok(s) => Some(s),
+                Err(_) => {
+                    PyErr::take(py);
+                    None
+                }
+            },
+            _ => None,
+        };
+        let fixed = match (&arguments, plain) {
+            (Some(a), None) => self.call_arguments(index, a)?,
+            _ => None,
+        };
+        // Fixed arguments are not the string given: no direct delta reusing it.
+        let direct = direct && fixed.is_none();
+        let piece = match (&fixed, plain) {
+            (Some(f), _) => Some(f.as_str()),
+            (None, Some(s)) => Some(s),
+            // Valid as it is (a call holds half a pair, not this one), or no arguments.
+            (None, None) => arguments.as_ref().map(|s| s.to_str()).transpose()?,
+        };
         let delta = if direct {
             self.turn.tool_call_delta_direct(index, id, name, piece)
         } else {
@@ -359,7 +382,23 @@ impl PyTurn {
                 .tool_call_delta(index, id, name, piece)
                 .map(|()| None)
         };
+        let arguments = if fixed.is_some() { None } else { arguments };
         Ok((arguments, delta.map_err(to_py_err)?))
+    }
+
+    /// A piece of call `index`'s arguments through its held half (see `model_text`); `None`: valid
+    /// as it is.
+    fn call_arguments(
+        &mut self,
+        index: i64,
+        arguments: &Bound<'_, PyString>,
+    ) -> PyResult<Option<String>> {
+        let mut held = self.carry.take_call(index);
+        let fixed = model_text(arguments, &mut held)?;
+        if let Some(high) = held {
+            self.carry.hold_call(index, high);
+        }
+        Ok(fixed)
     }
 
     /// Feed one piece of model text of `kind`; true when it went in as the very string given (so a
@@ -911,9 +950,7 @@ impl PyTurn {
             // last one saw `[DONE]` and would ignore the rest).
             self.sse = crate::core::sse::SseReader::new();
             // Half a surrogate pair that never got its other half.
-            for kind in self.carry.take_all() {
-                self.turn.piece(kind, "\u{FFFD}").map_err(to_py_err)?;
-            }
+            crate::core::chunk::end_carry(&mut self.turn, &mut self.carry).map_err(to_py_err)?;
             self.turn.end_inference().map_err(to_py_err)
         })
     }

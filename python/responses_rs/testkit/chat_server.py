@@ -41,6 +41,10 @@ answers with when it has no upstream).  A turn is a dict (or a callable
     ``type`` ``"function"``, the function name and empty arguments, then
     deltas carrying only ``index`` and pieces of ``function.arguments``.
     ``"interleave": true`` round-robins the deltas of several calls.
+    ``"arguments_pieces": ["{\"m\": \"\\ud83d", "\\ude00\"}"]`` (on one call, instead
+    of ``arguments``) streams that call's arguments as exactly these pieces (the
+    arguments are their concatenation); like ``text_pieces``, a piece may hold a
+    lone UTF-16 surrogate, sent as its ``\\uXXXX`` escape.
     ``"id_late": true`` (on the turn, or on one call) sends each call's first
     delta with ``index``, ``type`` and name but *no* ``id``; the id arrives in
     that call's next delta, together with its first arguments piece (or an
@@ -315,6 +319,11 @@ def _normalise_tool_calls(raw: Iterable[Any], counter: Iterator[int], id_late: b
             raise ValueError(f"tool call needs a name: {item!r}")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
+        pieces = item.get("arguments_pieces")
+        if pieces is not None:
+            if not isinstance(pieces, list) or not all(isinstance(p, str) for p in pieces):
+                raise ValueError(f"'arguments_pieces' must be a list of strings, got {pieces!r}")
+            arguments = "".join(pieces)
         call_id = item.get("id") or f"call_{next(counter)}"
         index = item.get("index", position)
         if not isinstance(index, int) or isinstance(index, bool) or index < 0:
@@ -326,6 +335,7 @@ def _normalise_tool_calls(raw: Iterable[Any], counter: Iterator[int], id_late: b
                 "arguments": arguments,
                 "index": index,
                 "id_late": bool(item.get("id_late", id_late)),
+                "arguments_pieces": pieces,
             }
         )
     indexes = [c["index"] for c in calls]
@@ -709,10 +719,10 @@ def _tool_call_deltas(plan: JSON) -> list[JSON]:
         first: JSON = {"index": index, "id": call["id"], "type": "function"}
         first["function"] = {"name": call["name"], "arguments": ""}
         deltas: list[JSON] = [first]
-        deltas += [
-            {"index": index, "function": {"arguments": piece}}
-            for piece in _chunks(call["arguments"], plan["chunk_size"])
-        ]
+        pieces = call["arguments_pieces"]
+        if pieces is None:
+            pieces = _chunks(call["arguments"], plan["chunk_size"])
+        deltas += [{"index": index, "function": {"arguments": piece}} for piece in pieces]
         if call["id_late"]:
             # the id moves from the first delta to the next one of the same call
             del first["id"]
