@@ -25,6 +25,7 @@ LLAMA_STACK_SUITES = [
     "test_command_line.py",
     "test_construct.py",
     "test_glue.py",
+    "test_glue_call_surrogates.py",
     "test_mcp_0212.py",
     "test_open_responses_schema.py",
     "test_responses_0212.py",
