@@ -28,6 +28,7 @@ from ._store_common import (
     Stored,
     VersionConflict,
     VersionNotFound,
+    immediate,
     prompt_row,
 )
 from ._store_conversations import SqliteConversations
@@ -184,8 +185,7 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
 
     def _delete(self, id: str, owner: str) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             row = conn.execute(
                 "SELECT 1 FROM responses WHERE id = ? AND owner = ? AND deleted = 0", (id, owner)
             ).fetchone()
@@ -202,10 +202,6 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
                     " '$.output'))) WHERE id = ?",
                     (id,),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     # -- reads -----------------------------------------------------------------------------------
 
@@ -215,14 +211,9 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
 
     def _set_events(self, id: str, events: str) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
             conn.execute("DELETE FROM response_events WHERE response_id = ?", (id,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def add_events(self, id: str, first_sequence: int, events: str) -> None:
         """A batch of a running background response's new events (whole events, SSE text), for replays on other
@@ -264,11 +255,8 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
         return await self._run(self._end_stale, id, response, terminal)
 
     def _end_stale(self, id: str, response: str, terminal: str) -> bool:
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(self.conn) as conn:
             if not self._set_response(id, "failed", response):
-                conn.execute("COMMIT")
                 return False
             batches = conn.execute(
                 "SELECT events FROM response_events WHERE response_id = ? ORDER BY first_sequence", (id,)
@@ -276,11 +264,7 @@ class Store(SqliteConversations, SqlitePrompts, SqliteVectorStores):
             events = "".join(b[0] for b in batches) + terminal
             conn.execute("UPDATE responses SET events = ? WHERE id = ?", (events, id))
             conn.execute("DELETE FROM response_events WHERE response_id = ?", (id,))
-            conn.execute("COMMIT")
             return True
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def events(self, id: str, owner: str) -> tuple[str, str | None]:
         """A response's status and its kept stream events (None: none kept, or not yet)."""

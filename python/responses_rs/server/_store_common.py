@@ -3,7 +3,10 @@ the states and rows they read and write."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 # last_error of a vector store file whose server stopped before adding it.
@@ -12,6 +15,19 @@ STOPPED_INGESTION = json.dumps({"code": "server_error", "message": "the server s
 # A background response still under way (its row written when it started): the state a cancel or the end moves
 # it from.
 RUNNING = ("queued", "in_progress")
+
+
+@contextlib.contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One sqlite write transaction, the write lock taken at once (``BEGIN IMMEDIATE``): committed when the block
+    ends, rolled back when it raises (the exception goes on)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class NotFound(LookupError):

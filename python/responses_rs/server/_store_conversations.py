@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._store_common import NotFound
+from ._store_common import NotFound, immediate
 
 
 class SqliteConversations:
@@ -27,8 +27,7 @@ class SqliteConversations:
         self, id: str, owner: str, created_at: int, metadata: str, items: list[tuple[str, str]]
     ) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             conn.execute(
                 "INSERT INTO conversations (id, owner, created_at, metadata) VALUES (?, ?, ?, ?)",
                 (id, owner, created_at, metadata),
@@ -37,10 +36,6 @@ class SqliteConversations:
                 "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
                 [(id, item_id, item) for item_id, item in items],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def get_conversation(self, id: str, owner: str) -> tuple[str, int, str]:
         """(id, created_at, metadata JSON); NotFound when it is not this owner's."""
@@ -69,32 +64,22 @@ class SqliteConversations:
 
     def _delete_conversation(self, id: str, owner: str) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             if conn.execute("DELETE FROM conversations WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
                 raise NotFound(id)
             conn.execute("DELETE FROM conversation_items WHERE conversation_id = ?", (id,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
         await self._run(self._add_conversation_items, id, owner, items)
 
     def _add_conversation_items(self, id: str, owner: str, items: list[tuple[str, str]]) -> None:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             self._get_conversation(id, owner)
             conn.executemany(
                 "INSERT INTO conversation_items (conversation_id, item_id, item) VALUES (?, ?, ?)",
                 [(id, item_id, item) for item_id, item in items],
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
     async def conversation_items(self, id: str, owner: str) -> list[Any]:
         """Every item of the conversation, oldest first; NotFound when it is not this owner's."""

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._store_common import PROMPT_COLUMNS, NotFound, PromptRow, VersionConflict, VersionNotFound, prompt_row
+from ._store_common import PROMPT_COLUMNS, NotFound, PromptRow, VersionConflict, VersionNotFound, immediate, prompt_row
 
 try:
     import asyncpg
@@ -106,8 +106,7 @@ class SqlitePrompts:
         created_at: int,
     ) -> PromptRow:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             latest = conn.execute(
                 "SELECT MAX(version) FROM prompts WHERE prompt_id = ? AND owner = ?", (prompt_id, owner)
             ).fetchone()[0]
@@ -127,10 +126,6 @@ class SqlitePrompts:
                     " WHERE prompt_id = ? AND owner = ?",
                     (version, prompt_id, owner),
                 )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         return (prompt_id, version, prompt, variables, set_as_default)
 
     async def set_default_prompt_version(self, prompt_id: str, owner: str, version: int) -> PromptRow:
@@ -139,8 +134,7 @@ class SqlitePrompts:
 
     def _set_default_prompt_version(self, prompt_id: str, owner: str, version: int) -> PromptRow:
         conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(conn):
             row = conn.execute(
                 f"SELECT {PROMPT_COLUMNS} FROM prompts WHERE prompt_id = ? AND owner = ? AND version = ?",
                 (prompt_id, owner, version),
@@ -152,10 +146,6 @@ class SqlitePrompts:
                 " WHERE prompt_id = ? AND owner = ?",
                 (version, prompt_id, owner),
             )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
         found = prompt_row(row)
         return (found[0], found[1], found[2], found[3], True)
 

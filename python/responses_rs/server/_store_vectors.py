@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._store_common import NotFound
+from ._store_common import NotFound, immediate
 
 
 class SqliteVectorStores:
@@ -64,16 +64,11 @@ class SqliteVectorStores:
 
         def delete() -> None:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 if conn.execute("DELETE FROM files WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
                     raise NotFound(id)
                 conn.execute("DELETE FROM vector_store_files WHERE file_id = ?", (id,))
                 conn.execute("DELETE FROM vector_store_chunks WHERE file_id = ?", (id,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         await self._run(delete)
 
@@ -107,17 +102,12 @@ class SqliteVectorStores:
     async def delete_vector_store(self, id: str, owner: str) -> None:
         def delete() -> None:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 if conn.execute("DELETE FROM vector_stores WHERE id = ? AND owner = ?", (id, owner)).rowcount == 0:
                     raise NotFound(id)
                 conn.execute("DELETE FROM vector_store_files WHERE vector_store_id = ?", (id,))
                 conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = ?", (id,))
                 conn.execute("DELETE FROM vector_store_file_batches WHERE vector_store_id = ?", (id,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         await self._run(delete)
 
@@ -131,8 +121,7 @@ class SqliteVectorStores:
         def put() -> None:
             conn = self.conn
             store_id, file_id = row[0], row[1]
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 self._vector_store(store_id, owner)
                 conn.execute(
                     "DELETE FROM vector_store_files WHERE vector_store_id = ? AND file_id = ?", (store_id, file_id)
@@ -149,10 +138,6 @@ class SqliteVectorStores:
                     "INSERT INTO vector_store_chunks (vector_store_id, file_id, text, embedding) VALUES (?, ?, ?, ?)",
                     [(store_id, file_id, text, embedding) for text, embedding in chunks],
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         await self._run(put)
 
@@ -172,8 +157,7 @@ class SqliteVectorStores:
     async def delete_vector_store_file(self, id: str, owner: str, file_id: str) -> None:
         def delete() -> None:
             conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(conn):
                 self._vector_store(id, owner)
                 cursor = conn.execute(
                     "DELETE FROM vector_store_files WHERE vector_store_id = ? AND file_id = ?", (id, file_id)
@@ -181,10 +165,6 @@ class SqliteVectorStores:
                 if cursor.rowcount == 0:
                     raise NotFound(file_id)
                 conn.execute("DELETE FROM vector_store_chunks WHERE vector_store_id = ? AND file_id = ?", (id, file_id))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         await self._run(delete)
 
@@ -268,9 +248,7 @@ class SqliteVectorStores:
         nothing was written."""
 
         def finish() -> bool:
-            conn = self.conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with immediate(self.conn) as conn:
                 cursor = conn.execute(
                     "UPDATE vector_store_files SET status = ?, last_error = ?, usage_bytes = ?, ingestion = NULL"
                     " WHERE vector_store_id = ? AND file_id = ? AND ingestion = ? AND status = 'in_progress'",
@@ -282,11 +260,7 @@ class SqliteVectorStores:
                         " VALUES (?, ?, ?, ?)",
                         [(store_id, file_id, text, embedding) for text, embedding in chunks],
                     )
-                conn.execute("COMMIT")
                 return bool(cursor.rowcount)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         return await self._run(finish)
 
