@@ -57,6 +57,20 @@ class Streamed(threading.Thread):
             time.sleep(0.02)
 
 
+async def put_running(store: Any, response_id: str, snapshot: dict[str, Any]) -> None:
+    """A background response's row as its server writes it when the run begins (in_progress, no input)."""
+    await store.put(
+        id=response_id,
+        owner="",
+        created_at=1,
+        model=MODEL,
+        status="in_progress",
+        previous_response_id=None,
+        response=json.dumps(snapshot),
+        input="[]",
+    )
+
+
 def test_a_replay_on_the_other_server_follows_a_running_response_live(
     clients: list[openai.OpenAI], chat_server, database: str
 ) -> None:
@@ -149,16 +163,7 @@ def test_a_follow_of_a_response_whose_server_died_ends_failed(database: str, mon
         store = PostgresStore(database)
         await store.open()
         try:
-            await store.put(
-                id=response_id,
-                owner="",
-                created_at=1,
-                model=MODEL,
-                status="in_progress",
-                previous_response_id=None,
-                response=json.dumps(snapshot),
-                input="[]",
-            )
+            await put_running(store, response_id, snapshot)
             await store.add_events(response_id, 0, event("response.created", 0) + event("response.queued", 1))
             await store.add_events(response_id, 2, event("response.in_progress", 2))
             sent: list[bytes] = []
@@ -212,16 +217,7 @@ def test_the_writer_batches_events_and_beats_while_quiet(database: str, monkeypa
         store = PostgresStore(database)
         await store.open()
         try:
-            await store.put(
-                id=response_id,
-                owner="",
-                created_at=1,
-                model=MODEL,
-                status="in_progress",
-                previous_response_id=None,
-                response=json.dumps(snapshot),
-                input="[]",
-            )
+            await put_running(store, response_id, snapshot)
             log = EventLog()
             writer = asyncio.create_task(_live_events.write_live(store, response_id, log))
             for n in range(3):  # three events well within one interval: one batch

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import openai
 import pytest
 from openai.types.responses import Response
+from searxng_stand_in import SearxStandIn
 from serve_process import Serve, serve_process
 from stream_validator import validate_stream
 
@@ -28,56 +26,19 @@ MODEL = "scripted-model"
 KEY = "search-sekrit"
 
 
-class SearchBackend:
-    """A stand-in SearXNG: `GET /search?q=...&format=json` -> `{"query", "results": [{title, url, content}]}`; records
-    each request's query string and Authorization header; `status` other than 200 answers that error."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[dict[str, list[str]], str | None]] = []
-        self.status = 200
-        self.delay = 0.0  # seconds before answering
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                backend.requests.append((query, self.headers.get("Authorization")))
-                time.sleep(backend.delay)
-                if parts.path != "/search" or backend.status != 200:
-                    self.send_response(404 if parts.path != "/search" else backend.status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                q = query.get("q", [""])[0]
-                results = [
-                    {
-                        "title": f"Result {i} for {q}",
-                        "url": f"https://example.org/{i}",
-                        "content": f"snippet {i} about {q}",
-                        "engine": "stand-in",
-                        "score": 1.0 / i,
-                    }
-                    for i in range(1, 8)
-                ]
-                body = json.dumps({"query": q, "number_of_results": 7, "results": results}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def seven_results(q: str) -> dict[str, Any]:
+    """What the stand-in SearXNG answers: seven results on example.org."""
+    results = [
+        {
+            "title": f"Result {i} for {q}",
+            "url": f"https://example.org/{i}",
+            "content": f"snippet {i} about {q}",
+            "engine": "stand-in",
+            "score": 1.0 / i,
+        }
+        for i in range(1, 8)
+    ]
+    return {"query": q, "number_of_results": 7, "results": results}
 
 
 def _closed_port() -> int:
@@ -94,15 +55,15 @@ def chat_server() -> Iterator[ScriptedChatServer]:
 
 
 @pytest.fixture(scope="module")
-def backend() -> Iterator[SearchBackend]:
-    b = SearchBackend()
+def backend() -> Iterator[SearxStandIn]:
+    b = SearxStandIn(seven_results)
     yield b
     b.close()
 
 
 @pytest.fixture(scope="module")
 def serve(
-    chat_server: ScriptedChatServer, backend: SearchBackend, tmp_path_factory: pytest.TempPathFactory
+    chat_server: ScriptedChatServer, backend: SearxStandIn, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Serve]:
     extra = ("--search-url", backend.url, "--search-key", KEY, "--search-timeout", "5")
     with serve_process(chat_server.base_url, tmp_path_factory.mktemp("serve"), *extra) as s:
@@ -110,7 +71,7 @@ def serve(
 
 
 @pytest.fixture
-def client(serve: Serve, chat_server: ScriptedChatServer, backend: SearchBackend) -> Iterator[openai.OpenAI]:
+def client(serve: Serve, chat_server: ScriptedChatServer, backend: SearxStandIn) -> Iterator[openai.OpenAI]:
     chat_server.reset()
     backend.requests.clear()
     backend.status = 200
@@ -139,7 +100,7 @@ def script_search(chat_server: ScriptedChatServer, query: str) -> None:
 
 @pytest.mark.parametrize("tool_type", ["web_search", "web_search_preview"])
 def test_a_streamed_web_search_round_trip(
-    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearchBackend, tool_type: str
+    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearxStandIn, tool_type: str
 ) -> None:
     script_search(chat_server, "rust sans-io")
     events = list(
@@ -180,7 +141,7 @@ def test_a_streamed_web_search_round_trip(
 
 
 def test_a_web_search_not_streamed(
-    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearchBackend
+    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearxStandIn
 ) -> None:
     script_search(chat_server, "weather in Lyon")
     final = client.responses.create(model=MODEL, input="Weather?", tools=[{"type": "web_search"}])
@@ -207,7 +168,7 @@ def test_a_web_search_not_streamed(
 
 
 def test_a_failing_search_fails_only_its_call(
-    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearchBackend
+    client: openai.OpenAI, chat_server: ScriptedChatServer, backend: SearxStandIn
 ) -> None:
     backend.status = 500
     script_search(chat_server, "anything")
@@ -244,7 +205,7 @@ def test_a_search_backend_down_fails_only_the_call(chat_server: ScriptedChatServ
 
 
 def test_a_search_past_its_timeout_fails_only_the_call(
-    chat_server: ScriptedChatServer, backend: SearchBackend, tmp_path: Any
+    chat_server: ScriptedChatServer, backend: SearxStandIn, tmp_path: Any
 ) -> None:
     chat_server.reset()
     backend.requests.clear()

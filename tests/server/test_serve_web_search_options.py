@@ -9,15 +9,14 @@ stream validator ("full" schema)."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import openai
 import pytest
 from openai.types.responses import Response
+from searxng_stand_in import SearxStandIn
 from serve_process import Serve, serve_process
 from stream_validator import validate_stream
 
@@ -27,46 +26,19 @@ MODEL = "scripted-model"
 HOSTS = ["example.org", "news.example.org", "other.net", "notexample.org", "docs.rs"]
 
 
-class SearxStandIn:
-    """A stand-in SearXNG JSON API: every search answers 15 results, cycling through :data:`HOSTS`, each with a
-    3000-character snippet; records each request's query string."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, list[str]]] = []
-        backend = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                query = parse_qs(urlsplit(self.path).query)
-                backend.requests.append(query)
-                q = query.get("q", [""])[0]
-                results = [
-                    {
-                        "title": f"Result {i}",
-                        "url": f"https://{HOSTS[(i - 1) % len(HOSTS)]}/page/{i}",
-                        "content": f"{i}:" + "x" * 3000,
-                        "engine": "stand-in",
-                    }
-                    for i in range(1, 16)
-                ]
-                body = json.dumps({"query": q, "results": results}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def fifteen_results(q: str) -> dict[str, Any]:
+    """What the stand-in SearXNG answers: 15 results cycling through :data:`HOSTS`, each with a 3000-character
+    snippet."""
+    results = [
+        {
+            "title": f"Result {i}",
+            "url": f"https://{HOSTS[(i - 1) % len(HOSTS)]}/page/{i}",
+            "content": f"{i}:" + "x" * 3000,
+            "engine": "stand-in",
+        }
+        for i in range(1, 16)
+    ]
+    return {"query": q, "results": results}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +50,7 @@ def chat_server() -> Iterator[ScriptedChatServer]:
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[SearxStandIn]:
-    b = SearxStandIn()
+    b = SearxStandIn(fifteen_results)
     yield b
     b.close()
 
@@ -137,7 +109,7 @@ def test_allowed_domains_reach_the_backend_as_site_terms_and_filter_the_results(
     script_search(chat_server, "rust news")
     tool = {"type": "web_search", "filters": {"allowed_domains": ["Example.org"]}}
     final = streamed(client, tool)
-    assert backend.requests == [{"q": ["rust news site:example.org"], "format": ["json"]}]
+    assert backend.queries == [{"q": ["rust news site:example.org"], "format": ["json"]}]
     read = model_read(chat_server)
     assert read["query"] == "rust news"  # the model's query, without the site: term
     # Only example.org and its subdomains, never notexample.org; still the medium size's five results.
@@ -161,7 +133,7 @@ def test_several_allowed_domains_are_or_ed(
         input="Search",
         tools=[{"type": "web_search", "filters": {"allowed_domains": ["docs.rs", "other.net"]}}],
     )
-    assert backend.requests == [{"q": ["serde (site:docs.rs OR site:other.net)"], "format": ["json"]}]
+    assert backend.queries == [{"q": ["serde (site:docs.rs OR site:other.net)"], "format": ["json"]}]
     assert {host(r["url"]) for r in model_read(chat_server)["results"]} == {"docs.rs", "other.net"}
 
 
@@ -182,7 +154,7 @@ def test_bad_allowed_domains_are_refused_naming_the_field(
         client.responses.create(model=MODEL, input="Search", tools=[{"type": "web_search", "filters": filters}])  # type: ignore[list-item]
     assert caught.value.status_code == 400
     assert caught.value.body["param"] == param, caught.value.body  # type: ignore[index]
-    assert chat_server.requests == [] and backend.requests == []
+    assert chat_server.requests == [] and backend.queries == []
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -202,7 +174,7 @@ def test_the_users_country_becomes_searxngs_language(
     }
     final = streamed(client, {"type": "web_search", "user_location": location})
     # The city and region are not added to the query (OpenAI documents no such thing).
-    assert backend.requests == [{"q": ["Wetter"], "format": ["json"], "language": ["de-DE"]}]
+    assert backend.queries == [{"q": ["Wetter"], "format": ["json"], "language": ["de-DE"]}]
     echoed = final.tools[0].model_dump()
     assert echoed["user_location"] == {**location, "country": "DE"}
 
@@ -216,7 +188,7 @@ def test_a_country_without_a_mapping_sends_no_language(
         input="Search",
         tools=[{"type": "web_search", "user_location": {"type": "approximate", "country": "AQ"}}],
     )
-    assert backend.requests == [{"q": ["penguins"], "format": ["json"]}]
+    assert backend.queries == [{"q": ["penguins"], "format": ["json"]}]
 
 
 @pytest.mark.parametrize(
@@ -234,7 +206,7 @@ def test_a_bad_user_location_is_refused_naming_the_field(
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=MODEL, input="Search", tools=[{"type": "web_search", "user_location": location}])  # type: ignore[list-item]
     assert caught.value.body["param"] == param, caught.value.body  # type: ignore[index]
-    assert chat_server.requests == [] and backend.requests == []
+    assert chat_server.requests == [] and backend.queries == []
 
 
 # --------------------------------------------------------------------------------------------------------------
