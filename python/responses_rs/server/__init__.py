@@ -72,12 +72,9 @@ def per_upstream_limits(timeouts: list[str], caps: list[str], count: int) -> tup
     """``--upstream-timeout`` and ``--upstream-max`` checked: one value for every upstream, or one per upstream
     (an empty cap: none of its own). ValueError naming the flag otherwise."""
 
+    from ._upstream import per_upstream
+
     def values(flag: str, given: list[str], convert: Any, lowest: float) -> list[Any]:
-        if len(given) not in (0, 1, count):
-            raise ValueError(
-                f"{flag}: {len(given)} values for {count} upstreams; give one for all, or one per --upstream in the "
-                "same order"
-            )
         out = []
         for raw in given:
             if raw == "" and convert is int:
@@ -90,7 +87,7 @@ def per_upstream_limits(timeouts: list[str], caps: list[str], count: int) -> tup
             if not value >= lowest:
                 raise ValueError(f"{flag}: must be at least {lowest:g}, got {raw!r}")
             out.append(value)
-        return out * count if len(out) == 1 else out
+        return per_upstream(flag, out, count) if out else []
 
     found_timeouts = values("--upstream-timeout", timeouts, float, 0.001) or [300.0] * count
     found_caps = values("--upstream-max", caps, int, 1) or [None] * count

@@ -27,7 +27,7 @@ from ._router import CallSlots, Router
 from ._search import TOOL_DEF as WEB_SEARCH_DEF
 from ._search import SearchBackend, SearchFailure
 from ._store import NotFound, StillRunning, Store
-from ._upstream import Response, Upstream, UpstreamFailure
+from ._upstream import Response, Upstream, UpstreamFailure, per_upstream
 
 if TYPE_CHECKING:
     from ._store_pg import PostgresStore
@@ -86,17 +86,6 @@ def invalid(message: str, code: str = "invalid_request") -> ApiError:
     return ApiError(400, message, param=field, code=code)
 
 
-def _per_upstream(name: str, value: Any, count: int) -> list[Any]:
-    """A setting given once for every upstream, or as a list with one entry per upstream (in --upstream order)."""
-    if not isinstance(value, list):
-        return [value] * count
-    if len(value) == 1:
-        return value * count
-    if len(value) != count:
-        raise ValueError(f"{name}: {len(value)} values for {count} upstreams (one for all, or one per upstream)")
-    return list(value)
-
-
 class Config:
     def __init__(
         self,
@@ -132,12 +121,12 @@ class Config:
         self.api_keys = api_keys or []
         # Per upstream, in --upstream order: seconds for a connect or a read, and its own cap on concurrent calls
         # (None: only max_upstream, the cap on all together). One value applies to every upstream.
-        self.upstream_timeouts = _per_upstream("upstream_timeout", upstream_timeout, len(urls))
+        self.upstream_timeouts = per_upstream("upstream_timeout", upstream_timeout, len(urls))
         for timeout in self.upstream_timeouts:
             if timeout is None or not timeout > 0:
                 raise ValueError(f"upstream_timeout: must be positive, got {timeout!r}")
         self.upstream_timeout = self.upstream_timeouts[0]
-        self.upstream_max = _per_upstream("upstream_max", upstream_max, len(urls))
+        self.upstream_max = per_upstream("upstream_max", upstream_max, len(urls))
         for cap in self.upstream_max:
             if cap is not None and cap < 1:
                 raise ValueError(f"upstream_max: must be at least 1, got {cap!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 from .._core import ChunkedBody
@@ -229,3 +230,14 @@ class Upstream:
         for conn in self._idle:
             conn.close()
         self._idle.clear()
+
+
+def per_upstream(name: str, value: Any, count: int) -> list[Any]:
+    """A setting given once for every upstream, or as a list with one entry per upstream (in --upstream order)."""
+    if not isinstance(value, list):
+        return [value] * count
+    if len(value) == 1:
+        return value * count
+    if len(value) != count:
+        raise ValueError(f"{name}: {len(value)} values for {count} upstreams (one for all, or one per upstream)")
+    return list(value)
